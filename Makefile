@@ -1,0 +1,58 @@
+# neoactions — every task of the project. `make help` lists them.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PROTO_FILES := $(shell find proto -name '*.proto')
+PORT ?= 50051
+DATA_DIR ?= .neoactions
+
+.PHONY: help install run test test-fast check lint typecheck proto proto-check bench clean
+
+help:
+	@grep -E '^[a-z-]+:.*?## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install neoactions with its dev tools
+
+run: $(STAMP) ## serve on the embedded store (no PostgreSQL or Redis needed)
+	$(BIN)/neoactions serve --port $(PORT) --data-dir $(DATA_DIR)
+
+test: $(STAMP) ## run the whole test suite
+	$(BIN)/pytest -q
+
+test-fast: $(STAMP) ## unit and contract tests only
+	$(BIN)/pytest -q tests/unit tests/contract
+
+lint: $(STAMP) ## ruff
+	$(BIN)/ruff check proto server sandboxes plugins clients tests bench
+	$(BIN)/ruff format --check server sandboxes plugins clients tests bench
+
+typecheck: $(STAMP) ## mypy --strict
+	$(BIN)/mypy -p neoactions.server -p neoactions.sandboxes -p neoactions.client
+
+proto: $(STAMP) ## regenerate the *_pb2 modules from proto/
+	$(BIN)/python -m grpc_tools.protoc -I proto --python_out=proto --pyi_out=proto --grpc_python_out=proto $(PROTO_FILES)
+
+proto-check: $(STAMP) ## fail when the committed generated code drifted from proto/
+	@tmp=$$(mktemp -d); \
+	$(BIN)/python -m grpc_tools.protoc -I proto --python_out=$$tmp --pyi_out=$$tmp --grpc_python_out=$$tmp $(PROTO_FILES); \
+	status=0; \
+	for f in $$(cd $$tmp && find . -name '*_pb2*.py*'); do \
+	  if ! cmp -s $$tmp/$$f proto/$$f; then echo "drift: proto/$$f (run make proto)"; status=1; fi; \
+	done; \
+	rm -rf $$tmp; exit $$status
+
+check: lint typecheck proto-check test ## everything CI runs
+
+bench: $(STAMP) ## benchmarks; results go to docs/benchmarks.md
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache $(DATA_DIR)

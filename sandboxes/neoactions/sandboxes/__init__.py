@@ -1,0 +1,1 @@
+"""Runners: one per handler type, all behind one Execute contract."""

@@ -1,0 +1,1 @@
+"""The neoactions core: domain, matching, scheduling, persistence, API and serve."""

@@ -1,0 +1,428 @@
+"""The domain model: tenants, events, actions, executions and their attempts.
+
+Plain dataclasses with no I/O. Stores persist them, servicers translate them to
+and from protobuf, the engine moves them through the pipeline.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeAlias
+
+JSON: TypeAlias = Any
+JSONObject: TypeAlias = dict[str, Any]
+
+ADMIN_TENANT = "admin"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Priority(enum.IntEnum):
+    """Matched actions run highest first; the value is the sort key."""
+
+    LOW = 1
+    NORMAL = 2
+    HIGH = 3
+    CRITICAL = 4
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, text: str) -> Priority:
+        return cls[text.upper()]
+
+
+class ExecutionMode(enum.StrEnum):
+    SYNC = "sync"
+    ASYNC = "async"
+    QUEUED = "queued"
+
+
+class EventStatus(enum.StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class ExecutionStatus(enum.StrEnum):
+    PENDING = "pending"
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+    DEAD_LETTERED = "dead_lettered"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATUSES
+
+
+FINAL_STATUSES = frozenset(
+    {
+        ExecutionStatus.SUCCEEDED,
+        ExecutionStatus.FAILED,
+        ExecutionStatus.TIMED_OUT,
+        ExecutionStatus.CANCELLED,
+        ExecutionStatus.DEAD_LETTERED,
+    }
+)
+UNFINISHED_STATUSES = frozenset(set(ExecutionStatus) - FINAL_STATUSES)
+
+
+@dataclass(slots=True)
+class Tenant:
+    slug: str
+    display_name: str = ""
+    created_at: datetime = field(default_factory=utcnow)
+
+    @property
+    def schema(self) -> str:
+        """The PostgreSQL schema (and embedded file stem) holding this tenant."""
+        return self.slug if self.slug == ADMIN_TENANT else f"tenant_{self.slug}"
+
+
+@dataclass(slots=True)
+class Event:
+    """An immutable fact published by a service (maps 1:1 to a CloudEvents envelope)."""
+
+    id: str
+    tenant: str
+    type: str
+    data: JSONObject
+    source: str = ""
+    subject: str = ""
+    aggregate_type: str = ""
+    aggregate_id: str = ""
+    time: datetime = field(default_factory=utcnow)
+    metadata: JSONObject = field(default_factory=dict)
+    correlation_id: str = ""
+    causation_id: str = ""
+    idempotency_key: str = ""
+    status: EventStatus = EventStatus.PENDING
+    received_at: datetime = field(default_factory=utcnow)
+
+    def envelope(self) -> JSONObject:
+        """The event as the dict conditions and templates see (``data.x``, ``metadata.y``, ``type``)."""
+        return {
+            "id": self.id,
+            "type": self.type,
+            "source": self.source,
+            "subject": self.subject,
+            "aggregate_type": self.aggregate_type,
+            "aggregate_id": self.aggregate_id,
+            "time": self.time.isoformat(),
+            "data": self.data,
+            "metadata": self.metadata,
+            "correlation_id": self.correlation_id,
+            "causation_id": self.causation_id,
+            "tenant": self.tenant,
+        }
+
+
+# --- actions ---------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class FieldCondition:
+    """``{field, operator, value}``: one test on a dot path of the event envelope."""
+
+    field: str
+    operator: str
+    value: JSON = None
+
+    def to_dict(self) -> JSONObject:
+        out: JSONObject = {"field": self.field, "operator": self.operator}
+        if self.value is not None:
+            out["value"] = self.value
+        return out
+
+
+@dataclass(slots=True)
+class ConditionGroup:
+    """``all`` / ``any`` of several conditions, or ``not`` of one."""
+
+    kind: str  # "all" | "any" | "not"
+    conditions: list[Condition]
+
+    def to_dict(self) -> JSONObject:
+        if self.kind == "not":
+            return {"not": self.conditions[0].to_dict()}
+        return {self.kind: [c.to_dict() for c in self.conditions]}
+
+
+@dataclass(slots=True)
+class CelCondition:
+    """A Common Expression Language expression over the event envelope."""
+
+    expression: str
+
+    def to_dict(self) -> JSONObject:
+        return {"cel": self.expression}
+
+
+Condition: TypeAlias = FieldCondition | ConditionGroup | CelCondition
+
+
+@dataclass(slots=True)
+class Trigger:
+    event_types: list[str]
+    conditions: list[Condition] = field(default_factory=list)
+    context_filters: JSONObject = field(default_factory=dict)
+    #: an AWS EventBridge-style JSON event pattern, an alternative to event_types + conditions
+    event_pattern: JSONObject | None = None
+
+    def to_dict(self) -> JSONObject:
+        out: JSONObject = {"event_types": list(self.event_types)}
+        if self.conditions:
+            out["conditions"] = [c.to_dict() for c in self.conditions]
+        if self.context_filters:
+            out["context_filters"] = dict(self.context_filters)
+        if self.event_pattern is not None:
+            out["event_pattern"] = self.event_pattern
+        return out
+
+
+@dataclass(slots=True)
+class HandlerSpec:
+    type: str
+    config: JSONObject = field(default_factory=dict)
+
+    def to_dict(self) -> JSONObject:
+        return {"type": self.type, "config": self.config}
+
+
+@dataclass(slots=True)
+class RetryPolicy:
+    max_retries: int = 0
+    backoff: str = "exponential"  # exponential | linear | fixed
+    initial_delay_ms: int = 1000
+    max_delay_ms: int = 60_000
+    jitter: bool = True
+    max_age_seconds: float = 0.0  # 0 = no limit
+
+    def to_dict(self) -> JSONObject:
+        return {
+            "max_retries": self.max_retries,
+            "backoff": self.backoff,
+            "initial_delay_ms": self.initial_delay_ms,
+            "max_delay_ms": self.max_delay_ms,
+            "jitter": self.jitter,
+            "max_age_seconds": self.max_age_seconds,
+        }
+
+
+@dataclass(slots=True)
+class RateLimit:
+    per_minute: int = 0  # 0 = unlimited
+    per_hour: int = 0
+
+    def to_dict(self) -> JSONObject:
+        return {"per_minute": self.per_minute, "per_hour": self.per_hour}
+
+
+@dataclass(slots=True)
+class Action:
+    """A configured reaction to events. Every update makes a new ``version``."""
+
+    name: str
+    trigger: Trigger
+    handler: HandlerSpec
+    tenant: str = ADMIN_TENANT
+    id: str = ""
+    description: str = ""
+    priority: Priority = Priority.NORMAL
+    execution_mode: ExecutionMode = ExecutionMode.ASYNC
+    timeout_seconds: float = 30.0
+    retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
+    rate_limit: RateLimit = field(default_factory=RateLimit)
+    max_concurrency: int = 0  # 0 = unlimited
+    enabled: bool = True
+    tags: list[str] = field(default_factory=list)
+    version: int = 0
+    created_at: datetime = field(default_factory=utcnow)
+    updated_at: datetime = field(default_factory=utcnow)
+
+    def spec(self) -> JSONObject:
+        """Everything a version freezes, as JSON (what stores keep per version)."""
+        return {
+            "description": self.description,
+            "trigger": self.trigger.to_dict(),
+            "handler": self.handler.to_dict(),
+            "priority": self.priority.label,
+            "execution_mode": self.execution_mode.value,
+            "timeout_seconds": self.timeout_seconds,
+            "retry_policy": self.retry_policy.to_dict(),
+            "rate_limit": self.rate_limit.to_dict(),
+            "max_concurrency": self.max_concurrency,
+            "tags": list(self.tags),
+        }
+
+
+# --- executions ------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class ExecutionError:
+    """Why an attempt or an execution failed, classified."""
+
+    type: str
+    message: str
+    stack: str = ""
+    retryable: bool = False
+
+    def to_dict(self) -> JSONObject:
+        return {"type": self.type, "message": self.message, "stack": self.stack, "retryable": self.retryable}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ExecutionError:
+        return cls(
+            type=str(d.get("type", "")),
+            message=str(d.get("message", "")),
+            stack=str(d.get("stack", "")),
+            retryable=bool(d.get("retryable", False)),
+        )
+
+
+@dataclass(slots=True)
+class Attempt:
+    number: int
+    runner: str
+    status: ExecutionStatus = ExecutionStatus.RUNNING
+    started_at: datetime = field(default_factory=utcnow)
+    finished_at: datetime | None = None
+    output: JSON = None
+    error: ExecutionError | None = None
+
+    @property
+    def duration_ms(self) -> float:
+        if self.finished_at is None:
+            return 0.0
+        return (self.finished_at - self.started_at).total_seconds() * 1000.0
+
+
+@dataclass(slots=True)
+class InlineAction:
+    """The handler of a direct ``Execute`` call that names no stored action."""
+
+    handler: HandlerSpec
+    timeout_seconds: float = 30.0
+
+
+@dataclass(slots=True)
+class Execution:
+    """One run of one action for one event (or for a direct ``Execute`` call)."""
+
+    id: str
+    tenant: str
+    action_id: str
+    action_name: str
+    action_version: int
+    input: JSON
+    handler_type: str = ""
+    event_id: str = ""
+    status: ExecutionStatus = ExecutionStatus.PENDING
+    output: JSON = None
+    error: ExecutionError | None = None
+    idempotency_key: str = ""
+    correlation_id: str = ""
+    causation_id: str = ""
+    parent_execution_id: str = ""
+    priority: Priority = Priority.NORMAL
+    mode: ExecutionMode = ExecutionMode.ASYNC
+    attempt_count: int = 0
+    created_at: datetime = field(default_factory=utcnow)
+    updated_at: datetime = field(default_factory=utcnow)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    next_attempt_at: datetime | None = None
+    #: set only for a direct ``Execute`` of an inline handler (``action_name`` is then ``""``)
+    inline: InlineAction | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+
+
+class UpdateKind(enum.StrEnum):
+    """What an :class:`ExecutionUpdate` reports."""
+
+    EVENT_ACCEPTED = "event_accepted"
+    SCHEDULED = "scheduled"
+    STARTED = "started"
+    LOG = "log"
+    PROGRESS = "progress"
+    ATTEMPT_FAILED = "attempt_failed"
+    RETRY_SCHEDULED = "retry_scheduled"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+    DEAD_LETTERED = "dead_lettered"
+
+    @property
+    def is_final(self) -> bool:
+        return self in _FINAL_KINDS
+
+
+_FINAL_KINDS = frozenset(
+    {UpdateKind.SUCCEEDED, UpdateKind.FAILED, UpdateKind.TIMED_OUT, UpdateKind.CANCELLED, UpdateKind.DEAD_LETTERED}
+)
+
+
+@dataclass(slots=True)
+class ExecutionUpdate:
+    """One thing that happened to an execution (or to an event's fan-out), in order."""
+
+    tenant: str
+    kind: UpdateKind
+    execution_id: str = ""
+    action_name: str = ""
+    event_id: str = ""
+    correlation_id: str = ""
+    status: ExecutionStatus | None = None
+    attempt: int = 0
+    message: str = ""
+    progress: float = 0.0
+    output: JSON = None
+    error: ExecutionError | None = None
+    time: datetime = field(default_factory=utcnow)
+    #: position on the update bus; a resume token names it
+    sequence: int = 0
+
+
+__all__ = [
+    "ADMIN_TENANT",
+    "FINAL_STATUSES",
+    "JSON",
+    "UNFINISHED_STATUSES",
+    "Action",
+    "Attempt",
+    "CelCondition",
+    "Condition",
+    "ConditionGroup",
+    "Event",
+    "EventStatus",
+    "Execution",
+    "ExecutionError",
+    "ExecutionMode",
+    "ExecutionStatus",
+    "ExecutionUpdate",
+    "FieldCondition",
+    "HandlerSpec",
+    "InlineAction",
+    "JSONObject",
+    "Priority",
+    "RateLimit",
+    "RetryPolicy",
+    "Tenant",
+    "Trigger",
+    "UpdateKind",
+    "utcnow",
+]
