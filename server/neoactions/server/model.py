@@ -268,6 +268,64 @@ class Action:
         }
 
 
+def condition_from_dict(d: Mapping[str, Any]) -> Condition:
+    """The inverse of ``Condition.to_dict`` (for trusted, already validated documents)."""
+    if "all" in d:
+        return ConditionGroup("all", [condition_from_dict(c) for c in d["all"]])
+    if "any" in d:
+        return ConditionGroup("any", [condition_from_dict(c) for c in d["any"]])
+    if "not" in d:
+        return ConditionGroup("not", [condition_from_dict(d["not"])])
+    if "cel" in d:
+        return CelCondition(str(d["cel"]))
+    return FieldCondition(field=str(d["field"]), operator=str(d["operator"]), value=d.get("value"))
+
+
+def trigger_from_dict(d: Mapping[str, Any]) -> Trigger:
+    return Trigger(
+        event_types=list(d.get("event_types", [])),
+        conditions=[condition_from_dict(c) for c in d.get("conditions", [])],
+        context_filters=dict(d.get("context_filters", {})),
+        event_pattern=d.get("event_pattern"),
+    )
+
+
+def action_from_spec(
+    spec: Mapping[str, Any],
+    *,
+    tenant: str,
+    name: str,
+    id: str,
+    version: int,
+    enabled: bool,
+    created_at: datetime,
+    updated_at: datetime,
+) -> Action:
+    """Rebuild an action from ``Action.spec()`` plus its identity (the inverse of ``spec``)."""
+    retry = spec.get("retry_policy", {})
+    rate = spec.get("rate_limit", {})
+    handler = spec["handler"]
+    return Action(
+        name=name,
+        tenant=tenant,
+        id=id,
+        version=version,
+        enabled=enabled,
+        created_at=created_at,
+        updated_at=updated_at,
+        description=spec.get("description", ""),
+        trigger=trigger_from_dict(spec["trigger"]),
+        handler=HandlerSpec(type=handler["type"], config=dict(handler.get("config", {}))),
+        priority=Priority.parse(spec.get("priority", "normal")),
+        execution_mode=ExecutionMode(spec.get("execution_mode", "async")),
+        timeout_seconds=float(spec.get("timeout_seconds", 30.0)),
+        retry_policy=RetryPolicy(**retry),
+        rate_limit=RateLimit(**rate),
+        max_concurrency=int(spec.get("max_concurrency", 0)),
+        tags=list(spec.get("tags", [])),
+    )
+
+
 # --- executions ------------------------------------------------------------
 
 
@@ -424,5 +482,8 @@ __all__ = [
     "Tenant",
     "Trigger",
     "UpdateKind",
+    "action_from_spec",
+    "condition_from_dict",
+    "trigger_from_dict",
     "utcnow",
 ]
