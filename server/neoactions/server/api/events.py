@@ -1,0 +1,83 @@
+"""EventService: publish, get and list events."""
+
+from __future__ import annotations
+
+import grpc
+
+from neoactions.server.api import convert, names
+from neoactions.server.api.errors import unary
+from neoactions.server.engine import Engine, Published
+from neoactions.server.errors import InvalidArgument
+from neoactions.server.model import Event
+from neoactions.server.store import EventFilter
+from neoactions.v1 import events_pb2, events_pb2_grpc
+
+
+class EventServicer(events_pb2_grpc.EventServiceServicer):
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._max_bytes = engine.settings.max_event_bytes
+        self._max_batch = engine.settings.max_batch_events
+
+    def _event(self, msg: events_pb2.Event, tenant: str, path: str) -> Event:
+        size = len(msg.data_json) + len(msg.metadata_json)
+        if size > self._max_bytes:
+            raise InvalidArgument.field(
+                f"{path}.data_json",
+                f"event is {size} bytes; the limit is {self._max_bytes}",
+                reason="PAYLOAD_TOO_LARGE",
+            )
+        return convert.event_from_pb(msg, tenant, path)
+
+    @unary
+    async def PublishEvent(
+        self, request: events_pb2.PublishEventRequest, context: grpc.aio.ServicerContext
+    ) -> events_pb2.PublishEventResponse:
+        tenant = names.parse_tenant(request.parent)
+        event = self._event(request.event, tenant, "event")
+        if not event.idempotency_key and request.request_id:
+            event.idempotency_key = request.request_id
+        [published] = await self._engine.publish(tenant, [event], wait=request.wait)
+        return _response(published)
+
+    @unary
+    async def PublishEvents(
+        self, request: events_pb2.PublishEventsRequest, context: grpc.aio.ServicerContext
+    ) -> events_pb2.PublishEventsResponse:
+        tenant = names.parse_tenant(request.parent)
+        if not request.events:
+            raise InvalidArgument.field("events", "at least one event is required")
+        if len(request.events) > self._max_batch:
+            raise InvalidArgument.field("events", f"at most {self._max_batch} events per batch")
+        events = [self._event(m, tenant, f"events[{i}]") for i, m in enumerate(request.events)]
+        published = await self._engine.publish(tenant, events)
+        return events_pb2.PublishEventsResponse(results=[_response(p) for p in published])
+
+    @unary
+    async def GetEvent(self, request: events_pb2.GetEventRequest, context: grpc.aio.ServicerContext) -> events_pb2.Event:
+        tenant, event_id = names.parse_child(request.name, "events")
+        await self._engine.tenant(tenant)
+        return convert.event_to_pb(await self._engine.store.get_event(tenant, event_id))
+
+    @unary
+    async def ListEvents(
+        self, request: events_pb2.ListEventsRequest, context: grpc.aio.ServicerContext
+    ) -> events_pb2.ListEventsResponse:
+        tenant = await self._engine.tenant(names.parse_tenant(request.parent))
+        flt = EventFilter(
+            type_pattern=request.type_pattern,
+            correlation_id=request.correlation_id,
+            status=convert.event_status_from_pb(request.status),
+            start_time=convert.opt_dt(request, "start_time"),
+            end_time=convert.opt_dt(request, "end_time"),
+        )
+        page = await self._engine.store.list_events(tenant, flt, request.page_size, request.page_token)
+        return events_pb2.ListEventsResponse(
+            events=[convert.event_to_pb(e) for e in page.items], next_page_token=page.next_page_token
+        )
+
+
+def _response(p: Published) -> events_pb2.PublishEventResponse:
+    return events_pb2.PublishEventResponse(
+        event=convert.event_to_pb(p.event), executions=[convert.execution_to_pb(e) for e in p.executions]
+    )

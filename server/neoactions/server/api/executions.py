@@ -1,0 +1,102 @@
+"""ExecutionService: run an action and stream it; get, list and watch executions."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import grpc
+
+from neoactions.server.api import convert, names
+from neoactions.server.api.errors import streaming, unary
+from neoactions.server.bus import UpdateFilter
+from neoactions.server.engine import Engine
+from neoactions.server.errors import InvalidArgument
+from neoactions.server.model import utcnow
+from neoactions.server.store import ExecutionFilter
+from neoactions.v1 import executions_pb2, executions_pb2_grpc
+
+
+class ExecutionServicer(executions_pb2_grpc.ExecutionServiceServicer):
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    @streaming
+    async def Execute(
+        self, request: executions_pb2.ExecuteRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[executions_pb2.ExecutionUpdate]:
+        tenant = await self._engine.tenant(names.parse_tenant(request.parent))
+        data = convert.parse_json(request.input_json, "input_json", default={})
+        target = request.WhichOneof("target")
+        if target is None:
+            raise InvalidArgument.field("action", "name an action or give an inline handler")
+        ex = await self._engine.prepare_execution(
+            tenant,
+            data,
+            action_name=names.parse_action_ref(request.action, tenant) if target == "action" else "",
+            inline=convert.inline_from_pb(request.inline) if target == "inline" else None,
+            correlation_id=request.correlation_id,
+            idempotency_key=request.idempotency_key,
+        )
+        remaining = context.time_remaining()
+        deadline = utcnow() + timedelta(seconds=remaining) if remaining is not None else None
+        bus = self._engine.bus
+        subscription = bus.subscribe(UpdateFilter(tenant=tenant, execution_id=ex.id))
+        run = asyncio.create_task(self._engine.run_execution(ex, deadline))
+        try:
+            async for update in subscription:
+                yield convert.update_to_pb(update, bus.token(update))
+                if update.kind.is_final:
+                    break
+            await run
+        finally:
+            subscription.close()
+            if not run.done():
+                run.cancel()
+                await asyncio.gather(run, return_exceptions=True)
+
+    @unary
+    async def GetExecution(
+        self, request: executions_pb2.GetExecutionRequest, context: grpc.aio.ServicerContext
+    ) -> executions_pb2.Execution:
+        tenant, execution_id = names.parse_child(request.name, "executions")
+        return convert.execution_to_pb(await self._engine.get_execution(tenant, execution_id))
+
+    @unary
+    async def ListExecutions(
+        self, request: executions_pb2.ListExecutionsRequest, context: grpc.aio.ServicerContext
+    ) -> executions_pb2.ListExecutionsResponse:
+        tenant = await self._engine.tenant(names.parse_tenant(request.parent))
+        flt = ExecutionFilter(
+            action_name=names.parse_action_ref(request.action, tenant) if request.action else "",
+            status=convert.execution_status_from_pb(request.status),
+            event_id=request.event_id,
+            correlation_id=request.correlation_id,
+            start_time=convert.opt_dt(request, "start_time"),
+            end_time=convert.opt_dt(request, "end_time"),
+        )
+        page = await self._engine.store.list_executions(tenant, flt, request.page_size, request.page_token)
+        return executions_pb2.ListExecutionsResponse(
+            executions=[convert.execution_to_pb(e) for e in page.items], next_page_token=page.next_page_token
+        )
+
+    @streaming
+    async def WatchExecutions(
+        self, request: executions_pb2.WatchExecutionsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[executions_pb2.ExecutionUpdate]:
+        tenant = await self._engine.tenant(names.parse_tenant(request.parent))
+        flt = UpdateFilter(
+            tenant=tenant,
+            action_name=names.parse_action_ref(request.action, tenant) if request.action else "",
+            event_id=request.event_id,
+            correlation_id=request.correlation_id,
+            execution_id=request.execution_id,
+        )
+        bus = self._engine.bus
+        subscription = bus.subscribe(flt, request.resume_token)
+        try:
+            async for update in subscription:
+                yield convert.update_to_pb(update, bus.token(update))
+        finally:
+            subscription.close()

@@ -1,0 +1,119 @@
+"""``serve``: wire the store, runners, bus, engine and gRPC server, and own their lifetimes.
+
+Shutdown order: a signal sets the stop event → the server stops taking calls →
+in-flight executions get a grace period → the rest is cancelled and left to be
+resumed → resources close in reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from neoactions.server.api import SERVICE_NAMES, add_servicers
+from neoactions.server.bus import InProcessUpdateBus
+from neoactions.server.engine import Engine
+from neoactions.server.persistence import open_store
+from neoactions.server.runners import HandlerRegistry
+from neoactions.server.settings import Settings
+
+log = logging.getLogger("neoactions")
+
+MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+
+
+@dataclass(slots=True)
+class Running:
+    engine: Engine
+    server: grpc.aio.Server
+    port: int
+
+
+@contextlib.asynccontextmanager
+async def running(settings: Settings) -> AsyncIterator[Running]:
+    """The whole service, started; leaving the block shuts it down gracefully."""
+    async with contextlib.AsyncExitStack() as stack:
+        if not settings.database_url:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        store = open_store(settings.store_url)
+        await store.open()
+        stack.push_async_callback(store.close)
+
+        registry = HandlerRegistry({"data_dir": str(settings.data_dir), **settings.runner_settings})
+        registry.load_entry_points()
+        stack.push_async_callback(registry.aclose)
+
+        engine = Engine(store, registry, InProcessUpdateBus(), settings)
+        await engine.start()
+        stack.push_async_callback(engine.stop, settings.shutdown_grace_seconds)
+
+        server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.so_reuseport", 0),
+            ]
+        )
+        add_servicers(server, engine)
+        health_servicer = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        reflection.enable_server_reflection(
+            (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+            server,
+        )
+        port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+        if port == 0:
+            raise OSError(f"cannot listen on {settings.host}:{settings.port}")
+        await server.start()
+        for name in ("", *SERVICE_NAMES):
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+        async def stop_intake() -> None:
+            for name in ("", *SERVICE_NAMES):
+                await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+            # Stop taking calls, let calls in flight finish within the grace period.
+            await server.stop(settings.shutdown_grace_seconds)
+
+        stack.push_async_callback(stop_intake)
+        log.info(
+            "neoactions serving on %s:%d (store: %s, handler types: %s)",
+            settings.host, port, "postgresql" if settings.database_url else settings.data_dir,
+            ", ".join(registry.names()),
+        )
+        yield Running(engine, server, port)
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGINT/SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with running(settings) as r:
+        print(f"neoactions listening on {settings.host}:{r.port}", flush=True)
+        await stop.wait()
+        log.info("stopping: no new calls, draining for %gs", settings.shutdown_grace_seconds)
+
+
+def run(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format='{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","message":"%(message)s"}',
+    )
+    try:
+        import uvloop
+
+        uvloop.run(serve(settings))
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        asyncio.run(serve(settings))
+
+
+__all__ = ["Running", "run", "running", "serve"]

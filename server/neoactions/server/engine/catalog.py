@@ -1,0 +1,124 @@
+"""Actions: validated on save, stored as versions, kept live in the matcher."""
+
+from __future__ import annotations
+
+import re
+
+from neoactions.server.errors import InvalidArgument, Violations
+from neoactions.server.ids import new_id
+from neoactions.server.matching import Matcher, compile_trigger
+from neoactions.server.model import Action, utcnow
+from neoactions.server.retry import BACKOFFS
+from neoactions.server.runners import HandlerRegistry
+from neoactions.server.store import Page, Store
+from neoactions.server.templating import ConfigRenderer
+
+ACTION_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
+MAX_TAGS = 32
+
+
+class ActionCatalog:
+    """Create, update, enable, disable and delete actions; the matcher follows every change."""
+
+    def __init__(
+        self,
+        store: Store,
+        matcher: Matcher,
+        registry: HandlerRegistry,
+        renderer: ConfigRenderer,
+        max_timeout_seconds: float,
+    ) -> None:
+        self._store = store
+        self._matcher = matcher
+        self._registry = registry
+        self._renderer = renderer
+        self._max_timeout = max_timeout_seconds
+        self._loaded: set[str] = set()
+        self._versions: dict[tuple[str, str, int], Action] = {}
+
+    async def ensure_loaded(self, tenant: str) -> None:
+        """Load a tenant's actions into the matcher the first time this process needs them."""
+        if tenant not in self._loaded:
+            self._matcher.load(tenant, await self._store.all_actions(tenant))
+            self._loaded.add(tenant)
+
+    def validate(self, action: Action) -> None:
+        """Everything a saved action must satisfy; raises ``InvalidArgument`` naming the field."""
+        v = Violations()
+        if not ACTION_NAME.match(action.name):
+            v.add("action_id", "must match [a-z0-9][a-z0-9._-]{0,99}")
+        if not 0 < action.timeout_seconds <= self._max_timeout:
+            v.add("timeout_seconds", f"must be > 0 and <= {self._max_timeout:g}")
+        rp = action.retry_policy
+        if not 0 <= rp.max_retries <= 100:
+            v.add("retry_policy.max_retries", "must be between 0 and 100")
+        if rp.backoff not in BACKOFFS:
+            v.add("retry_policy.backoff", f"must be one of {', '.join(BACKOFFS)}")
+        if rp.initial_delay_ms < 0 or rp.max_delay_ms < 0 or rp.max_age_seconds < 0:
+            v.add("retry_policy", "delays and max_age must not be negative")
+        if action.max_concurrency < 0:
+            v.add("max_concurrency", "must not be negative")
+        if action.rate_limit.per_minute < 0 or action.rate_limit.per_hour < 0:
+            v.add("rate_limit", "must not be negative")
+        if len(action.tags) > MAX_TAGS or any(not t or len(t) > 64 for t in action.tags):
+            v.add("tags", f"at most {MAX_TAGS} tags of 1 to 64 characters")
+        if len(action.description) > 4096:
+            v.add("description", "at most 4096 characters")
+        v.raise_if_any("invalid action")
+        compile_trigger(action.trigger, "trigger")
+        handler_type = self._registry.get(action.handler.type, "handler.type")
+        handler_type.check_config(action.handler.config, "handler.config")
+        self._renderer.check(action.handler.config, "handler.config", handler_type.raw_config_keys)
+
+    async def create(self, action: Action, validate_only: bool = False) -> Action:
+        self.validate(action)
+        if validate_only:
+            return action
+        await self.ensure_loaded(action.tenant)
+        action.id = new_id()
+        action.created_at = action.updated_at = utcnow()
+        stored = await self._store.create_action(action)
+        self._matcher.put(stored)
+        return stored
+
+    async def update(self, action: Action, expected_version: int | None, validate_only: bool = False) -> Action:
+        self.validate(action)
+        if validate_only:
+            return action
+        await self.ensure_loaded(action.tenant)
+        stored = await self._store.update_action(action, expected_version)
+        self._matcher.put(stored)
+        return stored
+
+    async def set_enabled(self, tenant: str, name: str, enabled: bool) -> Action:
+        await self.ensure_loaded(tenant)
+        stored = await self._store.set_action_enabled(tenant, name, enabled)
+        self._matcher.put(stored)
+        return stored
+
+    async def delete(self, tenant: str, name: str) -> None:
+        await self.ensure_loaded(tenant)
+        await self._store.delete_action(tenant, name)
+        self._matcher.remove(tenant, name)
+
+    async def get(self, tenant: str, name: str, version: int = 0) -> Action:
+        if version < 0:
+            raise InvalidArgument.field("version", "must not be negative")
+        return await self._store.get_action(tenant, name, version)
+
+    async def list(self, tenant: str, page_size: int, page_token: str) -> Page[Action]:
+        return await self._store.list_actions(tenant, page_size, page_token)
+
+    async def version(self, tenant: str, action_id: str, version: int) -> Action:
+        """An exact version by stable id (immutable, so cached)."""
+        key = (tenant, action_id, version)
+        action = self._versions.get(key)
+        if action is None:
+            action = await self._store.get_action_version(tenant, action_id, version)
+            if len(self._versions) > 10_000:
+                self._versions.clear()
+            self._versions[key] = action
+        return action
+
+
+__all__ = ["ActionCatalog"]
