@@ -200,9 +200,15 @@ class HandlerRegistry:
     def load_entry_points(self, group: str = ENTRY_POINT_GROUP) -> None:
         """Call every ``register(registry)`` published under ``group``."""
         for ep in importlib.metadata.entry_points(group=group):
-            register = ep.load()
-            register(self)
-            log.debug("handler types from %s registered", ep.value)
+            try:
+                register = ep.load()
+                register(self)
+            except Exception:
+                # One broken plugin must not take the service down with it; its
+                # handler types stay unknown and actions using them are refused.
+                log.exception("handler types from %s could not be registered", ep.value)
+            else:
+                log.debug("handler types from %s registered", ep.value)
 
     async def aclose(self) -> None:
         for ht in list(self._types.values()):
