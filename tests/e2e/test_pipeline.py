@@ -35,7 +35,7 @@ def action(name: str, event_types: list[str], function: str, **extra: Any) -> ac
     )
 
 
-async def collect_until(stream: Any, done: Any, timeout: float = 20.0) -> list[executions_pb2.ExecutionUpdate]:
+async def collect_until(stream: Any, done: Any, within: float = 20.0) -> list[executions_pb2.ExecutionUpdate]:
     out: list[executions_pb2.ExecutionUpdate] = []
 
     async def read() -> None:
@@ -44,7 +44,7 @@ async def collect_until(stream: Any, done: Any, timeout: float = 20.0) -> list[e
             if done(out):
                 return
 
-    await asyncio.wait_for(read(), timeout)
+    await asyncio.wait_for(read(), within)
     return out
 
 
@@ -136,12 +136,18 @@ async def test_sync_publish_waits_and_failures_are_results(server: ServerProcess
             action("greet", ["users.*"], "shop.handlers:Greeter", execution_mode="EXECUTION_MODE_SYNC")
         )
         await actions.CreateAction(
-            action("explode", ["users.created"], "shop.handlers:boom", execution_mode="EXECUTION_MODE_SYNC",
-                   priority="PRIORITY_CRITICAL")
+            action(
+                "explode",
+                ["users.created"],
+                "shop.handlers:boom",
+                execution_mode="EXECUTION_MODE_SYNC",
+                priority="PRIORITY_CRITICAL",
+            )
         )
         reply = await events.PublishEvent(
             events_pb2.PublishEventRequest(
-                parent=ADMIN, wait=True,
+                parent=ADMIN,
+                wait=True,
                 event=events_pb2.Event(type="users.created", data_json=json.dumps({"name": "ada"})),
             )
         )
@@ -169,12 +175,11 @@ async def test_execute_streams_updates_for_stored_and_inline_handlers(server: Se
         assert [u.kind for u in updates] == [K.KIND_STARTED, K.KIND_PROGRESS, K.KIND_SUCCEEDED]
         assert json.loads(updates[-1].output_json) == {"message": "hello bob"}
 
-        inline = executions_pb2.InlineAction(
-            handler=actions_pb2.Handler(type="python"), timeout_seconds=0.3
-        )
+        inline = executions_pb2.InlineAction(handler=actions_pb2.Handler(type="python"), timeout_seconds=0.3)
         inline.handler.config.update({"function": "shop.handlers:quick", "sleep": 5})
         updates = [
-            u async for u in executions.Execute(
+            u
+            async for u in executions.Execute(
                 executions_pb2.ExecuteRequest(parent=ADMIN, inline=inline, input_json=json.dumps({"n": 1}))
             )
         ]
@@ -196,40 +201,112 @@ async def test_bad_input_is_refused_and_stores_nothing(server: ServerProcess) ->
             raise AssertionError("the call was accepted")
 
         cases = [
-            (events.PublishEvent(events_pb2.PublishEventRequest(
-                parent=ADMIN, event=events_pb2.Event(type="Users..Created", data_json="{}"))),
-             grpc.StatusCode.INVALID_ARGUMENT, "INVALID_EVENT_TYPE", "event.type"),
-            (events.PublishEvent(events_pb2.PublishEventRequest(
-                parent=ADMIN, event=events_pb2.Event(type="users.created", data_json="[1, 2]"))),
-             grpc.StatusCode.INVALID_ARGUMENT, "INVALID_EVENT_DATA", "event.data_json"),
-            (events.PublishEvent(events_pb2.PublishEventRequest(
-                parent=ADMIN, event=events_pb2.Event(type="users.created", data_json="{nope"))),
-             grpc.StatusCode.INVALID_ARGUMENT, "MALFORMED_JSON", "event.data_json"),
-            (events.PublishEvent(events_pb2.PublishEventRequest(
-                parent=ADMIN, event=events_pb2.Event(
-                    type="users.created", data_json=json.dumps({"blob": "x" * 300_000})))),
-             grpc.StatusCode.INVALID_ARGUMENT, "PAYLOAD_TOO_LARGE", "event.data_json"),
-            (events.PublishEvent(events_pb2.PublishEventRequest(
-                parent="tenants/nobody", event=events_pb2.Event(type="users.created", data_json="{}"))),
-             grpc.StatusCode.NOT_FOUND, "TENANT_NOT_FOUND", None),
-            (actions.CreateAction(actions_pb2.CreateActionRequest(
-                parent=ADMIN, action_id="a1", action=json_format.ParseDict(
-                    {"trigger": {"event_types": ["users.created"]}, "handler": {"type": "telepathy"}},
-                    actions_pb2.Action()))),
-             grpc.StatusCode.INVALID_ARGUMENT, "UNKNOWN_HANDLER_TYPE", "handler.type"),
-            (actions.CreateAction(action("a2", ["users.created"], "shop.handlers:does_not_exist")),
-             grpc.StatusCode.INVALID_ARGUMENT, "UNKNOWN_HANDLER_FUNCTION", "handler.config.function"),
-            (actions.CreateAction(action("a3", ["users.created"], "no_such_module:fn")),
-             grpc.StatusCode.INVALID_ARGUMENT, "UNKNOWN_HANDLER_FUNCTION", "handler.config.function"),
-            (actions.CreateAction(action(
-                "a4", ["users.created"], "shop.handlers:alert",
-                conditions=[{"field": "data.amount", "operator": "gt", "value": 1},
-                            {"field": "data.amount", "operator": "resembles", "value": 1}])),
-             grpc.StatusCode.INVALID_ARGUMENT, "INVALID_CONDITION", "trigger.conditions[1].operator"),
-            (actions.CreateAction(action("a5", ["users..created"], "shop.handlers:alert")),
-             grpc.StatusCode.INVALID_ARGUMENT, None, "trigger.event_types[0]"),
-            (actions.GetAction(actions_pb2.GetActionRequest(name=f"{ADMIN}/actions/missing")),
-             grpc.StatusCode.NOT_FOUND, "ACTION_NOT_FOUND", None),
+            (
+                events.PublishEvent(
+                    events_pb2.PublishEventRequest(
+                        parent=ADMIN, event=events_pb2.Event(type="Users..Created", data_json="{}")
+                    )
+                ),
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "INVALID_EVENT_TYPE",
+                "event.type",
+            ),
+            (
+                events.PublishEvent(
+                    events_pb2.PublishEventRequest(
+                        parent=ADMIN, event=events_pb2.Event(type="users.created", data_json="[1, 2]")
+                    )
+                ),
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "INVALID_EVENT_DATA",
+                "event.data_json",
+            ),
+            (
+                events.PublishEvent(
+                    events_pb2.PublishEventRequest(
+                        parent=ADMIN, event=events_pb2.Event(type="users.created", data_json="{nope")
+                    )
+                ),
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "MALFORMED_JSON",
+                "event.data_json",
+            ),
+            (
+                events.PublishEvent(
+                    events_pb2.PublishEventRequest(
+                        parent=ADMIN,
+                        event=events_pb2.Event(type="users.created", data_json=json.dumps({"blob": "x" * 300_000})),
+                    )
+                ),
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "PAYLOAD_TOO_LARGE",
+                "event.data_json",
+            ),
+            (
+                events.PublishEvent(
+                    events_pb2.PublishEventRequest(
+                        parent="tenants/nobody", event=events_pb2.Event(type="users.created", data_json="{}")
+                    )
+                ),
+                grpc.StatusCode.NOT_FOUND,
+                "TENANT_NOT_FOUND",
+                None,
+            ),
+            (
+                actions.CreateAction(
+                    actions_pb2.CreateActionRequest(
+                        parent=ADMIN,
+                        action_id="a1",
+                        action=json_format.ParseDict(
+                            {"trigger": {"event_types": ["users.created"]}, "handler": {"type": "telepathy"}},
+                            actions_pb2.Action(),
+                        ),
+                    )
+                ),
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "UNKNOWN_HANDLER_TYPE",
+                "handler.type",
+            ),
+            (
+                actions.CreateAction(action("a2", ["users.created"], "shop.handlers:does_not_exist")),
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "UNKNOWN_HANDLER_FUNCTION",
+                "handler.config.function",
+            ),
+            (
+                actions.CreateAction(action("a3", ["users.created"], "no_such_module:fn")),
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "UNKNOWN_HANDLER_FUNCTION",
+                "handler.config.function",
+            ),
+            (
+                actions.CreateAction(
+                    action(
+                        "a4",
+                        ["users.created"],
+                        "shop.handlers:alert",
+                        conditions=[
+                            {"field": "data.amount", "operator": "gt", "value": 1},
+                            {"field": "data.amount", "operator": "resembles", "value": 1},
+                        ],
+                    )
+                ),
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "INVALID_CONDITION",
+                "trigger.conditions[1].operator",
+            ),
+            (
+                actions.CreateAction(action("a5", ["users..created"], "shop.handlers:alert")),
+                grpc.StatusCode.INVALID_ARGUMENT,
+                None,
+                "trigger.event_types[0]",
+            ),
+            (
+                actions.GetAction(actions_pb2.GetActionRequest(name=f"{ADMIN}/actions/missing")),
+                grpc.StatusCode.NOT_FOUND,
+                "ACTION_NOT_FOUND",
+                None,
+            ),
         ]
         for call, code, reason, field in cases:
             err, typed = await refused(call)

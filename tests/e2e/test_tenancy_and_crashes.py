@@ -36,8 +36,14 @@ async def test_tenants_never_see_each_other(server: ServerProcess) -> None:
         for slug in ("acme", "globex"):
             await tenants.CreateTenant(tenants_pb2.CreateTenantRequest(tenant_id=slug))
             await actions.CreateAction(
-                action("notify", ["orders.created"], "shop.handlers:alert", parent=f"tenants/{slug}",
-                       config={"channel": slug}, execution_mode="EXECUTION_MODE_SYNC")
+                action(
+                    "notify",
+                    ["orders.created"],
+                    "shop.handlers:alert",
+                    parent=f"tenants/{slug}",
+                    config={"channel": slug},
+                    execution_mode="EXECUTION_MODE_SYNC",
+                )
             )
         listed = await tenants.ListTenants(tenants_pb2.ListTenantsRequest())
         assert {t.name for t in listed.tenants} >= {"tenants/admin", "tenants/acme", "tenants/globex"}
@@ -47,7 +53,8 @@ async def test_tenants_never_see_each_other(server: ServerProcess) -> None:
         await asyncio.sleep(0.2)
         reply = await events.PublishEvent(
             events_pb2.PublishEventRequest(
-                parent="tenants/acme", wait=True,
+                parent="tenants/acme",
+                wait=True,
                 event=events_pb2.Event(type="orders.created", data_json=json.dumps({"amount": 1})),
             )
         )
@@ -60,11 +67,17 @@ async def test_tenants_never_see_each_other(server: ServerProcess) -> None:
 
         # globex saw nothing, stores nothing, and cannot read acme's resources by name
         with pytest.raises(asyncio.TimeoutError):
-            await collect_until(globex_watch, lambda seen: True, timeout=0.5)
+            await collect_until(globex_watch, lambda seen: True, within=0.5)
         globex_watch.cancel()
         assert len((await events.ListEvents(events_pb2.ListEventsRequest(parent="tenants/globex"))).events) == 0
-        assert len((await executions.ListExecutions(
-            executions_pb2.ListExecutionsRequest(parent="tenants/globex"))).executions) == 0
+        assert (
+            len(
+                (
+                    await executions.ListExecutions(executions_pb2.ListExecutionsRequest(parent="tenants/globex"))
+                ).executions
+            )
+            == 0
+        )
         execution_id = reply.executions[0].id
         for name in (f"tenants/globex/executions/{execution_id}",):
             with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -142,7 +155,7 @@ async def test_kill_9_mid_run_loses_nothing(server: ServerProcess) -> None:
         )
 
     publishing = asyncio.create_task(publish(0, total))
-    while len(accepted) < total // 2 and not publishing.done():
+    while len(accepted) < total // 2 and not publishing.done():  # noqa: ASYNC110 - polling a counter
         await asyncio.sleep(0.01)
     server.kill()
     reached = await publishing

@@ -12,8 +12,13 @@ from neoactions.server.runners import ExecutionContext, Failure, HandlerRegistry
 
 def ctx() -> ExecutionContext:
     return ExecutionContext(
-        tenant="t", execution_id="e1", action_name="a", action_version=1, attempt=2,
-        idempotency_key="key-1", deadline=utcnow() + timedelta(seconds=5),
+        tenant="t",
+        execution_id="e1",
+        action_name="a",
+        action_version=1,
+        attempt=2,
+        idempotency_key="key-1",
+        deadline=utcnow() + timedelta(seconds=5),
     )
 
 

@@ -85,7 +85,9 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
         stack.push_async_callback(stop_intake)
         log.info(
             "neoactions serving on %s:%d (store: %s, handler types: %s)",
-            settings.host, port, "postgresql" if settings.database_url else settings.data_dir,
+            settings.host,
+            port,
+            "postgresql" if settings.database_url else settings.data_dir,
             ", ".join(registry.names()),
         )
         yield Running(engine, server, port)

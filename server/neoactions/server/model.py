@@ -337,17 +337,29 @@ class ExecutionError:
     message: str
     stack: str = ""
     retryable: bool = False
+    #: the target asked to be retried no sooner than this (e.g. HTTP ``Retry-After``)
+    retry_after_ms: int | None = None
 
     def to_dict(self) -> JSONObject:
-        return {"type": self.type, "message": self.message, "stack": self.stack, "retryable": self.retryable}
+        out: JSONObject = {
+            "type": self.type,
+            "message": self.message,
+            "stack": self.stack,
+            "retryable": self.retryable,
+        }
+        if self.retry_after_ms is not None:
+            out["retry_after_ms"] = self.retry_after_ms
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ExecutionError:
+        retry_after = d.get("retry_after_ms")
         return cls(
             type=str(d.get("type", "")),
             message=str(d.get("message", "")),
             stack=str(d.get("stack", "")),
             retryable=bool(d.get("retryable", False)),
+            retry_after_ms=None if retry_after is None else int(retry_after),
         )
 
 

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Generic, Protocol, TypeVar
 
 from neoactions.server.model import (
+    JSON,
     Action,
     Attempt,
     Event,
@@ -21,7 +22,6 @@ from neoactions.server.model import (
     Execution,
     ExecutionError,
     ExecutionStatus,
-    JSON,
     Tenant,
 )
 
@@ -98,9 +98,7 @@ class Store(Protocol):
     async def get_action_version(self, tenant: str, action_id: str, version: int) -> Action:
         """A version by the action's stable id, deleted or not (executions run the version they recorded)."""
 
-    async def list_actions(
-        self, tenant: str, page_size: int = DEFAULT_PAGE_SIZE, page_token: str = ""
-    ) -> Page[Action]:
+    async def list_actions(self, tenant: str, page_size: int = DEFAULT_PAGE_SIZE, page_token: str = "") -> Page[Action]:
         """Current versions of the actions not deleted, ordered by name."""
 
     async def all_actions(self, tenant: str) -> list[Action]:

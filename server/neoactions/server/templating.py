@@ -77,8 +77,7 @@ class ConfigRenderer:
                 raise TemplateRenderError(f"template {value!r}: {exc}") from None
         if isinstance(value, dict):
             return {
-                k: (v if top and k in raw_keys else self._render(v, context, raw_keys, False))
-                for k, v in value.items()
+                k: (v if top and k in raw_keys else self._render(v, context, raw_keys, False)) for k, v in value.items()
             }
         if isinstance(value, list):
             return [self._render(v, context, raw_keys, False) for v in value]

@@ -179,7 +179,10 @@ def _outcome(task: asyncio.Future[JSON]) -> RunnerUpdate:
         return Result(output)
     stack = "".join(traceback.format_exception(exc))
     return Failure.of(
-        type(exc).__name__, str(exc) or type(exc).__name__, stack=stack, retryable=not isinstance(exc, NonRetryableError)
+        type(exc).__name__,
+        str(exc) or type(exc).__name__,
+        stack=stack,
+        retryable=not isinstance(exc, NonRetryableError),
     )
 
 

@@ -24,7 +24,9 @@ class ActionServicer(actions_pb2_grpc.ActionServiceServicer):
         return convert.action_to_pb(created)
 
     @unary
-    async def GetAction(self, request: actions_pb2.GetActionRequest, context: grpc.aio.ServicerContext) -> actions_pb2.Action:
+    async def GetAction(
+        self, request: actions_pb2.GetActionRequest, context: grpc.aio.ServicerContext
+    ) -> actions_pb2.Action:
         tenant, name = names.parse_child(request.name, "actions")
         await self._engine.tenant(tenant)
         return convert.action_to_pb(await self._engine.actions.get(tenant, name, request.version))

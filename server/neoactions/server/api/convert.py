@@ -125,7 +125,9 @@ def tenant_to_pb(t: Tenant) -> tenants_pb2.Tenant:
 
 
 def tenant_from_pb(msg: tenants_pb2.Tenant) -> Tenant:
-    return Tenant(slug=names.parse_tenant(msg.name, "name"), display_name=msg.display_name, created_at=dt(msg.create_time))
+    return Tenant(
+        slug=names.parse_tenant(msg.name, "name"), display_name=msg.display_name, created_at=dt(msg.create_time)
+    )
 
 
 # --- events --------------------------------------------------------------------

@@ -54,7 +54,9 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
         return events_pb2.PublishEventsResponse(results=[_response(p) for p in published])
 
     @unary
-    async def GetEvent(self, request: events_pb2.GetEventRequest, context: grpc.aio.ServicerContext) -> events_pb2.Event:
+    async def GetEvent(
+        self, request: events_pb2.GetEventRequest, context: grpc.aio.ServicerContext
+    ) -> events_pb2.Event:
         tenant, event_id = names.parse_child(request.name, "events")
         await self._engine.tenant(tenant)
         return convert.event_to_pb(await self._engine.store.get_event(tenant, event_id))

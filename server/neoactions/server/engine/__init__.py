@@ -17,6 +17,7 @@ from neoactions.server.errors import InvalidArgument
 from neoactions.server.ids import new_id
 from neoactions.server.matching import Matcher
 from neoactions.server.model import (
+    JSON,
     Attempt,
     Event,
     Execution,
@@ -25,7 +26,6 @@ from neoactions.server.model import (
     ExecutionStatus,
     ExecutionUpdate,
     InlineAction,
-    JSON,
     Tenant,
     UpdateKind,
     utcnow,
@@ -107,25 +107,41 @@ class Engine:
             handler_type.check_config(inline.handler.config, "inline.handler.config")
             self.renderer.check(inline.handler.config, "inline.handler.config", handler_type.raw_config_keys)
             ex = Execution(
-                id=execution_id, tenant=tenant, action_id="", action_name="", action_version=0,
-                handler_type=inline.handler.type, input=input, inline=inline,
+                id=execution_id,
+                tenant=tenant,
+                action_id="",
+                action_name="",
+                action_version=0,
+                handler_type=inline.handler.type,
+                input=input,
+                inline=inline,
             )
         else:
             if not action_name:
                 raise InvalidArgument.field("action", "name an action or give an inline handler")
             action = await self.actions.get(tenant, action_name)
             ex = Execution(
-                id=execution_id, tenant=tenant, action_id=action.id, action_name=action.name,
-                action_version=action.version, handler_type=action.handler.type, input=input,
-                priority=action.priority, mode=ExecutionMode.SYNC,
+                id=execution_id,
+                tenant=tenant,
+                action_id=action.id,
+                action_name=action.name,
+                action_version=action.version,
+                handler_type=action.handler.type,
+                input=input,
+                priority=action.priority,
+                mode=ExecutionMode.SYNC,
             )
         ex.idempotency_key = idempotency_key or execution_id
         ex.correlation_id = correlation_id or execution_id
         await self.store.append(tenant, [], [ex])
         self.bus.publish(
             ExecutionUpdate(
-                tenant=tenant, kind=UpdateKind.SCHEDULED, execution_id=ex.id, action_name=ex.action_name,
-                correlation_id=ex.correlation_id, status=ex.status,
+                tenant=tenant,
+                kind=UpdateKind.SCHEDULED,
+                execution_id=ex.id,
+                action_name=ex.action_name,
+                correlation_id=ex.correlation_id,
+                status=ex.status,
             )
         )
         return ex
@@ -151,14 +167,17 @@ class Engine:
         attempt.error = ExecutionError("cancelled", "the caller cancelled the execution")
         if ex.attempt_count == 0:
             await self.store.start_attempt(ex.tenant, ex.id, attempt)
-        await self.store.finish_attempt(
-            ex.tenant, ex.id, attempt, ExecutionStatus.CANCELLED, None, attempt.error, None
-        )
+        await self.store.finish_attempt(ex.tenant, ex.id, attempt, ExecutionStatus.CANCELLED, None, attempt.error, None)
         ex.status = ExecutionStatus.CANCELLED
         self.bus.publish(
             ExecutionUpdate(
-                tenant=ex.tenant, kind=UpdateKind.CANCELLED, execution_id=ex.id, action_name=ex.action_name,
-                correlation_id=ex.correlation_id, status=ex.status, error=attempt.error,
+                tenant=ex.tenant,
+                kind=UpdateKind.CANCELLED,
+                execution_id=ex.id,
+                action_name=ex.action_name,
+                correlation_id=ex.correlation_id,
+                status=ex.status,
+                error=attempt.error,
             )
         )
 

@@ -20,9 +20,9 @@ from neoactions.server.bus import UpdateBus
 from neoactions.server.engine.catalog import ActionCatalog
 from neoactions.server.model import (
     Attempt,
+    Execution,
     ExecutionError,
     ExecutionStatus,
-    Execution,
     ExecutionUpdate,
     HandlerSpec,
     JSONObject,
@@ -110,7 +110,9 @@ class Dispatcher:
                     self._idle.clear()
                     await self._idle.wait()
         except TimeoutError:
-            log.warning("shutdown grace period over: %d executions left to resume", self._in_flight + self._queue.qsize())
+            log.warning(
+                "shutdown grace period over: %d executions left to resume", self._in_flight + self._queue.qsize()
+            )
         for worker in self._workers:
             worker.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
@@ -220,7 +222,10 @@ class Dispatcher:
                         self._announce(ex, UpdateKind.LOG, attempt=attempt.number, message=update.message)
                     elif isinstance(update, Progress):
                         self._announce(
-                            ex, UpdateKind.PROGRESS, attempt=attempt.number, message=update.message,
+                            ex,
+                            UpdateKind.PROGRESS,
+                            attempt=attempt.number,
+                            message=update.message,
                             progress=update.fraction,
                         )
                     else:
@@ -317,7 +322,9 @@ class Dispatcher:
                 cut.status = ExecutionStatus.FAILED
                 cut.finished_at = utcnow()
                 cut.error = ExecutionError(INTERRUPTED, "the process running this attempt stopped", retryable=True)
-                await self._store.finish_attempt(tenant, ex.id, cut, ExecutionStatus.SCHEDULED, None, cut.error, utcnow())
+                await self._store.finish_attempt(
+                    tenant, ex.id, cut, ExecutionStatus.SCHEDULED, None, cut.error, utcnow()
+                )
                 for a in ex.attempts:
                     if a.number == cut.number:
                         a.error = cut.error
