@@ -229,8 +229,9 @@ def condition_to_pb(c: Condition) -> actions_pb2.Condition:
         return actions_pb2.Condition(cel=c.expression)
     if c.kind == "not":
         return actions_pb2.Condition(negate=condition_to_pb(c.conditions[0]))
-    children = [condition_to_pb(x) for x in c.conditions]
-    return actions_pb2.Condition(**{c.kind: children})
+    out = actions_pb2.Condition()
+    getattr(out, c.kind).extend(condition_to_pb(x) for x in c.conditions)
+    return out
 
 
 def trigger_from_pb(msg: actions_pb2.Trigger) -> Trigger:
@@ -459,7 +460,7 @@ def update_to_pb(u: ExecutionUpdate, token: str) -> executions_pb2.ExecutionUpda
         action=names.action_name(u.tenant, u.action_name) if u.action_name else "",
         event_id=u.event_id,
         correlation_id=u.correlation_id,
-        status=_EXEC_STATUS_TO_PB[u.status] if u.status else 0,
+        status=_EXEC_STATUS_TO_PB[u.status] if u.status else executions_pb2.EXECUTION_STATUS_UNSPECIFIED,
         attempt=u.attempt,
         message=u.message,
         progress=u.progress,

@@ -31,7 +31,7 @@ _FROM_CODE = {code: cls for cls, code in _TO_CODE.items()}
 def status_code(exc: errors.NeoActionsError) -> grpc.StatusCode:
     for cls in type(exc).__mro__:
         if cls in _TO_CODE:
-            return _TO_CODE[cls]  # type: ignore[index]
+            return _TO_CODE[cls]
     return grpc.StatusCode.INTERNAL
 
 
@@ -64,7 +64,7 @@ def from_rpc_error(err: grpc.RpcError) -> errors.NeoActionsError:
     reason = code.name
     violations: list[errors.FieldViolation] = []
     metadata: dict[str, str] = {}
-    status = rpc_status.from_call(err)  # type: ignore[arg-type]
+    status = rpc_status.from_call(err)
     if status is not None:
         message = status.message
         for detail in status.details:
