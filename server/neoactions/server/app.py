@@ -18,7 +18,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from neoactions.server.api import SERVICE_NAMES, add_servicers
+from neoactions.server.api.servicers import SERVICE_NAMES, add_servicers
 from neoactions.server.bus import InProcessUpdateBus
 from neoactions.server.engine import Engine
 from neoactions.server.persistence import open_store

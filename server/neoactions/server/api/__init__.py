@@ -1,38 +1,5 @@
-"""gRPC servicers: they translate between protobuf and the engine, nothing more."""
+"""gRPC servicers: they translate between protobuf and the engine, nothing more.
 
-from __future__ import annotations
-
-import grpc
-
-from neoactions.server.api.actions import ActionServicer
-from neoactions.server.api.events import EventServicer
-from neoactions.server.api.executions import ExecutionServicer
-from neoactions.server.api.tenants import TenantServicer
-from neoactions.server.engine import Engine
-from neoactions.v1 import (
-    actions_pb2,
-    actions_pb2_grpc,
-    events_pb2,
-    events_pb2_grpc,
-    executions_pb2,
-    executions_pb2_grpc,
-    tenants_pb2,
-    tenants_pb2_grpc,
-)
-
-SERVICE_NAMES = (
-    events_pb2.DESCRIPTOR.services_by_name["EventService"].full_name,
-    actions_pb2.DESCRIPTOR.services_by_name["ActionService"].full_name,
-    executions_pb2.DESCRIPTOR.services_by_name["ExecutionService"].full_name,
-    tenants_pb2.DESCRIPTOR.services_by_name["TenantService"].full_name,
-)
-
-
-def add_servicers(server: grpc.aio.Server, engine: Engine) -> None:
-    events_pb2_grpc.add_EventServiceServicer_to_server(EventServicer(engine), server)
-    actions_pb2_grpc.add_ActionServiceServicer_to_server(ActionServicer(engine), server)
-    executions_pb2_grpc.add_ExecutionServiceServicer_to_server(ExecutionServicer(engine), server)
-    tenants_pb2_grpc.add_TenantServiceServicer_to_server(TenantServicer(engine), server)
-
-
-__all__ = ["SERVICE_NAMES", "add_servicers"]
+Import what you need from the submodules (``convert``, ``status``, ``names`` are
+free of the engine, so the client uses them too; ``servicers`` wires the server).
+"""

@@ -1,0 +1,145 @@
+"""Protobuf ↔ domain round trips (Hypothesis)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from neoactions.server.api import convert
+from neoactions.server.model import (
+    Action,
+    CelCondition,
+    Condition,
+    ConditionGroup,
+    Event,
+    Execution,
+    ExecutionError,
+    ExecutionMode,
+    ExecutionStatus,
+    FieldCondition,
+    HandlerSpec,
+    Priority,
+    RateLimit,
+    RetryPolicy,
+    Trigger,
+)
+
+names = st.from_regex(r"[a-z][a-z0-9_]{0,10}", fullmatch=True)
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**53) + 1, 2**53 - 1),
+    st.text(max_size=10),
+    st.floats(allow_nan=False, allow_infinity=False).filter(lambda f: not f.is_integer()),
+)
+json_values = st.recursive(
+    scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(names, inner, max_size=3), max_leaves=8
+)
+times = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)).map(
+    lambda d: d.replace(microsecond=(d.microsecond // 1000) * 1000)
+)
+
+field_conditions = st.builds(
+    FieldCondition,
+    field=names.map(lambda n: f"data.{n}"),
+    operator=st.sampled_from(["equals", "gt", "in"]),
+    value=json_values.filter(lambda v: v is not None),
+)
+conditions: st.SearchStrategy[Condition] = st.recursive(
+    field_conditions | st.builds(CelCondition, st.just("data.a > 1")),
+    lambda inner: (
+        st.builds(ConditionGroup, st.sampled_from(["all", "any"]), st.lists(inner, min_size=1, max_size=3))
+        | st.builds(lambda c: ConditionGroup("not", [c]), inner)
+    ),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    name=names,
+    conds=st.lists(conditions, max_size=3),
+    config=st.dictionaries(names, json_values, max_size=4),
+    priority=st.sampled_from(list(Priority)),
+    mode=st.sampled_from(list(ExecutionMode)),
+    created=times,
+    tags=st.lists(names, max_size=3),
+)
+def test_action_round_trip(
+    name: str,
+    conds: list[Condition],
+    config: dict[str, object],
+    priority: Priority,
+    mode: ExecutionMode,
+    created: datetime,
+    tags: list[str],
+) -> None:
+    action = Action(
+        name=name,
+        tenant="acme",
+        id="0190f0f0-0000-7000-8000-000000000000",
+        trigger=Trigger(["orders.*"], conds, {"region": "eu"}),
+        handler=HandlerSpec("python", config),
+        priority=priority,
+        execution_mode=mode,
+        timeout_seconds=12.5,
+        retry_policy=RetryPolicy(3, "linear", 10, 500, True, 60.0),
+        rate_limit=RateLimit(5, 100),
+        max_concurrency=2,
+        tags=tags,
+        version=4,
+        created_at=created,
+        updated_at=created,
+        enabled=False,
+    )
+    assert convert.action_from_stored_pb(convert.action_to_pb(action)) == action
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.dictionaries(names, json_values, max_size=5), when=times)
+def test_event_round_trip(data: dict[str, object], when: datetime) -> None:
+    event = Event(
+        id="0190f0f0-0000-7000-8000-000000000001",
+        tenant="acme",
+        type="orders.created",
+        data=data,
+        source="shop",
+        subject="order/1",
+        time=when,
+        received_at=when,
+        metadata={"ip": "1.2.3.4"},
+        correlation_id="c",
+        causation_id="d",
+        idempotency_key="k",
+    )
+    assert convert.event_from_stored_pb(convert.event_to_pb(event)) == event
+
+
+@settings(max_examples=100, deadline=None)
+@given(output=json_values, status=st.sampled_from(list(ExecutionStatus)), when=times)
+def test_execution_round_trip(output: object, status: ExecutionStatus, when: datetime) -> None:
+    ex = Execution(
+        id="0190f0f0-0000-7000-8000-000000000002",
+        tenant="acme",
+        action_id="",
+        action_name="notify",
+        action_version=2,
+        input={"a": 1},
+        handler_type="python",
+        event_id="e",
+        status=status,
+        output=output,
+        error=ExecutionError("ValueError", "no", "trace", True),
+        idempotency_key="k",
+        correlation_id="c",
+        priority=Priority.HIGH,
+        mode=ExecutionMode.SYNC,
+        attempt_count=1,
+        created_at=when,
+        updated_at=when,
+        started_at=when,
+        finished_at=None,
+    )
+    assert convert.execution_from_pb(convert.execution_to_pb(ex)) == ex
