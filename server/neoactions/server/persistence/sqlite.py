@@ -1,0 +1,291 @@
+"""``SqliteStore``: the embedded store, one SQLite file per tenant in a data directory.
+
+``admin.db`` holds the tenant registry and the admin tenant's data; every other tenant
+lives in ``tenant_<slug>.db``. Files run in WAL mode with ``synchronous=FULL`` by
+default, so a committed transaction survives a power cut. Each file has a writer
+connection and a reader connection (WAL lets reads proceed while a write commits);
+an asyncio lock per connection keeps one transaction at a time on each, because
+statements of interleaved coroutines on one connection would share a transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from neoactions.server.errors import AlreadyExists, Internal, NeoActionsError, Unavailable
+from neoactions.server.model import ADMIN_TENANT, Tenant, utcnow
+from neoactions.server.persistence.codec import (
+    SQLITE,
+    Row,
+    UniqueViolation,
+    as_utc,
+    check_new_slug,
+    is_slug,
+    tenant_not_found,
+    to_micros,
+)
+from neoactions.server.persistence.migrations import ADMIN_TRACK, TENANT_TRACK, load, split_statements
+from neoactions.server.persistence.sqlstore import SqlStore
+from neoactions.server.persistence.statements import Statements
+
+SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+_STATEMENTS = Statements.build("", SQLITE)
+_PARAM = re.compile(r"\$(\d+)")
+_UNIQUE = {"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"}
+# errors that mean "the database cannot be used right now", worth a retry by the caller
+_UNAVAILABLE = {"SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_FULL"}
+
+
+@lru_cache(maxsize=512)
+def _numbered(sql: str) -> str:
+    """``$n`` parameters as SQLite's ``?n``."""
+    return _PARAM.sub(r"?\1", sql)
+
+
+@lru_cache(maxsize=64)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+def _regexp(pattern: str, value: str | None) -> bool:
+    """``value REGEXP pattern``, which SQLite leaves to the application."""
+    return value is not None and _compiled(pattern).search(value) is not None
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    """sqlite3 errors as the core's errors."""
+    try:
+        yield
+    except NeoActionsError:
+        raise
+    except sqlite3.Error as exc:
+        name = getattr(exc, "sqlite_errorname", "")
+        if any(name.startswith(prefix) for prefix in _UNAVAILABLE):
+            raise Unavailable(f"embedded store unavailable: {exc}") from exc
+        raise Internal(f"embedded store error: {exc}") from exc
+
+
+class _Tx:
+    """A transaction on one connection (the ``Tx`` of :mod:`sqlstore`)."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    async def fetch(self, sql: str, *args: Any) -> Sequence[Row]:
+        try:
+            return list(await self._conn.execute_fetchall(_numbered(sql), args))
+        except sqlite3.IntegrityError as exc:
+            raise _unique(exc) from exc
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        rows = await self.fetch(sql, *args)
+        return rows[0] if rows else None
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        await self.fetch(sql, *args)
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        try:
+            cursor = await self._conn.executemany(_numbered(sql), rows)
+        except sqlite3.IntegrityError as exc:
+            raise _unique(exc) from exc
+        await cursor.close()
+
+
+def _unique(exc: sqlite3.IntegrityError) -> Exception:
+    return UniqueViolation(str(exc)) if getattr(exc, "sqlite_errorname", "") in _UNIQUE else exc
+
+
+class _TenantFile:
+    """One tenant's database file and its two connections."""
+
+    def __init__(self, path: Path, synchronous: str) -> None:
+        self.path = path
+        self._synchronous = synchronous
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._write_lock = asyncio.Lock()
+        self._read_lock = asyncio.Lock()
+
+    async def open(self, tracks: Sequence[str]) -> None:
+        """Connect and apply the pending migrations of ``tracks``."""
+        self._writer = await self._connect()
+        await self._writer.execute_fetchall("PRAGMA journal_mode = WAL")
+        await self._migrate(self._writer, tracks)
+        self._reader = await self._connect()
+
+    async def _connect(self) -> aiosqlite.Connection:
+        # isolation_level=None: no implicit transactions, this class issues BEGIN/COMMIT itself
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        try:
+            await conn.execute_fetchall(f"PRAGMA synchronous = {self._synchronous}")
+            await conn.execute_fetchall("PRAGMA foreign_keys = ON")
+            # another process (a CLI, a second server) may hold the write lock briefly
+            await conn.execute_fetchall("PRAGMA busy_timeout = 5000")
+            await conn.create_function("regexp", 2, _regexp, deterministic=True)
+        except BaseException:
+            await conn.close()
+            raise
+        return conn
+
+    async def close(self) -> None:
+        for conn in (self._reader, self._writer):
+            if conn is not None:
+                await conn.close()
+        self._reader = self._writer = None
+
+    @asynccontextmanager
+    async def transaction(self, *, write: bool) -> AsyncIterator[_Tx]:
+        conn, lock = (self._writer, self._write_lock) if write else (self._reader, self._read_lock)
+        async with lock:
+            if conn is None:
+                raise Unavailable("the embedded store is closed")
+            # IMMEDIATE takes the write lock up front, so a write never fails half-way on BUSY
+            await conn.execute_fetchall("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield _Tx(conn)
+                await conn.execute_fetchall("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    await conn.execute_fetchall("ROLLBACK")
+                raise
+
+    async def _migrate(self, conn: aiosqlite.Connection, tracks: Sequence[str]) -> None:
+        await conn.execute_fetchall(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (track TEXT NOT NULL, version INTEGER NOT NULL,"
+            " name TEXT NOT NULL, applied_at INTEGER NOT NULL, PRIMARY KEY (track, version))"
+        )
+        for track in tracks:
+            for migration in load("sqlite", track):
+                await conn.execute_fetchall("BEGIN IMMEDIATE")
+                try:
+                    # checked under the write lock: another process may have just applied it
+                    done = await conn.execute_fetchall(
+                        "SELECT 1 FROM schema_migrations WHERE track = ? AND version = ?",
+                        (track, migration.version),
+                    )
+                    if not list(done):
+                        for statement in split_statements(migration.sql):
+                            await conn.execute_fetchall(statement)
+                        await conn.execute_fetchall(
+                            "INSERT INTO schema_migrations VALUES (?, ?, ?, ?)",
+                            (track, migration.version, migration.name, to_micros(utcnow())),
+                        )
+                    await conn.execute_fetchall("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        await conn.execute_fetchall("ROLLBACK")
+                    raise
+
+
+class SqliteStore(SqlStore):
+    """The embedded store in ``data_dir`` (created if missing).
+
+    ``synchronous`` is SQLite's ``PRAGMA synchronous``: ``FULL`` (default) makes every
+    commit durable; ``NORMAL`` may lose the last commits on power loss, never corrupts.
+    """
+
+    dialect = SQLITE
+
+    def __init__(self, data_dir: str | Path, *, synchronous: str = "FULL") -> None:
+        if synchronous.upper() not in SYNCHRONOUS_MODES:
+            raise ValueError(f"synchronous must be one of {SYNCHRONOUS_MODES}, not {synchronous!r}")
+        self.data_dir = Path(data_dir)
+        self._synchronous = synchronous.upper()
+        self._files: dict[str, _TenantFile] = {}
+        self._opening = asyncio.Lock()
+
+    def path_of(self, slug: str) -> Path:
+        """The file holding tenant ``slug``."""
+        return self.data_dir / f"{Tenant(slug).schema}.db"
+
+    async def open(self) -> None:
+        with _translated():
+            try:
+                await asyncio.to_thread(self.data_dir.mkdir, parents=True, exist_ok=True)
+            except OSError as exc:
+                raise Unavailable(f"cannot create the data directory {self.data_dir}: {exc}") from exc
+            try:
+                await self._open_file(ADMIN_TENANT, (ADMIN_TRACK, TENANT_TRACK))
+                async with self._tx(ADMIN_TENANT, write=True) as (tx, q):
+                    await tx.execute(q.tenant_ensure, ADMIN_TENANT, "Admin", to_micros(utcnow()))
+                    slugs = [row[0] for row in await tx.fetch(q.tenant_slugs)]
+                for slug in slugs:
+                    if slug != ADMIN_TENANT:
+                        await self._open_file(slug, (TENANT_TRACK,))
+            except BaseException:
+                await self.close()
+                raise
+
+    async def close(self) -> None:
+        files, self._files = list(self._files.values()), {}
+        for file in files:
+            await file.close()
+
+    async def _open_file(self, slug: str, tracks: Sequence[str]) -> _TenantFile:
+        file = _TenantFile(self.path_of(slug), self._synchronous)
+        try:
+            await file.open(tracks)
+        except BaseException:
+            await file.close()
+            raise
+        self._files[slug] = file
+        return file
+
+    async def create_tenant(self, tenant: Tenant) -> Tenant:
+        check_new_slug(tenant.slug)
+        created = Tenant(tenant.slug, tenant.display_name, as_utc(tenant.created_at))
+        async with self._opening, self._tx(ADMIN_TENANT, write=True) as (tx, q):
+            try:
+                await tx.execute(q.tenant_insert, created.slug, created.display_name, to_micros(created.created_at))
+            except UniqueViolation:
+                raise AlreadyExists(
+                    f"tenant {tenant.slug!r} already exists",
+                    reason="TENANT_ALREADY_EXISTS",
+                    metadata={"tenant": tenant.slug},
+                ) from None
+            # created inside the registry's transaction: a failed migration un-registers the tenant
+            with _translated():
+                await self._open_file(created.slug, (TENANT_TRACK,))
+        return created
+
+    async def _file(self, tenant: str) -> _TenantFile:
+        file = self._files.get(tenant)
+        if file is not None:
+            return file
+        if ADMIN_TENANT not in self._files:
+            raise Unavailable("the embedded store is not open")
+        if not is_slug(tenant):
+            raise tenant_not_found(tenant)
+        async with self._opening:
+            file = self._files.get(tenant)
+            if file is None:
+                # another process sharing the data directory may have created it
+                async with self._files[ADMIN_TENANT].transaction(write=False) as tx:
+                    row = await tx.fetchrow(_STATEMENTS.tenant_get, tenant)
+                if row is None:
+                    raise tenant_not_found(tenant)
+                file = await self._open_file(tenant, (TENANT_TRACK,))
+            return file
+
+    @asynccontextmanager
+    async def _tx(self, tenant: str, *, write: bool) -> AsyncIterator[tuple[_Tx, Statements]]:
+        with _translated():
+            file = await self._file(tenant)
+            async with file.transaction(write=write) as tx:
+                yield tx, _STATEMENTS
+
+
+__all__ = ["SYNCHRONOUS_MODES", "SqliteStore"]

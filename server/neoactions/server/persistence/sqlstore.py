@@ -1,0 +1,398 @@
+"""The store logic both SQL stores share, over a tiny transaction interface.
+
+:class:`SqlStore` implements every ``Store`` method in terms of :class:`Tx` (fetch /
+execute / executemany inside one transaction) and :class:`Statements`. A concrete
+store provides ``_tx`` — which resolves the tenant to its file or schema, begins and
+ends the transaction and translates driver errors — plus opening, closing and tenant
+creation, which differ too much to share.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+from neoactions.server.errors import Aborted, AlreadyExists, InvalidArgument, NotFound
+from neoactions.server.ids import new_id
+from neoactions.server.model import (
+    ADMIN_TENANT,
+    JSON,
+    Action,
+    Attempt,
+    Event,
+    EventStatus,
+    Execution,
+    ExecutionError,
+    ExecutionStatus,
+    Tenant,
+    utcnow,
+)
+from neoactions.server.persistence import tokens
+from neoactions.server.persistence.codec import (
+    Dialect,
+    Row,
+    UniqueViolation,
+    action_from_row,
+    action_not_found,
+    as_utc,
+    attempt_from_row,
+    attempt_params,
+    canonical_id,
+    check_tenant,
+    dec_id,
+    error_json,
+    event_from_row,
+    event_params,
+    execution_from_row,
+    execution_params,
+    is_slug,
+    lookup_id,
+    page_limit,
+    tenant_from_row,
+    tenant_not_found,
+    to_micros,
+)
+from neoactions.server.persistence.filters import events_query, executions_query
+from neoactions.server.persistence.statements import Statements
+from neoactions.server.store import DEFAULT_PAGE_SIZE, EventFilter, ExecutionFilter, Page
+
+
+class Tx(Protocol):
+    """One open transaction. SQL uses ``$n`` parameters; unique-key failures raise ``UniqueViolation``."""
+
+    async def fetch(self, sql: str, *args: Any) -> Sequence[Row]: ...
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None: ...
+
+    async def execute(self, sql: str, *args: Any) -> None: ...
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+
+def _execution_not_found(tenant: str, execution_id: str) -> NotFound:
+    return NotFound(
+        f"execution {execution_id!r} not found",
+        reason="EXECUTION_NOT_FOUND",
+        metadata={"tenant": tenant, "execution_id": execution_id},
+    )
+
+
+class SqlStore(ABC):
+    """Every ``Store`` method, given a transaction per call."""
+
+    dialect: Dialect
+
+    @abstractmethod
+    def _tx(self, tenant: str, *, write: bool) -> AbstractAsyncContextManager[tuple[Tx, Statements]]:
+        """A transaction on ``tenant``'s data; ``NotFound`` (TENANT_NOT_FOUND) for an unknown tenant."""
+
+    @abstractmethod
+    async def open(self) -> None: ...
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    async def create_tenant(self, tenant: Tenant) -> Tenant:
+        """Register the tenant and create its file or schema, migrated."""
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    # --- tenants ---------------------------------------------------------------
+
+    async def get_tenant(self, slug: str) -> Tenant:
+        if not is_slug(slug):
+            raise tenant_not_found(slug)
+        async with self._tx(ADMIN_TENANT, write=False) as (tx, q):
+            row = await tx.fetchrow(q.tenant_get, slug)
+        if row is None:
+            raise tenant_not_found(slug)
+        return tenant_from_row(row, self.dialect)
+
+    async def list_tenants(self, page_size: int = DEFAULT_PAGE_SIZE, page_token: str = "") -> Page[Tenant]:
+        limit = page_limit(page_size)
+        after = tokens.decode("tenants", page_token, (str,))
+        async with self._tx(ADMIN_TENANT, write=False) as (tx, q):
+            rows = await tx.fetch(q.tenant_page, after[0] if after else "", limit + 1)
+        items = [tenant_from_row(r, self.dialect) for r in rows[:limit]]
+        more = len(rows) > limit
+        return Page(items, tokens.encode("tenants", [items[-1].slug]) if more else "")
+
+    # --- actions ---------------------------------------------------------------
+
+    async def create_action(self, action: Action) -> Action:
+        d = self.dialect
+        action_id = canonical_id(action.id, "action.id") if action.id else new_id()
+        created = as_utc(action.created_at)
+        async with self._tx(action.tenant, write=True) as (tx, q):
+            try:
+                await tx.execute(q.action_insert, action_id, action.name, action.enabled, d.enc_time(created))
+            except UniqueViolation:
+                raise AlreadyExists(
+                    f"action {action.name!r} already exists",
+                    reason="ACTION_ALREADY_EXISTS",
+                    metadata={"tenant": action.tenant, "action": action.name},
+                ) from None
+            await tx.execute(
+                q.version_insert, action_id, 1, d.enc_json(action.spec()), action.enabled, d.enc_time(created)
+            )
+        return dataclasses.replace(action, id=action_id, version=1, created_at=created, updated_at=created)
+
+    async def update_action(self, action: Action, expected_version: int | None = None) -> Action:
+        d = self.dialect
+        async with self._tx(action.tenant, write=True) as (tx, q):
+            row = await tx.fetchrow(q.action_lock, action.name)
+            if row is None:
+                raise action_not_found(action.tenant, action.name)
+            current = int(row[1])
+            if expected_version is not None and expected_version != current:
+                raise Aborted(
+                    f"action {action.name!r} is at version {current}, not {expected_version}",
+                    reason="ACTION_VERSION_MISMATCH",
+                    metadata={"current_version": str(current)},
+                )
+            return await self._new_version(tx, q, action.tenant, row, d.enc_json(action.spec()), bool(row[2]))
+
+    async def set_action_enabled(self, tenant: str, name: str, enabled: bool) -> Action:
+        d = self.dialect
+        async with self._tx(tenant, write=True) as (tx, q):
+            row = await tx.fetchrow(q.action_lock, name)
+            if row is None:
+                raise action_not_found(tenant, name)
+            if bool(row[2]) == enabled:
+                same = await tx.fetchrow(q.action_by_id, row[0], int(row[1]))
+                return action_from_row(same, tenant, d)
+            spec = await tx.fetchrow(q.version_spec, row[0], int(row[1]))
+            assert spec is not None  # a current version always exists
+            return await self._new_version(tx, q, tenant, row, d.enc_json(d.dec_json(spec[0])), enabled)
+
+    async def _new_version(self, tx: Tx, q: Statements, tenant: str, locked: Row, spec: Any, enabled: bool) -> Action:
+        """Store version current + 1 of the action in row ``locked`` (id, current_version, enabled)."""
+        d = self.dialect
+        now = d.enc_time(utcnow())
+        version = int(locked[1]) + 1
+        await tx.execute(q.version_insert, locked[0], version, spec, enabled, now)
+        await tx.execute(q.action_bump, locked[0], version, enabled, now)
+        row = await tx.fetchrow(q.action_by_id, locked[0], version)
+        return action_from_row(row, tenant, d)
+
+    async def delete_action(self, tenant: str, name: str) -> None:
+        async with self._tx(tenant, write=True) as (tx, q):
+            rows = await tx.fetch(q.action_delete, name, self.dialect.enc_time(utcnow()))
+        if not rows:
+            raise action_not_found(tenant, name)
+
+    async def get_action(self, tenant: str, name: str, version: int = 0) -> Action:
+        async with self._tx(tenant, write=False) as (tx, q):
+            row = await tx.fetchrow(q.action_by_name, name, version)
+        if row is None:
+            raise action_not_found(tenant, name if not version else f"{name}@{version}")
+        return action_from_row(row, tenant, self.dialect)
+
+    async def get_action_version(self, tenant: str, action_id: str, version: int) -> Action:
+        key = lookup_id(action_id)
+        row = None
+        if key is not None:
+            async with self._tx(tenant, write=False) as (tx, q):
+                row = await tx.fetchrow(q.action_by_id, key, version)
+        if row is None:
+            raise action_not_found(tenant, f"{action_id}@{version}")
+        return action_from_row(row, tenant, self.dialect)
+
+    async def list_actions(self, tenant: str, page_size: int = DEFAULT_PAGE_SIZE, page_token: str = "") -> Page[Action]:
+        limit = page_limit(page_size)
+        after = tokens.decode("actions", page_token, (str,))
+        async with self._tx(tenant, write=False) as (tx, q):
+            rows = await tx.fetch(q.action_page, after[0] if after else "", limit + 1)
+        items = [action_from_row(r, tenant, self.dialect) for r in rows[:limit]]
+        more = len(rows) > limit
+        return Page(items, tokens.encode("actions", [items[-1].name]) if more else "")
+
+    async def all_actions(self, tenant: str) -> list[Action]:
+        """Ordered by creation (the matcher's tie-break order)."""
+        async with self._tx(tenant, write=False) as (tx, q):
+            rows = await tx.fetch(q.action_all)
+        return [action_from_row(r, tenant, self.dialect) for r in rows]
+
+    # --- events and executions ----------------------------------------------------
+
+    async def append(self, tenant: str, events: Sequence[Event], executions: Sequence[Execution]) -> None:
+        d = self.dialect
+        fanned_out = {canonical_id(x.event_id, "execution.event_id") for x in executions if x.event_id}
+        event_rows = []
+        for e in events:
+            check_tenant(e.tenant, tenant, "event.tenant")
+            has_work = canonical_id(e.id, "event.id") in fanned_out
+            event_rows.append(event_params(e, EventStatus.PROCESSING if has_work else EventStatus.COMPLETED, d))
+        execution_rows = []
+        for x in executions:
+            check_tenant(x.tenant, tenant, "execution.tenant")
+            execution_rows.append(execution_params(x, d))
+        if not event_rows and not execution_rows:
+            return
+        async with self._tx(tenant, write=True) as (tx, q):
+            try:
+                if event_rows:
+                    await tx.executemany(q.event_insert, event_rows)
+                if execution_rows:
+                    await tx.executemany(q.execution_insert, execution_rows)
+            except UniqueViolation as exc:
+                raise AlreadyExists(f"append: an id is already stored ({exc})") from None
+
+    async def get_event(self, tenant: str, event_id: str) -> Event:
+        key = lookup_id(event_id)
+        row = None
+        if key is not None:
+            async with self._tx(tenant, write=False) as (tx, q):
+                row = await tx.fetchrow(q.event_get, key)
+        if row is None:
+            raise NotFound(
+                f"event {event_id!r} not found",
+                reason="EVENT_NOT_FOUND",
+                metadata={"tenant": tenant, "event_id": event_id},
+            )
+        return event_from_row(row, tenant, self.dialect)
+
+    async def list_events(
+        self, tenant: str, filter: EventFilter, page_size: int = DEFAULT_PAGE_SIZE, page_token: str = ""
+    ) -> Page[Event]:
+        limit = page_limit(page_size)
+        after = tokens.decode("events", page_token, (int, str))
+        async with self._tx(tenant, write=False) as (tx, q):
+            sql, params = events_query(q.prefix, self.dialect, filter, after, limit + 1)
+            rows = await tx.fetch(sql, *params)
+        items = [event_from_row(r, tenant, self.dialect) for r in rows[:limit]]
+        token = ""
+        if len(rows) > limit:
+            token = tokens.encode("events", [to_micros(items[-1].time), items[-1].id])
+        return Page(items, token)
+
+    async def start_attempt(self, tenant: str, execution_id: str, attempt: Attempt) -> None:
+        d = self.dialect
+        key = lookup_id(execution_id)
+        if key is None:
+            raise _execution_not_found(tenant, execution_id)
+        running = dataclasses.replace(
+            attempt, status=ExecutionStatus.RUNNING, finished_at=None, output=None, error=None
+        )
+        async with self._tx(tenant, write=True) as (tx, q):
+            row = await tx.fetchrow(
+                q.execution_start, key, attempt.number, d.enc_time(attempt.started_at), d.enc_time(utcnow())
+            )
+            if row is None:
+                raise _execution_not_found(tenant, execution_id)
+            await tx.execute(q.attempt_upsert, *attempt_params(key, running, d))
+
+    async def finish_attempt(
+        self,
+        tenant: str,
+        execution_id: str,
+        attempt: Attempt,
+        status: ExecutionStatus,
+        output: JSON = None,
+        error: ExecutionError | None = None,
+        next_attempt_at: datetime | None = None,
+    ) -> None:
+        d = self.dialect
+        key = lookup_id(execution_id)
+        if key is None:
+            raise _execution_not_found(tenant, execution_id)
+        if status is ExecutionStatus.RUNNING:
+            raise InvalidArgument.field("status", "an attempt cannot finish into running")
+        now = utcnow()
+        final = status.is_final
+        attempt_status = attempt.status
+        if not attempt_status.is_final:
+            # the caller did not classify the attempt: it ended the execution, or it failed into a retry
+            attempt_status = status if final else ExecutionStatus.FAILED
+        ended = dataclasses.replace(
+            attempt,
+            status=attempt_status,
+            finished_at=attempt.finished_at or now,
+            output=attempt.output if output is None else output,
+            error=attempt.error if error is None else error,
+        )
+        async with self._tx(tenant, write=True) as (tx, q):
+            row = await tx.fetchrow(
+                q.execution_finish,
+                key,
+                status.value,
+                d.enc_json(ended.output),
+                d.enc_json(error_json(ended.error)),
+                d.opt_time(ended.finished_at if final else None),
+                d.opt_time(None if final else next_attempt_at),
+                d.enc_time(now),
+                attempt.number,
+            )
+            if row is None:
+                raise _execution_not_found(tenant, execution_id)
+            await tx.execute(q.attempt_upsert, *attempt_params(key, ended, d))
+            event_id = dec_id(row[0])
+            if final and event_id:
+                await self._settle_event(tx, q, event_id)
+
+    async def _settle_event(self, tx: Tx, q: Statements, event_id: str) -> None:
+        """Complete or fail the event once every execution of it is final."""
+        # Lock the event first: two executions of one event finishing at once in separate
+        # transactions would each see the other unfinished and neither settle the event.
+        await tx.fetchrow(q.event_lock, event_id)
+        outcome = await tx.fetchrow(q.event_outcome, event_id)
+        if outcome is not None and int(outcome[0]) == 0:
+            settled = EventStatus.COMPLETED if int(outcome[1]) == 0 else EventStatus.FAILED
+            await tx.execute(q.event_set_status, event_id, settled.value)
+
+    async def get_execution(self, tenant: str, execution_id: str) -> Execution:
+        key = lookup_id(execution_id)
+        if key is None:
+            raise _execution_not_found(tenant, execution_id)
+        async with self._tx(tenant, write=False) as (tx, q):
+            row = await tx.fetchrow(q.execution_get, key)
+            if row is None:
+                raise _execution_not_found(tenant, execution_id)
+            attempts = await tx.fetch(q.attempts_of, key)
+        execution = execution_from_row(row, tenant, self.dialect)
+        execution.attempts = [attempt_from_row(a, self.dialect) for a in attempts]
+        return execution
+
+    async def list_executions(
+        self, tenant: str, filter: ExecutionFilter, page_size: int = DEFAULT_PAGE_SIZE, page_token: str = ""
+    ) -> Page[Execution]:
+        limit = page_limit(page_size)
+        after = tokens.decode("executions", page_token, (int, str))
+        async with self._tx(tenant, write=False) as (tx, q):
+            sql, params = executions_query(q.prefix, self.dialect, filter, after, limit + 1)
+            rows = await tx.fetch(sql, *params)
+        items = [execution_from_row(r, tenant, self.dialect) for r in rows[:limit]]
+        token = ""
+        if len(rows) > limit:
+            token = tokens.encode("executions", [to_micros(items[-1].created_at), items[-1].id])
+        return Page(items, token)
+
+    async def unfinished_executions(self, tenant: str, limit: int = 10_000) -> list[Execution]:
+        if limit < 0:
+            raise InvalidArgument.field("limit", "must not be negative")
+        async with self._tx(tenant, write=False) as (tx, q):
+            rows = await tx.fetch(q.execution_unfinished, limit)
+            attempt_rows = await tx.fetch(q.attempts_unfinished, limit) if rows else []
+        executions = [execution_from_row(r, tenant, self.dialect) for r in rows]
+        by_id = {x.id: x for x in executions}
+        for a in attempt_rows:
+            owner = by_id.get(dec_id(a[0]))
+            if owner is not None:
+                owner.attempts.append(attempt_from_row(a, self.dialect))
+        return executions
+
+
+__all__ = ["SqlStore", "Tx"]
