@@ -25,13 +25,14 @@ ADMIN = "tenants/admin"
 
 
 def action(name: str, event_types: list[str], function: str, **extra: Any) -> actions_pb2.CreateActionRequest:
+    parent = extra.pop("parent", ADMIN)
     body: dict[str, Any] = {
         "trigger": {"event_types": event_types, "conditions": extra.pop("conditions", [])},
         "handler": {"type": "python", "config": {"function": function, **extra.pop("config", {})}},
         **extra,
     }
     return actions_pb2.CreateActionRequest(
-        parent=extra.pop("parent", ADMIN), action_id=name, action=json_format.ParseDict(body, actions_pb2.Action())
+        parent=parent, action_id=name, action=json_format.ParseDict(body, actions_pb2.Action())
     )
 
 
