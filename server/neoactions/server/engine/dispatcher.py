@@ -277,6 +277,9 @@ class Dispatcher:
         if attempt.number - interrupted > policy.max_retries:
             return None
         delay = retry_delay_ms(policy, attempt.number - interrupted)
+        if outcome.error.retry_after_ms:
+            # The target said when to come back (Retry-After); never sooner.
+            delay = max(delay, float(outcome.error.retry_after_ms))
         if policy.max_age_seconds and (
             (utcnow() - ex.created_at).total_seconds() + delay / 1000.0 > policy.max_age_seconds
         ):
