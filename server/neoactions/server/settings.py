@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -47,7 +48,14 @@ class Settings:
             values.update(loaded)
         for f in fields(cls):
             env = os.environ.get(f"NEOACTIONS_{f.name.upper()}")
-            if env is not None and f.name != "runner_settings":
+            if env is None:
+                continue
+            if f.name == "runner_settings":
+                parsed = json.loads(env)
+                if not isinstance(parsed, dict):
+                    raise ValueError("NEOACTIONS_RUNNER_SETTINGS must be a JSON object")
+                values[f.name] = {**values.get(f.name, {}), **parsed}
+            else:
                 values[f.name] = env
         values.update({k: v for k, v in overrides.items() if v is not None})
         known = {f.name: f for f in fields(cls)}
