@@ -1,0 +1,58 @@
+"""``apply``: decide, per action, whether to create, update or leave it alone (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeAlias
+
+from neoactions.client._requests import changed_fields, desired_action
+from neoactions.client.declarative import ActionDocument, load_file, parse_action, parse_documents
+from neoactions.client.results import ApplyOutcome
+from neoactions.server.model import Action
+
+#: what ``apply`` takes: a file path, a parsed ``{actions: [...]}`` mapping, or actions
+ApplySource: TypeAlias = str | Path | Mapping[str, Any] | Iterable[ActionDocument | Mapping[str, Any]]
+
+
+@dataclass(slots=True)
+class Step:
+    """What to do with one declared action."""
+
+    doc: ActionDocument
+    current: Action | None
+    outcome: ApplyOutcome
+    #: fields that differ from the stored action (spec fields, and ``enabled``)
+    changed: list[str] = field(default_factory=list)
+    #: enable (True) or disable (False) afterwards; None = leave as is
+    set_enabled: bool | None = None
+
+    @property
+    def update_spec(self) -> bool:
+        """True when the stored spec must change (a new version)."""
+        return self.current is not None and any(c != "enabled" for c in self.changed)
+
+
+def documents(source: ApplySource) -> list[ActionDocument]:
+    """Every action of ``source``, parsed and checked."""
+    if isinstance(source, str | Path):
+        return load_file(source)
+    if isinstance(source, Mapping):
+        return parse_documents([source])
+    return [d if isinstance(d, ActionDocument) else parse_action(d, f"actions[{i}]") for i, d in enumerate(source)]
+
+
+def plan(doc: ActionDocument, current: Action | None, tenant: str) -> Step:
+    """Compare a declared action with the stored one (``None``: not stored yet)."""
+    if current is None:
+        return Step(doc, None, ApplyOutcome.CREATED, set_enabled=False if doc.enabled is False else None)
+    changed = changed_fields(desired_action(doc, tenant), current)
+    toggle = doc.enabled if doc.enabled is not None and doc.enabled != current.enabled else None
+    if toggle is not None:
+        changed.append("enabled")
+    outcome = ApplyOutcome.UPDATED if changed else ApplyOutcome.UNCHANGED
+    return Step(doc, current, outcome, changed, toggle)
+
+
+__all__ = ["ApplySource", "Step", "documents", "plan"]

@@ -1,0 +1,467 @@
+"""``AsyncClient``: the typed asyncio client (grpc.aio)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import grpc
+from google.protobuf import field_mask_pb2
+
+from neoactions.client import _apply
+from neoactions.client import _requests as rq
+from neoactions.client._config import CHANNEL_OPTIONS, DEFAULT_TARGET, DEFAULT_TIMEOUT
+from neoactions.client._errors import translated
+from neoactions.client.results import ApplyResult, Page, PublishResult, StreamedUpdate
+from neoactions.server.api import convert
+from neoactions.server.errors import Internal, NotFound
+from neoactions.server.model import (
+    ADMIN_TENANT,
+    JSON,
+    Action,
+    Event,
+    EventStatus,
+    Execution,
+    ExecutionStatus,
+    Tenant,
+)
+from neoactions.v1 import (
+    actions_pb2,
+    actions_pb2_grpc,
+    events_pb2,
+    events_pb2_grpc,
+    executions_pb2,
+    executions_pb2_grpc,
+    tenants_pb2,
+    tenants_pb2_grpc,
+)
+
+T = TypeVar("T")
+
+
+async def _all_pages(fetch: Callable[[str], Awaitable[Page[T]]]) -> AsyncIterator[T]:
+    token = ""
+    while True:
+        page = await fetch(token)
+        for item in page.items:
+            yield item
+        if not page.next_page_token:
+            return
+        token = page.next_page_token
+
+
+class AsyncClient:
+    """The neoactions API over asyncio, returning domain objects and raising typed errors.
+
+    Every failed call raises a subclass of
+    :class:`~neoactions.server.errors.NeoActionsError` (``NotFound`` with reason
+    ``ACTION_NOT_FOUND``, ``InvalidArgument`` with field violations, ...).
+    ``tenant`` applies to every call and can be overridden per call with ``tenant=``.
+
+    Use as ``async with AsyncClient("127.0.0.1:50051", tenant="shop") as client: ...``.
+    """
+
+    def __init__(
+        self,
+        target: str = DEFAULT_TARGET,
+        tenant: str = ADMIN_TENANT,
+        *,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        channel: grpc.aio.Channel | None = None,
+    ) -> None:
+        self.target = target
+        self.tenant = tenant
+        self.timeout = timeout
+        self._owns_channel = channel is None
+        self._channel = channel or grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+        self._events = events_pb2_grpc.EventServiceStub(self._channel)
+        self._actions = actions_pb2_grpc.ActionServiceStub(self._channel)
+        self._executions = executions_pb2_grpc.ExecutionServiceStub(self._channel)
+        self._tenants = tenants_pb2_grpc.TenantServiceStub(self._channel)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the channel (when this client opened it)."""
+        if self._owns_channel:
+            await self._channel.close()
+
+    def _tenant(self, tenant: str | None) -> str:
+        return tenant or self.tenant
+
+    async def _call(self, method: Any, request: Any) -> Any:
+        with translated():
+            return await method(request, timeout=self.timeout)
+
+    async def _stream(self, start: Callable[[], Any], tenant: str) -> AsyncIterator[StreamedUpdate]:
+        call = start()
+        try:
+            with translated():
+                async for msg in call:
+                    yield rq.streamed(msg, tenant)
+        finally:
+            call.cancel()
+
+    # --- events ------------------------------------------------------------------
+
+    async def publish(
+        self,
+        type: str,
+        data: Mapping[str, Any],
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        source: str = "",
+        subject: str = "",
+        correlation_id: str = "",
+        causation_id: str = "",
+        idempotency_key: str = "",
+        time: datetime | None = None,
+        wait: bool = False,
+        tenant: str | None = None,
+    ) -> PublishResult:
+        """Publish one event; with ``wait`` the matched ``sync`` actions' results come back final."""
+        event = rq.event_pb(
+            type,
+            data,
+            metadata=metadata,
+            source=source,
+            subject=subject,
+            time=time,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+            idempotency_key=idempotency_key,
+        )
+        request = events_pb2.PublishEventRequest(parent=rq.parent(self._tenant(tenant)), event=event, wait=wait)
+        return rq.publish_result(await self._call(self._events.PublishEvent, request))
+
+    async def publish_many(self, events: Iterable[rq.EventInput], *, tenant: str | None = None) -> list[PublishResult]:
+        """Publish a batch of events in one call (one transaction on the server)."""
+        messages = [rq.event_input_pb(e, f"events[{i}]") for i, e in enumerate(events)]
+        request = events_pb2.PublishEventsRequest(parent=rq.parent(self._tenant(tenant)), events=messages)
+        response = await self._call(self._events.PublishEvents, request)
+        return [rq.publish_result(r) for r in response.results]
+
+    async def get_event(self, event_id: str, *, tenant: str | None = None) -> Event:
+        request = events_pb2.GetEventRequest(name=rq.event_resource(self._tenant(tenant), event_id))
+        return convert.event_from_stored_pb(await self._call(self._events.GetEvent, request))
+
+    async def list_events(
+        self,
+        *,
+        type_pattern: str = "",
+        correlation_id: str = "",
+        status: EventStatus | str | None = None,
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        page_size: int = 0,
+        page_token: str = "",
+        tenant: str | None = None,
+    ) -> Page[Event]:
+        """One page of the events matching the filters."""
+        request = rq.list_events_request(
+            self._tenant(tenant),
+            type_pattern=type_pattern,
+            correlation_id=correlation_id,
+            status=status,
+            start_time=start_time,
+            end_time=end_time,
+            page_size=page_size,
+            page_token=page_token,
+        )
+        response = await self._call(self._events.ListEvents, request)
+        return Page([convert.event_from_stored_pb(e) for e in response.events], response.next_page_token)
+
+    def iter_events(
+        self,
+        *,
+        type_pattern: str = "",
+        correlation_id: str = "",
+        status: EventStatus | str | None = None,
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        page_size: int = 0,
+        tenant: str | None = None,
+    ) -> AsyncIterator[Event]:
+        """Every event matching the filters, page after page."""
+        return _all_pages(
+            lambda token: self.list_events(
+                type_pattern=type_pattern,
+                correlation_id=correlation_id,
+                status=status,
+                start_time=start_time,
+                end_time=end_time,
+                page_size=page_size,
+                page_token=token,
+                tenant=tenant,
+            )
+        )
+
+    # --- actions -----------------------------------------------------------------
+
+    async def create_action(
+        self, action: rq.ActionInput, *, validate_only: bool = False, tenant: str | None = None
+    ) -> Action:
+        """Create an action (a domain ``Action`` or a mapping in the YAML form)."""
+        t = self._tenant(tenant)
+        name, message = rq.action_message(action, t)
+        request = actions_pb2.CreateActionRequest(
+            parent=rq.parent(t), action_id=name, action=message, validate_only=validate_only
+        )
+        return convert.action_from_stored_pb(await self._call(self._actions.CreateAction, request))
+
+    async def get_action(self, name: str, version: int = 0, *, tenant: str | None = None) -> Action:
+        """The current version of an action, or an exact ``version``."""
+        request = actions_pb2.GetActionRequest(name=rq.action_resource(self._tenant(tenant), name), version=version)
+        return convert.action_from_stored_pb(await self._call(self._actions.GetAction, request))
+
+    async def list_actions(
+        self, *, page_size: int = 0, page_token: str = "", tenant: str | None = None
+    ) -> Page[Action]:
+        request = actions_pb2.ListActionsRequest(
+            parent=rq.parent(self._tenant(tenant)), page_size=page_size, page_token=page_token
+        )
+        response = await self._call(self._actions.ListActions, request)
+        return Page([convert.action_from_stored_pb(a) for a in response.actions], response.next_page_token)
+
+    def iter_actions(self, *, page_size: int = 0, tenant: str | None = None) -> AsyncIterator[Action]:
+        """Every action of the tenant, page after page."""
+        return _all_pages(lambda token: self.list_actions(page_size=page_size, page_token=token, tenant=tenant))
+
+    async def update_action(
+        self,
+        action: rq.ActionInput,
+        update_mask: Sequence[str] | None = None,
+        expected_version: int | None = None,
+        *,
+        validate_only: bool = False,
+        tenant: str | None = None,
+    ) -> Action:
+        """Save a new version. ``update_mask`` limits the fields replaced (default: all);
+        ``expected_version`` makes the update fail with ``Aborted`` if someone else won."""
+        _, message = rq.action_message(action, self._tenant(tenant))
+        request = actions_pb2.UpdateActionRequest(
+            action=message,
+            update_mask=field_mask_pb2.FieldMask(paths=list(update_mask or [])),
+            expected_version=expected_version or 0,
+            validate_only=validate_only,
+        )
+        return convert.action_from_stored_pb(await self._call(self._actions.UpdateAction, request))
+
+    async def delete_action(self, name: str, *, tenant: str | None = None) -> None:
+        request = actions_pb2.DeleteActionRequest(name=rq.action_resource(self._tenant(tenant), name))
+        await self._call(self._actions.DeleteAction, request)
+
+    async def enable_action(self, name: str, *, tenant: str | None = None) -> Action:
+        request = actions_pb2.EnableActionRequest(name=rq.action_resource(self._tenant(tenant), name))
+        return convert.action_from_stored_pb(await self._call(self._actions.EnableAction, request))
+
+    async def disable_action(self, name: str, *, tenant: str | None = None) -> Action:
+        request = actions_pb2.DisableActionRequest(name=rq.action_resource(self._tenant(tenant), name))
+        return convert.action_from_stored_pb(await self._call(self._actions.DisableAction, request))
+
+    async def apply(
+        self, source: _apply.ApplySource, *, dry_run: bool = False, tenant: str | None = None
+    ) -> list[ApplyResult]:
+        """Create or update every declared action by name, like ``kubectl apply``.
+
+        ``source`` is a file path, a parsed ``{actions: [...]}`` mapping or a list of
+        actions. Per action the result says ``created``, ``updated`` or ``unchanged``
+        (the declared spec equals the stored one). ``enabled: false`` in the file
+        leaves the action disabled. With ``dry_run`` the server validates every
+        change and nothing is stored.
+        """
+        t = self._tenant(tenant)
+        results = []
+        for doc in _apply.documents(source):
+            try:
+                current: Action | None = await self.get_action(doc.name, tenant=t)
+            except NotFound:
+                current = None
+            step = _apply.plan(doc, current, t)
+            results.append(await self._apply_step(step, t, dry_run))
+        return results
+
+    async def _apply_step(self, step: _apply.Step, tenant: str, dry_run: bool) -> ApplyResult:
+        doc = step.doc
+        if step.current is None:
+            action = await self.create_action(doc, validate_only=dry_run, tenant=tenant)
+        elif step.update_spec:
+            action = await self.update_action(
+                doc, expected_version=step.current.version, validate_only=dry_run, tenant=tenant
+            )
+        else:
+            action = step.current
+        if step.set_enabled is not None and not dry_run:
+            toggle = self.enable_action if step.set_enabled else self.disable_action
+            action = await toggle(doc.name, tenant=tenant)
+        return ApplyResult(doc.name, step.outcome, action, dry_run=dry_run, changed=step.changed)
+
+    # --- executions --------------------------------------------------------------
+
+    def execute(
+        self,
+        action: rq.ExecuteTarget,
+        input: JSON = None,
+        *,
+        correlation_id: str = "",
+        idempotency_key: str = "",
+        timeout_seconds: float = 0.0,
+        timeout: float | None = None,
+        tenant: str | None = None,
+    ) -> AsyncIterator[StreamedUpdate]:
+        """Run an action (by name, or an inline handler ``{"type", "config"}``) with ``input``
+        and stream its updates until it ends.
+
+        ``timeout_seconds`` is an inline handler's own limit; ``timeout`` is the
+        deadline of the whole call (none by default).
+        """
+        t = self._tenant(tenant)
+        request = rq.execute_request(
+            t,
+            action,
+            input,
+            correlation_id=correlation_id,
+            idempotency_key=idempotency_key,
+            timeout_seconds=timeout_seconds,
+        )
+        return self._stream(lambda: self._executions.Execute(request, timeout=timeout), t)
+
+    async def run(
+        self,
+        action: rq.ExecuteTarget,
+        input: JSON = None,
+        *,
+        correlation_id: str = "",
+        idempotency_key: str = "",
+        timeout_seconds: float = 0.0,
+        timeout: float | None = None,  # noqa: ASYNC109 - the gRPC deadline of the stream
+        tenant: str | None = None,
+    ) -> Execution:
+        """``execute`` to the end, then return the final :class:`Execution` (attempts included)."""
+        execution_id = ""
+        updates = self.execute(
+            action,
+            input,
+            correlation_id=correlation_id,
+            idempotency_key=idempotency_key,
+            timeout_seconds=timeout_seconds,
+            timeout=timeout,
+            tenant=tenant,
+        )
+        async for update in updates:
+            execution_id = update.execution_id or execution_id
+        if not execution_id:
+            raise Internal("the Execute stream ended without naming its execution", reason="STREAM_ENDED")
+        return await self.get_execution(execution_id, tenant=tenant)
+
+    async def get_execution(self, execution_id: str, *, tenant: str | None = None) -> Execution:
+        request = executions_pb2.GetExecutionRequest(name=rq.execution_resource(self._tenant(tenant), execution_id))
+        return convert.execution_from_pb(await self._call(self._executions.GetExecution, request))
+
+    async def list_executions(
+        self,
+        *,
+        action: str = "",
+        status: ExecutionStatus | str | None = None,
+        event_id: str = "",
+        correlation_id: str = "",
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        page_size: int = 0,
+        page_token: str = "",
+        tenant: str | None = None,
+    ) -> Page[Execution]:
+        """One page of executions matching the filters."""
+        request = rq.list_executions_request(
+            self._tenant(tenant),
+            action=action,
+            status=status,
+            event_id=event_id,
+            correlation_id=correlation_id,
+            start_time=start_time,
+            end_time=end_time,
+            page_size=page_size,
+            page_token=page_token,
+        )
+        response = await self._call(self._executions.ListExecutions, request)
+        return Page([convert.execution_from_pb(e) for e in response.executions], response.next_page_token)
+
+    def iter_executions(
+        self,
+        *,
+        action: str = "",
+        status: ExecutionStatus | str | None = None,
+        event_id: str = "",
+        correlation_id: str = "",
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        page_size: int = 0,
+        tenant: str | None = None,
+    ) -> AsyncIterator[Execution]:
+        """Every execution matching the filters, page after page."""
+        return _all_pages(
+            lambda token: self.list_executions(
+                action=action,
+                status=status,
+                event_id=event_id,
+                correlation_id=correlation_id,
+                start_time=start_time,
+                end_time=end_time,
+                page_size=page_size,
+                page_token=token,
+                tenant=tenant,
+            )
+        )
+
+    def watch_executions(
+        self,
+        *,
+        action: str = "",
+        event_id: str = "",
+        correlation_id: str = "",
+        execution_id: str = "",
+        resume_token: str = "",
+        timeout: float | None = None,
+        tenant: str | None = None,
+    ) -> AsyncIterator[StreamedUpdate]:
+        """Every update matching the filters as it happens (the stream does not end by itself).
+
+        Each update carries ``resume_token``: pass it back to continue after it.
+        """
+        t = self._tenant(tenant)
+        request = rq.watch_request(
+            t,
+            action=action,
+            event_id=event_id,
+            correlation_id=correlation_id,
+            execution_id=execution_id,
+            resume_token=resume_token,
+        )
+        return self._stream(lambda: self._executions.WatchExecutions(request, timeout=timeout), t)
+
+    # --- tenants -----------------------------------------------------------------
+
+    async def create_tenant(self, slug: str, display_name: str = "") -> Tenant:
+        """Create a tenant (``[a-z][a-z0-9_]{0,40}``); admin only."""
+        request = tenants_pb2.CreateTenantRequest(tenant_id=slug, tenant=tenants_pb2.Tenant(display_name=display_name))
+        return convert.tenant_from_pb(await self._call(self._tenants.CreateTenant, request))
+
+    async def list_tenants(self, *, page_size: int = 0, page_token: str = "") -> Page[Tenant]:
+        request = tenants_pb2.ListTenantsRequest(page_size=page_size, page_token=page_token)
+        response = await self._call(self._tenants.ListTenants, request)
+        return Page([convert.tenant_from_pb(t) for t in response.tenants], response.next_page_token)
+
+    def iter_tenants(self, *, page_size: int = 0) -> AsyncIterator[Tenant]:
+        """Every tenant, page after page."""
+        return _all_pages(lambda token: self.list_tenants(page_size=page_size, page_token=token))
+
+
+__all__ = ["AsyncClient"]

@@ -1,0 +1,52 @@
+"""The root ``neoactions`` command: global options and the command tree."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from neoactions.client._config import DEFAULT_TARGET
+from neoactions.client.cli import actions, executions, tenants
+from neoactions.client.cli._context import CliState
+from neoactions.client.cli.apply import apply
+from neoactions.client.cli.events import publish
+from neoactions.client.cli.serve import serve
+from neoactions.server.model import ADMIN_TENANT
+
+app = typer.Typer(
+    name="neoactions",
+    help="neoactions: publish events, manage actions, run and watch executions.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    server: Annotated[
+        str, typer.Option("--server", "-s", envvar="NEOACTIONS_SERVER", help="The server's host:port.")
+    ] = DEFAULT_TARGET,
+    tenant: Annotated[
+        str, typer.Option("--tenant", "-t", envvar="NEOACTIONS_TENANT", help="The tenant to act in.")
+    ] = ADMIN_TENANT,
+    json_: Annotated[
+        bool, typer.Option("--json", help="Machine output: one JSON document (JSON lines for streams).")
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds a call may take.")] = 60.0,
+) -> None:
+    """Global options; every command also takes --tenant and --json itself."""
+    ctx.obj = CliState(server=server, tenant=tenant, json=json_, timeout=timeout)
+
+
+app.command()(serve)
+app.command()(apply)
+app.command()(publish)
+app.command()(executions.execute)
+app.add_typer(actions.app, name="actions")
+app.add_typer(executions.app, name="executions")
+app.add_typer(tenants.app, name="tenants")
+
+__all__ = ["app"]

@@ -1,0 +1,81 @@
+"""``neoactions actions list|get|delete|enable|disable``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from neoactions.client.cli import _render
+from neoactions.client.cli._context import CliState, JsonOpt, TenantOpt
+
+app = typer.Typer(help="Inspect and manage actions.", no_args_is_help=True)
+
+NameArg = Annotated[str, typer.Argument(help="The action's name.", show_default=False)]
+
+
+@app.command("list")
+def list_(ctx: typer.Context, tenant: TenantOpt = None, json_: JsonOpt = False) -> None:
+    """Every action of the tenant."""
+    state = CliState.of(ctx, tenant=tenant, json=json_)
+    with state.client() as client:
+        actions = list(client.iter_actions())
+    if state.json:
+        _render.emit_json(actions)
+    else:
+        _render.actions_table(actions)
+
+
+@app.command()
+def get(
+    ctx: typer.Context,
+    name: NameArg,
+    version: Annotated[int, typer.Option(help="An exact version; 0 = the current one.")] = 0,
+    tenant: TenantOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """One action, in the YAML form `apply` reads."""
+    state = CliState.of(ctx, tenant=tenant, json=json_)
+    with state.client() as client:
+        action = client.get_action(name, version)
+    if state.json:
+        _render.emit_json(action)
+    else:
+        _render.action_detail(action)
+
+
+@app.command()
+def delete(ctx: typer.Context, name: NameArg, tenant: TenantOpt = None, json_: JsonOpt = False) -> None:
+    """Delete an action (its executions stay)."""
+    state = CliState.of(ctx, tenant=tenant, json=json_)
+    with state.client() as client:
+        client.delete_action(name)
+    if state.json:
+        _render.emit_json({"deleted": name})
+    else:
+        _render.out().print(f"action {name} deleted")
+
+
+def _toggle(ctx: typer.Context, name: str, enabled: bool, tenant: str | None, json_: bool) -> None:
+    state = CliState.of(ctx, tenant=tenant, json=json_)
+    with state.client() as client:
+        action = client.enable_action(name) if enabled else client.disable_action(name)
+    if state.json:
+        _render.emit_json(action)
+    else:
+        _render.out().print(f"action {name} {'enabled' if action.enabled else 'disabled'}")
+
+
+@app.command()
+def enable(ctx: typer.Context, name: NameArg, tenant: TenantOpt = None, json_: JsonOpt = False) -> None:
+    """Let an action match events again."""
+    _toggle(ctx, name, True, tenant, json_)
+
+
+@app.command()
+def disable(ctx: typer.Context, name: NameArg, tenant: TenantOpt = None, json_: JsonOpt = False) -> None:
+    """Stop an action from matching events (it keeps its history)."""
+    _toggle(ctx, name, False, tenant, json_)
+
+
+__all__ = ["app"]

@@ -1,0 +1,46 @@
+"""``neoactions serve``: run the service in this process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on [default: 127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on; 0 picks a free one [default: 50051].")] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Embedded store directory (when no database URL) [default: .neoactions].")
+    ] = None,
+    database_url: Annotated[str | None, typer.Option(help="postgresql://... selects PostgreSQL.")] = None,
+    redis_url: Annotated[str | None, typer.Option(help="redis://... for the queued mode.")] = None,
+    role: Annotated[str | None, typer.Option(help="api, worker or all [default: all].")] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", exists=True, dir_okay=False, help="A YAML file of settings."),
+    ] = None,
+) -> None:
+    """Serve the gRPC API. Settings: defaults < --config file < NEOACTIONS_* environment < flags."""
+    from neoactions.server.app import run
+    from neoactions.server.settings import Settings
+
+    try:
+        settings = Settings.load(
+            config,
+            host=host,
+            port=port,
+            data_dir=data_dir,
+            database_url=database_url,
+            redis_url=redis_url,
+            role=role,
+        )
+    except (ValueError, TypeError) as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if settings.role not in ("api", "worker", "all"):
+        raise typer.BadParameter(f"must be api, worker or all, got {settings.role!r}", param_hint="--role")
+    run(settings)
+
+
+__all__ = ["serve"]

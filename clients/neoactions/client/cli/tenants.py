@@ -1,0 +1,44 @@
+"""``neoactions tenants create|list``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from neoactions.client.cli import _render
+from neoactions.client.cli._context import CliState, JsonOpt
+
+app = typer.Typer(help="Manage tenants (admin only).", no_args_is_help=True)
+
+
+@app.command()
+def create(
+    ctx: typer.Context,
+    slug: Annotated[str, typer.Argument(help="[a-z][a-z0-9_]{0,40}", show_default=False)],
+    display_name: Annotated[str, typer.Option(help="A human name.")] = "",
+    json_: JsonOpt = False,
+) -> None:
+    """Create a tenant."""
+    state = CliState.of(ctx, json=json_)
+    with state.client() as client:
+        tenant = client.create_tenant(slug, display_name)
+    if state.json:
+        _render.emit_json(tenant)
+    else:
+        _render.out().print(f"tenant {tenant.slug} created")
+
+
+@app.command("list")
+def list_(ctx: typer.Context, json_: JsonOpt = False) -> None:
+    """Every tenant."""
+    state = CliState.of(ctx, json=json_)
+    with state.client() as client:
+        tenants = list(client.iter_tenants())
+    if state.json:
+        _render.emit_json(tenants)
+    else:
+        _render.tenants_table(tenants)
+
+
+__all__ = ["app"]

@@ -1,0 +1,381 @@
+"""AWS EventBridge-style JSON event patterns, compiled to the same nodes as conditions.
+
+Mapping (see ``docs/matching.md`` for the full table and what is unsupported):
+
+* top-level ``detail-type`` is the event ``type``, ``detail`` is ``data``; every
+  envelope field (``source``, ``type``, ``data``, ``metadata``, ``subject``, ...)
+  may also be named directly. ``account``, ``region``, ``resources`` and ``version``
+  have no counterpart and are refused.
+* an object nests (AND of its fields); an array lists the accepted values (OR);
+  ``$or`` lists alternative sub-patterns at any level.
+* when the event holds an array at a path, a value matcher passes if any element
+  passes (EventBridge's rule); ``exists`` looks at the path itself.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import re2
+
+from neoactions.server.errors import InvalidArgument
+
+from . import limits
+from .eventtypes import is_event_type
+from .explain import ConditionExplanation
+from .nodes import EnvelopeTest, GroupNode, IndexKey, Node
+from .operators import address_in, compile_regex, parse_networks
+from .paths import ENVELOPE_FIELDS, MISSING, OBJECT_FIELDS, Segments, display, getter, resolve
+from .values import is_number, scalar_key
+
+_REASON = "INVALID_EVENT_PATTERN"
+_ALIASES = {"detail-type": "type", "detail": "data"}
+_UNSUPPORTED = frozenset({"account", "region", "resources", "version"})
+
+ValueTest = Callable[[Any], bool]
+
+
+def _bad(where: str, description: str) -> InvalidArgument:
+    return InvalidArgument.field(where, description, reason=_REASON)
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledEventPattern:
+    """The pattern's conjuncts, and its literal event types when it names only exact ones.
+
+    ``type_node`` is the conjunct those types come from: a trigger that uses them as
+    its type patterns can drop it, since the patterns then test the same thing.
+    """
+
+    nodes: tuple[Node, ...]
+    event_types: tuple[str, ...]
+    type_node: Node | None = None
+
+
+class LeafNode:
+    """One array of accepted values at one path."""
+
+    __slots__ = ("_exists", "_keys", "_tests", "expected", "location", "segments")
+
+    def __init__(
+        self,
+        location: str,
+        segments: Segments,
+        expected: list[Any],
+        keys: frozenset[Any],
+        tests: tuple[ValueTest, ...],
+        exists: tuple[bool, ...],
+    ) -> None:
+        self.location = location
+        self.segments = segments
+        self.expected = expected
+        self._keys = keys
+        self._tests = tests
+        self._exists = exists
+
+    def _accepts(self, seen: Any) -> bool:
+        if self._exists:
+            # EventBridge's exists is about leaves: an object there does not count.
+            present = seen is not MISSING and not isinstance(seen, dict)
+            if any(present == wanted for wanted in self._exists):
+                return True
+        if seen is MISSING:
+            return False
+        values = seen if isinstance(seen, list) else (seen,)
+        keys = self._keys
+        for value in values:
+            if keys and scalar_key(value) in keys:
+                return True
+            for test in self._tests:
+                if test(value):
+                    return True
+        return False
+
+    def test(self, envelope: dict[str, Any]) -> bool:
+        return self._accepts(resolve(envelope, self.segments))
+
+    def explain(self, envelope: dict[str, Any]) -> ConditionExplanation:
+        seen = resolve(envelope, self.segments)
+        return ConditionExplanation(
+            location=self.location,
+            kind="event_pattern",
+            matched=self._accepts(seen),
+            field=display(self.segments),
+            operator="match",
+            expected=self.expected,
+            actual=None if seen is MISSING else seen,
+            present=seen is not MISSING,
+        )
+
+    def tester(self) -> EnvelopeTest:
+        get, accepts = getter(self.segments), self._accepts
+        return lambda envelope: accepts(get(envelope))
+
+    def index_key(self) -> IndexKey | None:
+        if self._tests or self._exists or not self._keys:
+            return None
+        return IndexKey(self.segments, True, self._keys)
+
+    def literal_strings(self) -> list[str] | None:
+        if self._tests or self._exists:
+            return None
+        values = [v for v in self.expected if isinstance(v, str)]
+        return values if len(values) == len(self.expected) else None
+
+
+# --- value matchers --------------------------------------------------------------
+
+
+def _string(value: Any, where: str, what: str) -> str:
+    if not isinstance(value, str):
+        raise _bad(where, f"{what} needs a string")
+    if len(value) > limits.MAX_STRING_LENGTH:
+        raise _bad(where, f"string longer than {limits.MAX_STRING_LENGTH} characters")
+    return value
+
+
+def _affix(value: Any, where: str, what: str, ends: bool) -> ValueTest:
+    """``prefix`` / ``suffix``: a string, or ``{"equals-ignore-case": string}``."""
+    fold = False
+    if isinstance(value, dict):
+        if set(value) != {"equals-ignore-case"}:
+            raise _bad(where, f'{what} takes a string or {{"equals-ignore-case": string}}')
+        value, fold = value["equals-ignore-case"], True
+    text = _string(value, where, what)
+    if fold:
+        text = text.casefold()
+        if ends:
+            return lambda v: isinstance(v, str) and v.casefold().endswith(text)
+        return lambda v: isinstance(v, str) and v.casefold().startswith(text)
+    if ends:
+        return lambda v: isinstance(v, str) and v.endswith(text)
+    return lambda v: isinstance(v, str) and v.startswith(text)
+
+
+def _wildcard(value: Any, where: str) -> ValueTest:
+    """``*`` matches any run of characters; ``\\*`` and ``\\\\`` escape."""
+    text = _string(value, where, "wildcard")
+    parts: list[str] = []
+    literal: list[str] = []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\":
+            if i + 1 >= len(text) or text[i + 1] not in "*\\":
+                raise _bad(where, "in a wildcard, '\\' may only escape '*' or '\\'")
+            literal.append(text[i + 1])
+            i += 2
+            continue
+        if ch == "*":
+            if text[i + 1 : i + 2] == "*":
+                raise _bad(where, "consecutive '*' are not allowed in a wildcard")
+            parts.append(re2.escape("".join(literal)))
+            literal = []
+        else:
+            literal.append(ch)
+        i += 1
+    parts.append(re2.escape("".join(literal)))
+    regex = compile_regex("(?s)" + ".*".join(parts), where, reason=_REASON)
+    full = regex.fullmatch
+    return lambda v: isinstance(v, str) and full(v) is not None
+
+
+def _ignore_case(value: Any, where: str) -> ValueTest:
+    folded = _string(value, where, "equals-ignore-case").casefold()
+    return lambda v: isinstance(v, str) and v.casefold() == folded
+
+
+_LOWER = {">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
+_UPPER = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b}
+
+
+def _numeric(value: Any, where: str) -> ValueTest:
+    """``[">", 0, "<=", 5]`` or ``["=", 5]``: JSON numbers only (strings do not coerce)."""
+    if not isinstance(value, list) or len(value) not in (2, 4):
+        raise _bad(where, 'numeric takes ["=", n] or one or two comparisons like [">", 0, "<=", 5]')
+    checks: list[tuple[Callable[[Any, Any], bool], float]] = []
+    sides: set[str] = set()
+    for j in range(0, len(value), 2):
+        op, bound = value[j], value[j + 1]
+        if not is_number(bound) or not math.isfinite(bound):
+            raise _bad(f"{where}[{j + 1}]", "numeric bounds must be finite numbers")
+        if op == "=":
+            if len(value) != 2:
+                raise _bad(where, "numeric '=' cannot be combined with a range")
+            checks.append((lambda a, b: a == b, bound))
+            continue
+        side = "lower" if op in _LOWER else "upper" if op in _UPPER else ""
+        if not side:
+            raise _bad(f"{where}[{j}]", f"unknown numeric operator {op!r} (=, <, <=, >, >=)")
+        if side in sides:
+            raise _bad(where, f"numeric has two {side} bounds")
+        sides.add(side)
+        checks.append(((_LOWER | _UPPER)[op], bound))
+    return lambda v: is_number(v) and all(check(v, bound) for check, bound in checks)
+
+
+def _anything_but(value: Any, where: str) -> ValueTest:
+    """True for a present value that matches none of what follows ``anything-but``."""
+    inner: ValueTest
+    if isinstance(value, dict):
+        if len(value) != 1:
+            raise _bad(where, "anything-but takes one of prefix, suffix, wildcard, equals-ignore-case")
+        ((kind, operand),) = value.items()
+        operands = operand if isinstance(operand, list) and kind in ("wildcard", "equals-ignore-case") else [operand]
+        if not operands:
+            raise _bad(where, f"anything-but {kind} needs at least one value")
+        if kind == "prefix":
+            inner = _affix(operand, f"{where}.prefix", "prefix", ends=False)
+        elif kind == "suffix":
+            inner = _affix(operand, f"{where}.suffix", "suffix", ends=True)
+        elif kind == "wildcard":
+            tests = [_wildcard(o, f"{where}.wildcard") for o in operands]
+            inner = lambda v: any(t(v) for t in tests)  # noqa: E731
+        elif kind == "equals-ignore-case":
+            tests = [_ignore_case(o, f"{where}.equals-ignore-case") for o in operands]
+            inner = lambda v: any(t(v) for t in tests)  # noqa: E731
+        else:
+            raise _bad(where, f"anything-but does not support {kind!r}")
+        # Like EventBridge, the string forms only ever accept strings.
+        return lambda v: isinstance(v, str) and not inner(v)
+    values = value if isinstance(value, list) else [value]
+    if not values or len(values) > limits.MAX_LIST_ITEMS:
+        raise _bad(where, f"anything-but needs 1 to {limits.MAX_LIST_ITEMS} values")
+    for i, item in enumerate(values):
+        if not (isinstance(item, str) or is_number(item)):
+            raise _bad(
+                f"{where}[{i}]" if isinstance(value, list) else where, "anything-but values are strings or numbers"
+            )
+    keys = frozenset(scalar_key(v) for v in values)
+    return lambda v: v is not None and scalar_key(v) is not None and scalar_key(v) not in keys
+
+
+def _matcher(element: dict[str, Any], where: str) -> tuple[ValueTest | None, bool | None]:
+    """(value test, exists flag) of one object in a value array."""
+    if len(element) != 1:
+        raise _bad(where, "a matcher object has exactly one key")
+    ((kind, operand),) = element.items()
+    at = f"{where}.{kind}"
+    if kind == "exists":
+        if not isinstance(operand, bool):
+            raise _bad(at, "exists takes true or false")
+        return None, operand
+    if kind == "prefix":
+        return _affix(operand, at, "prefix", ends=False), None
+    if kind == "suffix":
+        return _affix(operand, at, "suffix", ends=True), None
+    if kind == "equals-ignore-case":
+        return _ignore_case(operand, at), None
+    if kind == "wildcard":
+        return _wildcard(operand, at), None
+    if kind == "numeric":
+        return _numeric(operand, at), None
+    if kind == "anything-but":
+        return _anything_but(operand, at), None
+    if kind == "cidr":
+        networks = parse_networks(operand, at, reason=_REASON)
+        return (lambda v: address_in(networks, v)), None
+    raise _bad(
+        where,
+        f"unsupported matcher {kind!r} (prefix, suffix, anything-but, numeric, exists, "
+        "equals-ignore-case, wildcard, cidr)",
+    )
+
+
+# --- structure -------------------------------------------------------------------
+
+
+class _Compiler:
+    def __init__(self) -> None:
+        self.budget = 0
+
+    def spend(self, where: str, n: int = 1) -> None:
+        self.budget += n
+        if self.budget > limits.MAX_CONDITION_NODES:
+            raise _bad(where, f"more than {limits.MAX_CONDITION_NODES} matchers in one event pattern")
+
+    def leaf(self, values: list[Any], segments: Segments, where: str) -> LeafNode:
+        if not values:
+            raise _bad(where, "a value array needs at least one value")
+        if len(values) > limits.MAX_LIST_ITEMS:
+            raise _bad(where, f"more than {limits.MAX_LIST_ITEMS} values")
+        self.spend(where, len(values))
+        keys: set[Any] = set()
+        tests: list[ValueTest] = []
+        exists: list[bool] = []
+        for i, element in enumerate(values):
+            at = f"{where}[{i}]"
+            if isinstance(element, dict):
+                test, flag = _matcher(element, at)
+                if test is not None:
+                    tests.append(test)
+                if flag is not None:
+                    exists.append(flag)
+            elif isinstance(element, list):
+                raise _bad(at, "value arrays cannot nest")
+            else:
+                if isinstance(element, str) and len(element) > limits.MAX_STRING_LENGTH:
+                    raise _bad(at, f"string longer than {limits.MAX_STRING_LENGTH} characters")
+                key = scalar_key(element)
+                if key is None:
+                    raise _bad(at, "exact values are strings, numbers, booleans or null")
+                keys.add(key)
+        return LeafNode(where, segments, values, frozenset(keys), tuple(tests), tuple(exists))
+
+    def object(self, pattern: Any, prefix: Segments, where: str, depth: int) -> list[Node]:
+        if not isinstance(pattern, dict) or not pattern:
+            raise _bad(where, "an event pattern is a non-empty JSON object")
+        if len(prefix) >= limits.MAX_PATH_SEGMENTS or depth > limits.MAX_DEPTH:
+            raise _bad(where, "event pattern nested too deeply")
+        nodes: list[Node] = []
+        for key, value in pattern.items():
+            if not isinstance(key, str):
+                raise _bad(where, "event pattern keys must be strings")
+            at = f"{where}.{key}"
+            if key == "$or":
+                nodes.append(self.alternatives(value, prefix, at, depth))
+                continue
+            segments = (*prefix, self.root(key, at) if not prefix else key)
+            if isinstance(value, list):
+                nodes.append(self.leaf(value, segments, at))
+            elif isinstance(value, dict):
+                if len(segments) == 1 and segments[0] not in OBJECT_FIELDS:
+                    raise _bad(at, f"{key!r} is a string field: give an array of values")
+                nodes.extend(self.object(value, segments, at, depth + 1))
+            else:
+                raise _bad(at, "give an array of values or a nested object")
+        return nodes
+
+    def root(self, key: str, where: str) -> str:
+        if key in _UNSUPPORTED:
+            raise _bad(where, f"{key!r} has no counterpart in a neoactions event")
+        field = _ALIASES.get(key, key)
+        if field not in ENVELOPE_FIELDS:
+            raise _bad(where, f"unknown event field {key!r}")
+        return field
+
+    def alternatives(self, value: Any, prefix: Segments, where: str, depth: int) -> Node:
+        if not isinstance(value, list) or not value:
+            raise _bad(where, "$or takes a non-empty array of patterns")
+        branches: list[Node] = []
+        for i, branch in enumerate(value):
+            at = f"{where}[{i}]"
+            branches.append(GroupNode(at, "all", tuple(self.object(branch, prefix, at, depth + 1))))
+        return GroupNode(where, "any", tuple(branches))
+
+
+def compile_event_pattern(pattern: Any, where: str = "trigger.event_pattern") -> CompiledEventPattern:
+    """Validate and compile an EventBridge-style pattern found at ``where``."""
+    nodes = tuple(_Compiler().object(pattern, (), where, 0))
+    for node in nodes:
+        if isinstance(node, LeafNode) and node.segments == ("type",):
+            literals = node.literal_strings()
+            if literals and all(is_event_type(t) for t in literals):
+                return CompiledEventPattern(nodes, tuple(literals), node)
+    return CompiledEventPattern(nodes, ())
+
+
+__all__ = ["CompiledEventPattern", "LeafNode", "compile_event_pattern"]
