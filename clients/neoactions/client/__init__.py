@@ -28,6 +28,7 @@ from neoactions.client.declarative import (
     parse_yaml,
 )
 from neoactions.client.results import (
+    ActionTest,
     ApplyOutcome,
     ApplyResult,
     Page,
@@ -65,6 +66,7 @@ __all__ = [
     "Action",
     "ActionDocument",
     "ActionInput",
+    "ActionTest",
     "AlreadyExists",
     "ApplyOutcome",
     "ApplyResult",

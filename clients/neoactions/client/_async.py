@@ -14,7 +14,7 @@ from neoactions.client import _apply
 from neoactions.client import _requests as rq
 from neoactions.client._config import CHANNEL_OPTIONS, DEFAULT_TARGET, DEFAULT_TIMEOUT
 from neoactions.client._errors import translated
-from neoactions.client.results import ApplyResult, Page, PublishResult, StreamedUpdate
+from neoactions.client.results import ActionTest, ApplyResult, Page, PublishResult, StreamedUpdate
 from neoactions.server.api import convert
 from neoactions.server.errors import Internal, NotFound
 from neoactions.server.model import (
@@ -446,6 +446,21 @@ class AsyncClient:
             resume_token=resume_token,
         )
         return self._stream(lambda: self._executions.WatchExecutions(request, timeout=timeout), t)
+
+    async def test_event(
+        self,
+        type: str,
+        data: Any = None,
+        *,
+        metadata: Any = None,
+        source: str = "",
+        action: str | None = None,
+        execute: bool = False,
+        tenant: str | None = None,
+    ) -> list[ActionTest]:
+        """Explain which actions an event would trigger and why; ``execute`` runs the matched ones."""
+        request = rq.test_action_request(self._tenant(tenant), type, data, metadata, source, action, execute)
+        return rq.action_tests(await self._call(self._actions.TestAction, request))
 
     # --- tenants -----------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, TypeAlias
 
 from neoactions.client.declarative import ActionDocument, parse_action
-from neoactions.client.results import PublishResult, StreamedUpdate
+from neoactions.client.results import ActionTest, PublishResult, StreamedUpdate
 from neoactions.server.api import convert, names
 from neoactions.server.errors import InvalidArgument
 from neoactions.server.model import (
@@ -300,3 +300,51 @@ __all__ = [
     "EventInput",
     "ExecuteTarget",
 ]
+
+
+def _outcome(c: actions_pb2.ConditionOutcome) -> dict[str, Any]:
+    out: dict[str, Any] = {"location": c.location, "kind": c.kind, "matched": c.matched}
+    if c.field:
+        out.update(field=c.field, operator=c.operator, present=c.present)
+        out["expected"] = convert.parse_json(c.expected_json, "expected_json")
+        out["actual"] = convert.parse_json(c.actual_json, "actual_json")
+    if c.error:
+        out["error"] = c.error
+    if c.children:
+        out["children"] = [_outcome(x) for x in c.children]
+    return out
+
+
+def test_action_request(
+    tenant: str, type: str, data: Any, metadata: Any, source: str, action: str | None, execute: bool
+) -> actions_pb2.TestActionRequest:
+    return actions_pb2.TestActionRequest(
+        parent=parent(tenant),
+        event=actions_pb2.TestEvent(
+            type=type,
+            source=source,
+            data_json=convert.dump_json(data if data is not None else {}),
+            metadata_json=convert.dump_json(metadata) if metadata else "",
+        ),
+        action=action or "",
+        execute=execute,
+    )
+
+
+def action_tests(resp: actions_pb2.TestActionResponse) -> list[ActionTest]:
+    return [
+        ActionTest(
+            action=r.action.rsplit("/", 1)[-1],
+            matched=r.matched,
+            reason=r.reason,
+            enabled=r.enabled,
+            priority=actions_pb2.Priority.Name(r.priority).removeprefix("PRIORITY_").lower(),
+            patterns=[{"pattern": p.pattern, "matched": p.matched} for p in r.patterns],
+            conditions=[_outcome(c) for c in r.conditions],
+            error=r.error,
+            execution_id=r.execution.rsplit("/", 1)[-1] if r.execution else "",
+            execution_status=r.execution_status,
+            output=convert.parse_json(r.output_json, "output_json"),
+        )
+        for r in resp.results
+    ]

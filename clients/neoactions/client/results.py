@@ -6,7 +6,7 @@ import dataclasses
 import enum
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from neoactions.server.model import Action, Event, Execution, ExecutionUpdate
 
@@ -77,3 +77,26 @@ class ApplyResult:
 
 
 __all__ = ["ApplyOutcome", "ApplyResult", "Page", "PublishResult", "StreamedUpdate"]
+
+
+@dataclass(slots=True)
+class ActionTest:
+    """One action against a test event: matched or not, and why (``TestAction``).
+
+    ``patterns`` and ``conditions`` are the server's outcomes as JSON-ready dicts:
+    each condition has ``location``, ``kind``, ``matched`` and, for a field test,
+    ``field``, ``operator``, ``expected``, ``actual`` and ``present``. With
+    ``execute=True`` a matched action also carries the execution that ran.
+    """
+
+    action: str
+    matched: bool
+    reason: str
+    enabled: bool = True
+    priority: str = "normal"
+    patterns: list[dict[str, Any]] = field(default_factory=list)
+    conditions: list[dict[str, Any]] = field(default_factory=list)
+    error: str = ""
+    execution_id: str = ""
+    execution_status: str = ""
+    output: Any = None

@@ -55,14 +55,16 @@ class Condition(_message.Message):
     def __init__(self, field: _Optional[str] = ..., operator: _Optional[str] = ..., value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., all: _Optional[_Iterable[_Union[Condition, _Mapping]]] = ..., any: _Optional[_Iterable[_Union[Condition, _Mapping]]] = ..., negate: _Optional[_Union[Condition, _Mapping]] = ..., cel: _Optional[str] = ...) -> None: ...
 
 class Trigger(_message.Message):
-    __slots__ = ("event_types", "conditions", "context_filters")
+    __slots__ = ("event_types", "conditions", "context_filters", "event_pattern")
     EVENT_TYPES_FIELD_NUMBER: _ClassVar[int]
     CONDITIONS_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FILTERS_FIELD_NUMBER: _ClassVar[int]
+    EVENT_PATTERN_FIELD_NUMBER: _ClassVar[int]
     event_types: _containers.RepeatedScalarFieldContainer[str]
     conditions: _containers.RepeatedCompositeFieldContainer[Condition]
     context_filters: _struct_pb2.Struct
-    def __init__(self, event_types: _Optional[_Iterable[str]] = ..., conditions: _Optional[_Iterable[_Union[Condition, _Mapping]]] = ..., context_filters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    event_pattern: _struct_pb2.Struct
+    def __init__(self, event_types: _Optional[_Iterable[str]] = ..., conditions: _Optional[_Iterable[_Union[Condition, _Mapping]]] = ..., context_filters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., event_pattern: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class Handler(_message.Message):
     __slots__ = ("type", "config")
@@ -209,3 +211,95 @@ class DisableActionRequest(_message.Message):
     NAME_FIELD_NUMBER: _ClassVar[int]
     name: str
     def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class TestEvent(_message.Message):
+    __slots__ = ("type", "source", "subject", "data_json", "metadata_json", "correlation_id")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    DATA_JSON_FIELD_NUMBER: _ClassVar[int]
+    METADATA_JSON_FIELD_NUMBER: _ClassVar[int]
+    CORRELATION_ID_FIELD_NUMBER: _ClassVar[int]
+    type: str
+    source: str
+    subject: str
+    data_json: str
+    metadata_json: str
+    correlation_id: str
+    def __init__(self, type: _Optional[str] = ..., source: _Optional[str] = ..., subject: _Optional[str] = ..., data_json: _Optional[str] = ..., metadata_json: _Optional[str] = ..., correlation_id: _Optional[str] = ...) -> None: ...
+
+class TestActionRequest(_message.Message):
+    __slots__ = ("parent", "event", "action", "execute")
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    EXECUTE_FIELD_NUMBER: _ClassVar[int]
+    parent: str
+    event: TestEvent
+    action: str
+    execute: bool
+    def __init__(self, parent: _Optional[str] = ..., event: _Optional[_Union[TestEvent, _Mapping]] = ..., action: _Optional[str] = ..., execute: _Optional[bool] = ...) -> None: ...
+
+class PatternOutcome(_message.Message):
+    __slots__ = ("pattern", "matched")
+    PATTERN_FIELD_NUMBER: _ClassVar[int]
+    MATCHED_FIELD_NUMBER: _ClassVar[int]
+    pattern: str
+    matched: bool
+    def __init__(self, pattern: _Optional[str] = ..., matched: _Optional[bool] = ...) -> None: ...
+
+class ConditionOutcome(_message.Message):
+    __slots__ = ("location", "kind", "matched", "field", "operator", "expected_json", "actual_json", "present", "error", "children")
+    LOCATION_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    MATCHED_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_JSON_FIELD_NUMBER: _ClassVar[int]
+    ACTUAL_JSON_FIELD_NUMBER: _ClassVar[int]
+    PRESENT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    CHILDREN_FIELD_NUMBER: _ClassVar[int]
+    location: str
+    kind: str
+    matched: bool
+    field: str
+    operator: str
+    expected_json: str
+    actual_json: str
+    present: bool
+    error: str
+    children: _containers.RepeatedCompositeFieldContainer[ConditionOutcome]
+    def __init__(self, location: _Optional[str] = ..., kind: _Optional[str] = ..., matched: _Optional[bool] = ..., field: _Optional[str] = ..., operator: _Optional[str] = ..., expected_json: _Optional[str] = ..., actual_json: _Optional[str] = ..., present: _Optional[bool] = ..., error: _Optional[str] = ..., children: _Optional[_Iterable[_Union[ConditionOutcome, _Mapping]]] = ...) -> None: ...
+
+class ActionTestResult(_message.Message):
+    __slots__ = ("action", "matched", "reason", "enabled", "priority", "patterns", "conditions", "error", "execution", "execution_status", "output_json")
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    MATCHED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    PATTERNS_FIELD_NUMBER: _ClassVar[int]
+    CONDITIONS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    EXECUTION_FIELD_NUMBER: _ClassVar[int]
+    EXECUTION_STATUS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_JSON_FIELD_NUMBER: _ClassVar[int]
+    action: str
+    matched: bool
+    reason: str
+    enabled: bool
+    priority: Priority
+    patterns: _containers.RepeatedCompositeFieldContainer[PatternOutcome]
+    conditions: _containers.RepeatedCompositeFieldContainer[ConditionOutcome]
+    error: str
+    execution: str
+    execution_status: str
+    output_json: str
+    def __init__(self, action: _Optional[str] = ..., matched: _Optional[bool] = ..., reason: _Optional[str] = ..., enabled: _Optional[bool] = ..., priority: _Optional[_Union[Priority, str]] = ..., patterns: _Optional[_Iterable[_Union[PatternOutcome, _Mapping]]] = ..., conditions: _Optional[_Iterable[_Union[ConditionOutcome, _Mapping]]] = ..., error: _Optional[str] = ..., execution: _Optional[str] = ..., execution_status: _Optional[str] = ..., output_json: _Optional[str] = ...) -> None: ...
+
+class TestActionResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[ActionTestResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[ActionTestResult, _Mapping]]] = ...) -> None: ...

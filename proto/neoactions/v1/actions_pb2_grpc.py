@@ -71,6 +71,11 @@ class ActionServiceStub:
                 request_serializer=neoactions_dot_v1_dot_actions__pb2.DisableActionRequest.SerializeToString,
                 response_deserializer=neoactions_dot_v1_dot_actions__pb2.Action.FromString,
                 _registered_method=True)
+        self.TestAction = channel.unary_unary(
+                '/neoactions.v1.ActionService/TestAction',
+                request_serializer=neoactions_dot_v1_dot_actions__pb2.TestActionRequest.SerializeToString,
+                response_deserializer=neoactions_dot_v1_dot_actions__pb2.TestActionResponse.FromString,
+                _registered_method=True)
 
 
 class ActionServiceServicer:
@@ -120,6 +125,15 @@ class ActionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def TestAction(self, request, context):
+        """Dry-run an event against one action or all of them: matched or not, and why
+        (each pattern and condition with its outcome and the value it saw). With
+        `execute`, the matched actions also run for real on the event's data.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ActionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -157,6 +171,11 @@ def add_ActionServiceServicer_to_server(servicer, server):
                     servicer.DisableAction,
                     request_deserializer=neoactions_dot_v1_dot_actions__pb2.DisableActionRequest.FromString,
                     response_serializer=neoactions_dot_v1_dot_actions__pb2.Action.SerializeToString,
+            ),
+            'TestAction': grpc.unary_unary_rpc_method_handler(
+                    servicer.TestAction,
+                    request_deserializer=neoactions_dot_v1_dot_actions__pb2.TestActionRequest.FromString,
+                    response_serializer=neoactions_dot_v1_dot_actions__pb2.TestActionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -350,6 +369,33 @@ class ActionService:
             '/neoactions.v1.ActionService/DisableAction',
             neoactions_dot_v1_dot_actions__pb2.DisableActionRequest.SerializeToString,
             neoactions_dot_v1_dot_actions__pb2.Action.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TestAction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/neoactions.v1.ActionService/TestAction',
+            neoactions_dot_v1_dot_actions__pb2.TestActionRequest.SerializeToString,
+            neoactions_dot_v1_dot_actions__pb2.TestActionResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -12,6 +12,7 @@ from neoactions.client.cli._context import CliState
 from neoactions.client.cli.apply import apply
 from neoactions.client.cli.events import publish
 from neoactions.client.cli.serve import serve
+from neoactions.client.cli.testing import test_event
 from neoactions.server.model import ADMIN_TENANT
 
 app = typer.Typer(
@@ -44,6 +45,7 @@ def root(
 app.command()(serve)
 app.command()(apply)
 app.command()(publish)
+app.command("test-event")(test_event)
 app.command()(executions.execute)
 app.add_typer(actions.app, name="actions")
 app.add_typer(executions.app, name="executions")

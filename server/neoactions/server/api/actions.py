@@ -79,3 +79,20 @@ class ActionServicer(actions_pb2_grpc.ActionServiceServicer):
         tenant, name = names.parse_child(request.name, "actions")
         await self._engine.tenant(tenant)
         return convert.action_to_pb(await self._engine.actions.set_enabled(tenant, name, False))
+
+    @unary
+    async def TestAction(
+        self, request: actions_pb2.TestActionRequest, context: grpc.aio.ServicerContext
+    ) -> actions_pb2.TestActionResponse:
+        tenant = await self._engine.tenant(names.parse_tenant(request.parent))
+        event = convert.test_event_from_pb(request.event, tenant)
+        action = names.parse_action_ref(request.action, tenant) if request.action else ""
+        results = []
+        for explanation, execution in await self._engine.test_event(tenant, event, action, request.execute):
+            result = convert.explanation_to_pb(tenant, explanation)
+            if execution is not None:
+                result.execution = names.execution_name(tenant, execution.id)
+                result.execution_status = execution.status.value
+                result.output_json = convert.dump_json(execution.output)
+            results.append(result)
+        return actions_pb2.TestActionResponse(results=results)

@@ -11,6 +11,7 @@ from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from neoactions.server.api import names
 from neoactions.server.errors import InvalidArgument
+from neoactions.server.matching.explain import ActionExplanation, ConditionExplanation, jsonable
 from neoactions.server.model import (
     JSON,
     Action,
@@ -239,6 +240,7 @@ def trigger_from_pb(msg: actions_pb2.Trigger) -> Trigger:
         event_types=list(msg.event_types),
         conditions=[condition_from_pb(c, f"trigger.conditions[{i}]") for i, c in enumerate(msg.conditions)],
         context_filters=struct_to_dict(msg.context_filters),
+        event_pattern=struct_to_dict(msg.event_pattern) if msg.HasField("event_pattern") else None,
     )
 
 
@@ -246,6 +248,8 @@ def trigger_to_pb(t: Trigger) -> actions_pb2.Trigger:
     out = actions_pb2.Trigger(event_types=t.event_types, conditions=[condition_to_pb(c) for c in t.conditions])
     if t.context_filters:
         out.context_filters.update(t.context_filters)
+    if t.event_pattern is not None:
+        out.event_pattern.update(t.event_pattern)
     return out
 
 
@@ -486,4 +490,48 @@ def update_from_pb(msg: executions_pb2.ExecutionUpdate, tenant: str) -> Executio
         output=parse_json(msg.output_json, "output_json"),
         error=error_from_pb(msg),
         time=dt(msg.time),
+    )
+
+
+# --- explanations (TestAction) ---------------------------------------------------
+
+
+def test_event_from_pb(msg: actions_pb2.TestEvent, tenant: str) -> Event:
+    return Event(
+        id="",
+        tenant=tenant,
+        type=msg.type,
+        data=parse_json(msg.data_json, "event.data_json", want_object=True),
+        source=msg.source,
+        subject=msg.subject,
+        metadata=parse_json(msg.metadata_json, "event.metadata_json", want_object=True),
+        correlation_id=msg.correlation_id,
+    )
+
+
+def condition_outcome_to_pb(c: ConditionExplanation) -> actions_pb2.ConditionOutcome:
+    return actions_pb2.ConditionOutcome(
+        location=c.location,
+        kind=c.kind,
+        matched=c.matched,
+        field=c.field,
+        operator=c.operator,
+        expected_json=dump_json(jsonable(c.expected)),
+        actual_json=dump_json(jsonable(c.actual)) if c.present else "",
+        present=c.present,
+        error=c.error,
+        children=[condition_outcome_to_pb(x) for x in c.children],
+    )
+
+
+def explanation_to_pb(tenant: str, e: ActionExplanation) -> actions_pb2.ActionTestResult:
+    return actions_pb2.ActionTestResult(
+        action=names.action_name(tenant, e.action),
+        matched=e.matched,
+        reason=e.reason,
+        enabled=e.enabled,
+        priority=_PRIORITY_TO_PB[Priority.parse(e.priority)],
+        patterns=[actions_pb2.PatternOutcome(pattern=p.pattern, matched=p.matched) for p in e.patterns],
+        conditions=[condition_outcome_to_pb(c) for c in e.conditions],
+        error=e.error,
     )

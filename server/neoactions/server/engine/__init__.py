@@ -15,7 +15,7 @@ from neoactions.server.engine.dispatcher import Dispatcher, Job
 from neoactions.server.engine.publisher import Published, Publisher
 from neoactions.server.errors import InvalidArgument
 from neoactions.server.ids import new_id
-from neoactions.server.matching import Matcher
+from neoactions.server.matching import ActionExplanation, Matcher, validate_event_type
 from neoactions.server.model import (
     JSON,
     Attempt,
@@ -180,6 +180,26 @@ class Engine:
                 error=attempt.error,
             )
         )
+
+    async def test_event(
+        self, tenant: str, event: Event, action_name: str = "", execute: bool = False
+    ) -> list[tuple[ActionExplanation, Execution | None]]:
+        """Explain ``event`` against one or every action; with ``execute``, run the matched ones for real."""
+        await self.tenant(tenant)
+        validate_event_type(event.type, "event.type")
+        await self.actions.ensure_loaded(tenant)
+        event.id = event.id or new_id()
+        explanations = self.matcher.explain(tenant, event, action_name or None)
+        out: list[tuple[ActionExplanation, Execution | None]] = []
+        for explanation in explanations:
+            ran: Execution | None = None
+            if execute and explanation.matched:
+                ran = await self.prepare_execution(
+                    tenant, event.data, action_name=explanation.action, correlation_id=event.correlation_id
+                )
+                ran = await self.run_execution(ran)
+            out.append((explanation, ran))
+        return out
 
     async def get_execution(self, tenant: str, execution_id: str) -> Execution:
         return await self.store.get_execution(await self.tenant(tenant), execution_id)
