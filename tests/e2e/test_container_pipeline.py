@@ -20,17 +20,20 @@ from tests.e2e.conftest import ServerProcess
 from tests.integration.dockerenv import (
     ONESHOT_IMAGE,
     PYTHON_SIDECAR_IMAGE,
-    docker_images,  # noqa: F401  (fixture)
-    node_sdk,  # noqa: F401  (fixture)
 )
+from tests.integration.dockerenv import docker_images as docker_images  # the fixture
+from tests.integration.dockerenv import node_sdk as node_sdk  # the fixture
 
 ADMIN = "tenants/admin"
 E = executions_pb2
 
 
 @pytest.fixture(scope="module")
-def embedded_server(docker_images: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def embedded_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
     """One server for the module (stopping one gracefully takes a while)."""
+    request.getfixturevalue("docker_images")
     tmp_path = tmp_path_factory.mktemp("container-pipeline")
     proc = ServerProcess(str(tmp_path / "data"), tmp_path / "server.log")
     proc.start()
@@ -109,12 +112,13 @@ async def test_container_actions_run_through_the_pipeline(embedded_server: Serve
 
 
 @pytest.fixture(scope="module")
-def node_greeter(node_sdk: Path) -> Iterator[str]:
+def node_greeter(request: pytest.FixtureRequest) -> Iterator[str]:
+    sdk: Path = request.getfixturevalue("node_sdk")
     import socket
 
     with socket.create_server(("127.0.0.1", 0)) as s:
         port = s.getsockname()[1]
-    proc = subprocess.Popen(["node", "example/greet.js", str(port)], cwd=node_sdk, stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(["node", "example/greet.js", str(port)], cwd=sdk, stdout=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 15
         while not port_open("127.0.0.1", port):
