@@ -20,6 +20,7 @@ from grpc_reflection.v1alpha import reflection
 
 from neoactions.server.api.servicers import SERVICE_NAMES, add_servicers
 from neoactions.server.bus import InProcessUpdateBus
+from neoactions.server.changes import change_feed_for
 from neoactions.server.engine import Engine
 from neoactions.server.persistence import open_store
 from neoactions.server.runners import HandlerRegistry
@@ -51,7 +52,10 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
         registry.load_entry_points()
         stack.push_async_callback(registry.aclose)
 
-        engine = Engine(store, registry, InProcessUpdateBus(), settings)
+        changes = change_feed_for(settings.store_url)
+        engine = Engine(store, registry, InProcessUpdateBus(), settings, changes)
+        await changes.start(engine.actions.reload, engine.actions.loaded_tenants)
+        stack.push_async_callback(changes.close)
         await engine.start()
         stack.push_async_callback(engine.stop, settings.shutdown_grace_seconds)
 

@@ -10,6 +10,7 @@ import logging
 from datetime import datetime
 
 from neoactions.server.bus import UpdateBus
+from neoactions.server.changes import ActionChangeFeed, LocalChangeFeed
 from neoactions.server.engine.catalog import ActionCatalog
 from neoactions.server.engine.dispatcher import Dispatcher, Job
 from neoactions.server.engine.publisher import Published, Publisher
@@ -41,14 +42,24 @@ log = logging.getLogger(__name__)
 class Engine:
     """The core service, independent of gRPC."""
 
-    def __init__(self, store: Store, registry: HandlerRegistry, bus: UpdateBus, settings: Settings) -> None:
+    def __init__(
+        self,
+        store: Store,
+        registry: HandlerRegistry,
+        bus: UpdateBus,
+        settings: Settings,
+        changes: ActionChangeFeed | None = None,
+    ) -> None:
         self.store = store
         self.registry = registry
         self.bus = bus
         self.settings = settings
         self.renderer = ConfigRenderer()
         self.matcher = Matcher()
-        self.actions = ActionCatalog(store, self.matcher, registry, self.renderer, settings.max_action_timeout_seconds)
+        self.changes: ActionChangeFeed = changes or LocalChangeFeed()
+        self.actions = ActionCatalog(
+            store, self.matcher, registry, self.renderer, settings.max_action_timeout_seconds, self.changes
+        )
         self.dispatcher = Dispatcher(store, self.actions, registry, bus, self.renderer, settings.concurrency)
         self.publisher = Publisher(store, self.matcher, self.actions, self.dispatcher, bus)
         self._tenants: set[str] = set()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from neoactions.server.errors import InvalidArgument, Violations
+from neoactions.server.changes import ActionChangeFeed, LocalChangeFeed
+from neoactions.server.errors import InvalidArgument, NotFound, Violations
 from neoactions.server.ids import new_id
 from neoactions.server.matching import Matcher, compile_trigger
 from neoactions.server.model import Action, utcnow
@@ -27,8 +28,10 @@ class ActionCatalog:
         registry: HandlerRegistry,
         renderer: ConfigRenderer,
         max_timeout_seconds: float,
+        changes: ActionChangeFeed | None = None,
     ) -> None:
         self._store = store
+        self._changes: ActionChangeFeed = changes or LocalChangeFeed()
         self._matcher = matcher
         self._registry = registry
         self._renderer = renderer
@@ -41,6 +44,21 @@ class ActionCatalog:
         if tenant not in self._loaded:
             self._matcher.load(tenant, await self._store.all_actions(tenant))
             self._loaded.add(tenant)
+
+    def loaded_tenants(self) -> list[str]:
+        return sorted(self._loaded)
+
+    async def reload(self, tenant: str, name: str) -> None:
+        """Follow a change made by another process: one action, or the whole tenant when ``name`` is empty."""
+        if tenant not in self._loaded:
+            return  # loaded fresh from the store the first time it is needed
+        if not name:
+            self._matcher.load(tenant, await self._store.all_actions(tenant))
+            return
+        try:
+            self._matcher.put(await self._store.get_action(tenant, name))
+        except NotFound:
+            self._matcher.remove(tenant, name)
 
     def validate(self, action: Action) -> None:
         """Everything a saved action must satisfy; raises ``InvalidArgument`` naming the field."""
@@ -79,6 +97,7 @@ class ActionCatalog:
         action.created_at = action.updated_at = utcnow()
         stored = await self._store.create_action(action)
         self._matcher.put(stored)
+        await self._changes.publish(stored.tenant, stored.name)
         return stored
 
     async def update(self, action: Action, expected_version: int | None, validate_only: bool = False) -> Action:
@@ -88,18 +107,21 @@ class ActionCatalog:
         await self.ensure_loaded(action.tenant)
         stored = await self._store.update_action(action, expected_version)
         self._matcher.put(stored)
+        await self._changes.publish(stored.tenant, stored.name)
         return stored
 
     async def set_enabled(self, tenant: str, name: str, enabled: bool) -> Action:
         await self.ensure_loaded(tenant)
         stored = await self._store.set_action_enabled(tenant, name, enabled)
         self._matcher.put(stored)
+        await self._changes.publish(stored.tenant, stored.name)
         return stored
 
     async def delete(self, tenant: str, name: str) -> None:
         await self.ensure_loaded(tenant)
         await self._store.delete_action(tenant, name)
         self._matcher.remove(tenant, name)
+        await self._changes.publish(tenant, name)
 
     async def get(self, tenant: str, name: str, version: int = 0) -> Action:
         if version < 0:
