@@ -1,0 +1,31 @@
+"""Choosing the flow-control implementation from the service settings."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from neoactions.server.flow.config import FlowControlConfig
+from neoactions.server.flow.inprocess import InProcessFlowControl
+from neoactions.server.flow.port import FlowControl
+from neoactions.server.flow.redis_flow import RedisFlowControl
+
+
+def create_flow_control(
+    redis_url: str = "", config: FlowControlConfig | Mapping[str, Any] | None = None
+) -> FlowControl:
+    """Redis-backed (shared by all workers) when ``redis_url`` is set, else in-process (embedded mode).
+
+    ``config`` may be a :class:`FlowControlConfig` or the plain mapping of the
+    ``flow_control`` settings section.
+    """
+    if config is None:
+        config = FlowControlConfig()
+    elif not isinstance(config, FlowControlConfig):
+        config = FlowControlConfig.from_mapping(config)
+    if redis_url:
+        return RedisFlowControl.from_url(redis_url, config)
+    return InProcessFlowControl(config)
+
+
+__all__ = ["create_flow_control"]

@@ -1,0 +1,206 @@
+"""Flow control shared by every worker, in Redis.
+
+Each operation is one Lua script (one EVALSHA round trip, atomic): see
+:mod:`neoactions.server.flow.lua` for the algorithms and ``docs/flow-control.md``
+for the keys. Redis errors are translated here, at the edge: a lost connection is
+``Unavailable`` (the caller delays the execution), a script error ``Internal``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+from redis.exceptions import RedisError, ResponseError
+
+from neoactions.server.errors import Internal, Unavailable
+from neoactions.server.flow import lua
+from neoactions.server.flow.common import new_lease_id, rate_windows
+from neoactions.server.flow.config import FlowControlConfig
+from neoactions.server.flow.port import (
+    Admission,
+    AdmissionRequest,
+    Admitted,
+    BreakerState,
+    Lease,
+    RefusalReason,
+    Refused,
+)
+
+_US = 1_000_000
+
+
+def _part(text: str) -> str:
+    """Escape one key component so ``:`` in a name cannot make two keys collide,
+    and braces cannot pick a Redis Cluster hash slot."""
+    return text.replace("%", "%25").replace(":", "%3A").replace("{", "%7B").replace("}", "%7D")
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class RedisFlowControl:
+    """:class:`~neoactions.server.flow.port.FlowControl` shared by all workers through Redis.
+
+    Every worker makes its own instance (own connection pool) over the same Redis
+    and ``key_prefix``. ``clock`` (seconds) is for tests: by default the Redis
+    server's clock is used, so workers' clock skew cannot loosen a limit.
+    """
+
+    def __init__(
+        self,
+        client: Redis,
+        config: FlowControlConfig | None = None,
+        *,
+        clock: Callable[[], float] | None = None,
+        owns_client: bool = False,
+    ) -> None:
+        self._redis = client
+        self._config = config or FlowControlConfig()
+        self._clock = clock
+        self._owns_client = owns_client
+        self._admit = self._script(lua.ADMIT)
+        self._release = self._script(lua.RELEASE)
+        self._extend = self._script(lua.EXTEND)
+        self._record = self._script(lua.RECORD)
+        self._state = self._script(lua.STATE)
+        breaker = self._config.breaker
+        # Long enough to outlive an open breaker's cool-down and its probe, and the
+        # window of counted failures; an idle target's breaker then simply vanishes.
+        self._breaker_ttl_ms = math.ceil(
+            2 * (max(breaker.window_seconds, breaker.cooldown_seconds) + self._config.lease_ttl_seconds) * 1000
+        )
+
+    @classmethod
+    def from_url(
+        cls, url: str, config: FlowControlConfig | None = None, *, clock: Callable[[], float] | None = None
+    ) -> RedisFlowControl:
+        """A flow control with its own connection pool to ``url`` (closed by ``aclose``)."""
+        return cls(Redis.from_url(url), config, clock=clock, owns_client=True)
+
+    @property
+    def config(self) -> FlowControlConfig:
+        return self._config
+
+    def _script(self, source: str) -> AsyncScript:
+        # register_script runs EVALSHA and falls back to EVAL (loading the script)
+        # only after a NOSCRIPT reply, e.g. after a Redis restart.
+        return self._redis.register_script(source)
+
+    def _now(self) -> str:
+        return "" if self._clock is None else str(round(self._clock() * _US))
+
+    def _key(self, *parts: str) -> str:
+        return ":".join((self._config.key_prefix, *(_part(p) for p in parts)))
+
+    def _slots_key(self, tenant: str, action: str) -> str:
+        return self._key("conc", tenant, action)
+
+    def _breaker_key(self, target: str) -> str:
+        return self._key("breaker", target)
+
+    async def _call(self, script: AsyncScript, keys: Sequence[str], args: Sequence[str | int | float]) -> Any:
+        try:
+            return await script(keys=keys, args=args)
+        except ResponseError as exc:
+            raise Internal(f"flow control script failed: {exc}") from exc
+        except RedisError as exc:
+            raise Unavailable(f"flow control state in Redis is unreachable: {exc}") from exc
+
+    # --- admission ------------------------------------------------------------------
+    async def admit(self, request: AdmissionRequest) -> Admission:
+        cfg = self._config
+        tenant_limit = request.tenant_rate_limit
+        if tenant_limit is None:
+            tenant_limit = cfg.tenant_limit(request.tenant)
+        keys = [self._slots_key(request.tenant, request.action_name)]
+        log_args: list[str | int] = []
+        for scope, owner, limit, reason in (
+            ("action", (request.tenant, request.action_name), request.rate_limit, RefusalReason.RATE_LIMIT),
+            ("tenant", (request.tenant,), tenant_limit, RefusalReason.TENANT_RATE_LIMIT),
+        ):
+            for n, window in rate_windows(limit):
+                keys.append(self._key("rate", scope, *owner, f"{int(window)}s"))
+                log_args += [n, round(window * _US), reason.value]
+        nlogs = len(keys) - 1
+        if request.target:
+            keys.append(self._breaker_key(request.target))
+        lease_id = new_lease_id(request.execution_id)
+        ttl = request.lease_seconds or cfg.lease_ttl_seconds
+        args: list[str | int] = [
+            self._now(),
+            lease_id,
+            round(ttl * _US),
+            max(0, request.max_concurrency),
+            round(cfg.busy_retry_seconds * _US),
+            round(cfg.breaker.cooldown_seconds * _US),
+            self._breaker_ttl_ms,
+            nlogs,
+            *log_args,
+        ]
+        reply = await self._call(self._admit, keys, args)
+        if int(reply[0]) == 0:
+            return Refused(RefusalReason(_text(reply[1])), int(reply[2]) / _US)
+        lease = Lease(
+            id=lease_id,
+            tenant=request.tenant,
+            action_name=request.action_name,
+            target=request.target,
+            expires_at=int(reply[2]) / _US,
+            probe=int(reply[3]) == 1,
+        )
+        return Admitted(lease)
+
+    # --- leases ---------------------------------------------------------------------
+    def _lease_keys(self, lease: Lease) -> list[str]:
+        keys = [self._slots_key(lease.tenant, lease.action_name)]
+        if lease.target:
+            keys.append(self._breaker_key(lease.target))
+        return keys
+
+    async def release(self, lease: Lease) -> None:
+        await self._call(self._release, self._lease_keys(lease), ["", lease.id])
+
+    async def extend(self, lease: Lease, seconds: float) -> bool:
+        reply = await self._call(self._extend, self._lease_keys(lease), [self._now(), lease.id, round(seconds * _US)])
+        if int(reply) == 0:
+            return False
+        lease.expires_at = int(reply) / _US
+        return True
+
+    # --- circuit breaker -----------------------------------------------------------
+    async def record_outcome(self, target: str, success: bool, *, lease: Lease | None = None) -> BreakerState:
+        if not target:
+            return BreakerState.CLOSED
+        b = self._config.breaker
+        from_probe = "" if lease is None else ("1" if lease.probe else "0")
+        args: list[str | int | float] = [
+            self._now(),
+            "1" if success else "0",
+            from_probe,
+            round(b.cooldown_seconds * _US),
+            round(b.bucket_seconds * _US),
+            b.window_buckets,
+            b.failure_threshold,
+            repr(b.failure_rate_threshold),
+            b.minimum_calls,
+            self._breaker_ttl_ms,
+        ]
+        reply = await self._call(self._record, [self._breaker_key(target)], args)
+        return BreakerState(_text(reply))
+
+    async def breaker_state(self, target: str) -> BreakerState:
+        args: list[str | int] = [self._now(), round(self._config.breaker.cooldown_seconds * _US)]
+        reply = await self._call(self._state, [self._breaker_key(target)], args)
+        return BreakerState(_text(reply))
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._redis.aclose()
+
+
+__all__ = ["RedisFlowControl"]

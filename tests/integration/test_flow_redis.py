@@ -1,0 +1,120 @@
+"""RedisFlowControl beyond the shared contract: the server clock, keys, failures of Redis itself."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from neoactions.server.errors import Unavailable
+from neoactions.server.flow import (
+    AdmissionRequest,
+    Admitted,
+    FlowControlConfig,
+    RedisFlowControl,
+    RefusalReason,
+    Refused,
+    create_flow_control,
+)
+from neoactions.server.model import RateLimit
+from tests.conftest import REDIS_URL, require_redis
+from tests.integration.flow_backends import delete_prefix, unique_prefix
+
+
+@pytest.fixture
+async def redis_client() -> AsyncIterator[Redis]:
+    require_redis()
+    client = Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def prefix(redis_client: Redis) -> AsyncIterator[str]:
+    p = unique_prefix()
+    try:
+        yield p
+    finally:
+        await delete_prefix(redis_client, p)
+
+
+def request(n: int, **kw: object) -> AdmissionRequest:
+    fields: dict[str, object] = {"tenant": "acme", "action_name": "notify", "execution_id": f"ex-{n}"}
+    fields.update(kw)
+    return AdmissionRequest(**fields)  # type: ignore[arg-type]
+
+
+async def test_server_clock_leases_expire_in_real_time(redis_client: Redis, prefix: str) -> None:
+    """Without an injected clock the Redis server's TIME is the one clock of every worker."""
+    config = FlowControlConfig(key_prefix=prefix, busy_retry_seconds=5.0)
+    dead, alive = RedisFlowControl(redis_client, config), RedisFlowControl(redis_client, config)
+    first = await dead.admit(request(1, max_concurrency=1, lease_seconds=0.3))
+    assert isinstance(first, Admitted)
+    # the expiry is on the server's epoch clock
+    assert first.lease.expires_at == pytest.approx(time.time() + 0.3, abs=2.0)
+    refusal = await alive.admit(request(2, max_concurrency=1))
+    assert isinstance(refusal, Refused) and refusal.reason is RefusalReason.MAX_CONCURRENCY
+    assert 0 < refusal.retry_after_seconds <= 0.3  # the lease's expiry, sooner than the poll interval
+    async with asyncio.timeout(10):
+        while True:
+            adm = await alive.admit(request(2, max_concurrency=1))
+            if isinstance(adm, Admitted):
+                break
+            await asyncio.sleep(adm.retry_after_seconds)
+
+
+async def test_keys_live_under_the_prefix_and_expire(redis_client: Redis, prefix: str) -> None:
+    flow = RedisFlowControl(redis_client, FlowControlConfig(key_prefix=prefix))
+    adm = await flow.admit(
+        request(1, rate_limit=RateLimit(per_minute=5, per_hour=50), tenant_rate_limit=RateLimit(per_hour=9))
+    )
+    assert isinstance(adm, Admitted)
+    await flow.record_outcome("http:api.example.com", False)
+    keys = sorted([k async for k in redis_client.scan_iter(match=f"{prefix}:*")])
+    assert keys == sorted(
+        [
+            f"{prefix}:conc:acme:notify",
+            f"{prefix}:rate:action:acme:notify:60s",
+            f"{prefix}:rate:action:acme:notify:3600s",
+            f"{prefix}:rate:tenant:acme:3600s",
+            f"{prefix}:breaker:http%3Aapi.example.com",
+        ]
+    )
+    for key in keys:
+        assert await redis_client.pttl(key) > 0, key  # nothing is left behind forever
+    await flow.release(adm.lease)
+    assert await redis_client.zcard(f"{prefix}:conc:acme:notify") == 0
+
+
+async def test_names_with_separators_do_not_collide(redis_client: Redis, prefix: str) -> None:
+    flow = RedisFlowControl(redis_client, FlowControlConfig(key_prefix=prefix))
+    one = await flow.admit(request(1, tenant="a:b", action_name="c", max_concurrency=1))
+    two = await flow.admit(request(2, tenant="a", action_name="b:c", max_concurrency=1))
+    assert isinstance(one, Admitted) and isinstance(two, Admitted)
+
+
+async def test_unreachable_redis_is_unavailable() -> None:
+    flow = RedisFlowControl.from_url("redis://127.0.0.1:1/0", FlowControlConfig(key_prefix=unique_prefix()))
+    try:
+        with pytest.raises(Unavailable):
+            await flow.admit(request(1, max_concurrency=1))
+        with pytest.raises(Unavailable):
+            await flow.record_outcome("http:x", False)
+    finally:
+        await flow.aclose()
+
+
+async def test_factory_builds_the_shared_implementation_from_a_url(prefix: str) -> None:
+    flow = create_flow_control(REDIS_URL, {"key_prefix": prefix, "tenant_rate_limit": {"per_minute": 1}})
+    try:
+        assert isinstance(flow, RedisFlowControl)
+        assert isinstance(await flow.admit(request(1)), Admitted)
+        refusal = await flow.admit(request(2))
+        assert isinstance(refusal, Refused) and refusal.reason is RefusalReason.TENANT_RATE_LIMIT
+    finally:
+        await flow.aclose()
