@@ -62,7 +62,10 @@ BAD_CONDITIONS: list[tuple[list[Any], str]] = [
     ([model.CelCondition("payload.a > 1")], "trigger.conditions[0].cel"),  # undeclared variable
     ([model.CelCondition("nosuchfn(data)")], "trigger.conditions[0].cel"),
     ([model.CelCondition("")], "trigger.conditions[0].cel"),
-    ([{"field": "data.a", "operator": "equals", "value": 1}, {"all": [{"cel": "x y"}]}], "trigger.conditions[1].all[0].cel"),
+    (
+        [{"field": "data.a", "operator": "equals", "value": 1}, {"all": [{"cel": "x y"}]}],
+        "trigger.conditions[1].all[0].cel",
+    ),
     (["not a condition"], "trigger.conditions[0]"),
 ]
 

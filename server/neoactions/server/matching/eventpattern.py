@@ -178,9 +178,7 @@ def _wildcard(value: Any, where: str) -> ValueTest:
             literal.append(ch)
         i += 1
     parts.append(re2.escape("".join(literal)))
-    regex = compile_regex("(?s)" + ".*".join(parts), where, reason=_REASON)
-    full = regex.fullmatch
-    return lambda v: isinstance(v, str) and full(v) is not None
+    return compile_regex("(?s)" + ".*".join(parts), where, reason=_REASON, full=True)
 
 
 def _ignore_case(value: Any, where: str) -> ValueTest:

@@ -19,6 +19,7 @@ over every action gives, since names are unique within a tenant.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,7 +28,7 @@ from neoactions.server import model
 from .compiler import CompiledTrigger
 from .eventtypes import GLOBSTAR, STAR
 from .nodes import IndexKey
-from .paths import MISSING, Segments, resolve
+from .paths import MISSING, Segments, getter
 from .values import scalar_key
 
 SortKey = tuple[int, datetime, str]
@@ -47,7 +48,7 @@ def sort_key(action: model.Action) -> SortKey:
 class Entry:
     """One action of a tenant with its compiled trigger (``None`` when it failed to compile)."""
 
-    __slots__ = ("action", "active", "compiled", "error", "key", "sort_key")
+    __slots__ = ("action", "active", "compiled", "error", "key", "sort_key", "test")
 
     def __init__(self, action: model.Action, compiled: CompiledTrigger | None, error: str = "") -> None:
         self.action = action
@@ -57,6 +58,8 @@ class Entry:
         # Frozen now: a caller may flip ``action.enabled`` in place before calling put again,
         # and removal must still undo exactly what was filed.
         self.active = compiled is not None and action.enabled
+        #: the trigger's conditions as one function, read straight off the entry when matching
+        self.test = compiled.test if compiled is not None else _never
         #: the conjunct this entry is filed under in its buckets, if any
         self.key: IndexKey | None = None
 
@@ -64,11 +67,13 @@ class Entry:
 class Bucket:
     """The enabled actions of one pattern, filed by one literal conjunct each."""
 
-    __slots__ = ("size", "tables", "unkeyed")
+    __slots__ = ("readers", "size", "tables", "unkeyed")
 
     def __init__(self) -> None:
         self.unkeyed: set[Entry] = set()
         self.tables: dict[TableKey, dict[Any, set[Entry]]] = {}
+        #: per table, the function reading its path from an envelope
+        self.readers: dict[TableKey, Callable[[dict[str, Any]], Any]] = {}
         self.size = 0
 
     def add(self, entry: Entry) -> None:
@@ -77,7 +82,11 @@ class Bucket:
         if key is None:
             self.unkeyed.add(entry)
             return
-        table = self.tables.setdefault((key.segments, key.elementwise), {})
+        table_key = (key.segments, key.elementwise)
+        table = self.tables.get(table_key)
+        if table is None:
+            table = self.tables[table_key] = {}
+            self.readers[table_key] = getter(key.segments)
         for value_key in key.keys:
             table.setdefault(value_key, set()).add(entry)
 
@@ -96,16 +105,18 @@ class Bucket:
                 del table[value_key]
         if not table:
             del self.tables[table_key]
+            del self.readers[table_key]
 
     def collect(self, envelope: dict[str, Any], out: set[Entry]) -> None:
         """Add the entries this event could match to ``out``."""
         if self.unkeyed:
             out.update(self.unkeyed)
-        for (segments, elementwise), table in self.tables.items():
-            seen = resolve(envelope, segments)
+        readers = self.readers
+        for table_key, table in self.tables.items():
+            seen = readers[table_key](envelope)
             if seen is MISSING:
                 continue
-            if elementwise and type(seen) is list:
+            if table_key[1] and type(seen) is list:  # elementwise (EventBridge) table
                 for item in seen:
                     filed = table.get(scalar_key(item))
                     if filed:
@@ -270,10 +281,14 @@ class TenantIndex:
         candidates: set[Entry] = set()
         for bucket in buckets:
             bucket.collect(envelope, candidates)
-        hits = [e for e in candidates if e.compiled is not None and e.compiled.test(envelope)]
+        hits = [e for e in candidates if e.test(envelope)]
         hits.sort(key=_entry_order)
         return [e.action for e in hits]
 
 
 def _entry_order(entry: Entry) -> SortKey:
     return entry.sort_key
+
+
+def _never(envelope: dict[str, Any]) -> bool:
+    return False

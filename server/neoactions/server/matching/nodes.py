@@ -47,8 +47,15 @@ class Node(Protocol):
 
 
 def all_of(tests: tuple[EnvelopeTest, ...]) -> EnvelopeTest:
+    # Short fixed arities avoid the loop: most triggers have one to three conjuncts.
     if len(tests) == 1:
         return tests[0]
+    if len(tests) == 2:
+        first, second = tests
+        return lambda envelope: first(envelope) and second(envelope)
+    if len(tests) == 3:
+        first, second, third = tests
+        return lambda envelope: first(envelope) and second(envelope) and third(envelope)
 
     def test(envelope: dict[str, Any]) -> bool:
         for t in tests:  # noqa: SIM110 - a plain loop beats all() over a generator here
@@ -60,6 +67,12 @@ def all_of(tests: tuple[EnvelopeTest, ...]) -> EnvelopeTest:
 
 
 def any_of(tests: tuple[EnvelopeTest, ...]) -> EnvelopeTest:
+    if len(tests) == 1:
+        return tests[0]
+    if len(tests) == 2:
+        first, second = tests
+        return lambda envelope: first(envelope) or second(envelope)
+
     def test(envelope: dict[str, Any]) -> bool:
         for t in tests:  # noqa: SIM110 - as in all_of
             if t(envelope):
@@ -112,7 +125,19 @@ class FieldNode:
         return None if self._keys is None else IndexKey(self.segments, False, self._keys)
 
     def tester(self) -> EnvelopeTest:
-        get, check = getter(self.segments), self._check
+        check, segments = self._check, self.segments
+        if len(segments) == 2:
+            # The commonest shape (data.x, metadata.y): read and test in one call.
+            first, second = segments
+
+            def test2(envelope: dict[str, Any]) -> bool:
+                parent = envelope.get(first, MISSING)
+                if type(parent) is dict:
+                    return check(parent.get(second, MISSING))
+                return check(resolve(envelope, segments))
+
+            return test2
+        get = getter(segments)
         return lambda envelope: check(get(envelope))
 
 

@@ -150,14 +150,33 @@ _RE2_OPTIONS.log_errors = False  # a refused pattern is reported to the caller, 
 _RE2_OPTIONS.never_capture = True  # conditions only ask "does it match"; captures cost memory
 
 
-def compile_regex(pattern: Any, where: str, *, reason: str = _REASON) -> Any:
-    """Compile with RE2 (linear time: no backtracking, so no ReDoS)."""
+def compile_regex(pattern: Any, where: str, *, reason: str = _REASON, full: bool = False) -> Test:
+    """A test "is ``v`` a string matched by ``pattern``" compiled with RE2.
+
+    RE2 runs in linear time (no backtracking, so no ReDoS). ``full`` anchors at both
+    ends; otherwise the pattern may match anywhere (search).
+    """
+    _validate_regex(pattern, where, reason)
+    # An RE2::Set of one pattern answers "does it match" without building match
+    # objects: several times faster than the wrapper's search() on the hot path.
+    matcher = re2.Set.FullMatchSet(_RE2_OPTIONS) if full else re2.Set.SearchSet(_RE2_OPTIONS)
+    try:
+        matcher.Add(pattern)
+        matcher.Compile()
+    except re2.error as exc:  # e.g. over RE2's memory budget
+        raise InvalidArgument.field(where, f"regex refused by RE2: {exc}", reason=reason) from None
+    match = matcher.Match
+    return lambda v: isinstance(v, str) and match(v) is not None
+
+
+def _validate_regex(pattern: Any, where: str, reason: str) -> None:
+    """Parse with re2.compile first: it says what is wrong, RE2::Set only that it failed."""
     if not isinstance(pattern, str):
         raise InvalidArgument.field(where, "regex needs a string value", reason=reason)
     if len(pattern) > limits.MAX_REGEX_LENGTH:
         raise InvalidArgument.field(where, f"regex longer than {limits.MAX_REGEX_LENGTH} characters", reason=reason)
     try:
-        return re2.compile(pattern, _RE2_OPTIONS)
+        re2.compile(pattern, _RE2_OPTIONS)
     except re2.error as exc:
         detail = exc.args[0] if exc.args else exc
         if isinstance(detail, bytes):
@@ -166,8 +185,7 @@ def compile_regex(pattern: Any, where: str, *, reason: str = _REASON) -> Any:
 
 
 def _regex(value: Any, where: str) -> Test:
-    search = compile_regex(value, where).search
-    return lambda v: isinstance(v, str) and search(v) is not None
+    return compile_regex(value, where)
 
 
 # --- numbers and ordering ------------------------------------------------------
