@@ -7,7 +7,7 @@ import re
 from neoactions.server.changes import ActionChangeFeed, LocalChangeFeed
 from neoactions.server.errors import InvalidArgument, NotFound, Violations
 from neoactions.server.ids import new_id
-from neoactions.server.matching import Matcher, compile_trigger
+from neoactions.server.matching import CompiledTrigger, Matcher, compile_trigger
 from neoactions.server.model import Action, utcnow
 from neoactions.server.retry import BACKOFFS
 from neoactions.server.runners import HandlerRegistry
@@ -60,8 +60,10 @@ class ActionCatalog:
         except NotFound:
             self._matcher.remove(tenant, name)
 
-    def validate(self, action: Action) -> None:
-        """Everything a saved action must satisfy; raises ``InvalidArgument`` naming the field."""
+    def validate(self, action: Action) -> CompiledTrigger:
+        """Everything a saved action must satisfy; raises ``InvalidArgument`` naming the field.
+
+        Returns the compiled trigger so the matcher does not compile it twice."""
         v = Violations()
         if not ACTION_NAME.match(action.name):
             v.add("action_id", "must match [a-z0-9][a-z0-9._-]{0,99}")
@@ -83,30 +85,31 @@ class ActionCatalog:
         if len(action.description) > 4096:
             v.add("description", "at most 4096 characters")
         v.raise_if_any("invalid action")
-        compile_trigger(action.trigger, "trigger")
+        compiled = compile_trigger(action.trigger, "trigger")
         handler_type = self._registry.get(action.handler.type, "handler.type")
         handler_type.check_config(action.handler.config, "handler.config")
         self._renderer.check(action.handler.config, "handler.config", handler_type.raw_config_keys)
+        return compiled
 
     async def create(self, action: Action, validate_only: bool = False) -> Action:
-        self.validate(action)
+        compiled = self.validate(action)
         if validate_only:
             return action
         await self.ensure_loaded(action.tenant)
         action.id = new_id()
         action.created_at = action.updated_at = utcnow()
         stored = await self._store.create_action(action)
-        self._matcher.put(stored)
+        self._matcher.put(stored, compiled)
         await self._changes.publish(stored.tenant, stored.name)
         return stored
 
     async def update(self, action: Action, expected_version: int | None, validate_only: bool = False) -> Action:
-        self.validate(action)
+        compiled = self.validate(action)
         if validate_only:
             return action
         await self.ensure_loaded(action.tenant)
         stored = await self._store.update_action(action, expected_version)
-        self._matcher.put(stored)
+        self._matcher.put(stored, compiled)
         await self._changes.publish(stored.tenant, stored.name)
         return stored
 
