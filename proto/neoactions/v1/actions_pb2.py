@@ -27,17 +27,17 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bneoactions/v1/actions.proto\x12\rneoactions.v1\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdd\x01\n\tCondition\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x10\n\x08operator\x18\x02 \x01(\t\x12%\n\x05value\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\x12%\n\x03\x61ll\x18\x04 \x03(\x0b\x32\x18.neoactions.v1.Condition\x12%\n\x03\x61ny\x18\x05 \x03(\x0b\x32\x18.neoactions.v1.Condition\x12-\n\x06negate\x18\x06 \x01(\x0b\x32\x18.neoactions.v1.ConditionR\x03not\x12\x0b\n\x03\x63\x65l\x18\x07 \x01(\t\"\xae\x01\n\x07Trigger\x12\x13\n\x0b\x65vent_types\x18\x01 \x03(\t\x12,\n\nconditions\x18\x02 \x03(\x0b\x32\x18.neoactions.v1.Condition\x12\x30\n\x0f\x63ontext_filters\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12.\n\revent_pattern\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\"@\n\x07Handler\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\'\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\"\x8c\x01\n\x0bRetryPolicy\x12\x13\n\x0bmax_retries\x18\x01 \x01(\x05\x12\x0f\n\x07\x62\x61\x63koff\x18\x02 \x01(\t\x12\x18\n\x10initial_delay_ms\x18\x03 \x01(\x03\x12\x14\n\x0cmax_delay_ms\x18\x04 \x01(\x03\x12\x0e\n\x06jitter\x18\x05 \x01(\x08\x12\x17\n\x0fmax_age_seconds\x18\x06 \x01(\x01\"1\n\tRateLimit\x12\x12\n\nper_minute\x18\x01 \x01(\x05\x12\x10\n\x08per_hour\x18\x02 \x01(\x05\"\x8f\x04\n\x06\x41\x63tion\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03uid\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\'\n\x07trigger\x18\x04 \x01(\x0b\x32\x16.neoactions.v1.Trigger\x12\'\n\x07handler\x18\x05 \x01(\x0b\x32\x16.neoactions.v1.Handler\x12)\n\x08priority\x18\x06 \x01(\x0e\x32\x17.neoactions.v1.Priority\x12\x34\n\x0e\x65xecution_mode\x18\x07 \x01(\x0e\x32\x1c.neoactions.v1.ExecutionMode\x12\x17\n\x0ftimeout_seconds\x18\x08 \x01(\x01\x12\x30\n\x0cretry_policy\x18\t \x01(\x0b\x32\x1a.neoactions.v1.RetryPolicy\x12,\n\nrate_limit\x18\n \x01(\x0b\x32\x18.neoactions.v1.RateLimit\x12\x17\n\x0fmax_concurrency\x18\x0b \x01(\x05\x12\x0f\n\x07\x65nabled\x18\x0c \x01(\x08\x12\x0c\n\x04tags\x18\r \x03(\t\x12\x0f\n\x07version\x18\x0e \x01(\x03\x12/\n\x0b\x63reate_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8a\x01\n\x13\x43reateActionRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\taction_id\x18\x02 \x01(\t\x12%\n\x06\x61\x63tion\x18\x03 \x01(\x0b\x32\x15.neoactions.v1.Action\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x15\n\rvalidate_only\x18\x05 \x01(\x08\"1\n\x10GetActionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\"K\n\x12ListActionsRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"V\n\x13ListActionsResponse\x12&\n\x07\x61\x63tions\x18\x01 \x03(\x0b\x32\x15.neoactions.v1.Action\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xb2\x01\n\x13UpdateActionRequest\x12%\n\x06\x61\x63tion\x18\x01 \x01(\x0b\x32\x15.neoactions.v1.Action\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x15\n\rvalidate_only\x18\x04 \x01(\x08\x12\x18\n\x10\x65xpected_version\x18\x05 \x01(\x03\"7\n\x13\x44\x65leteActionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x16\n\x14\x44\x65leteActionResponse\"#\n\x13\x45nableActionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"$\n\x14\x44isableActionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"|\n\tTestEvent\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x0f\n\x07subject\x18\x03 \x01(\t\x12\x11\n\tdata_json\x18\x04 \x01(\t\x12\x15\n\rmetadata_json\x18\x05 \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x06 \x01(\t\"m\n\x11TestActionRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\'\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x18.neoactions.v1.TestEvent\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12\x0f\n\x07\x65xecute\x18\x04 \x01(\x08\"2\n\x0ePatternOutcome\x12\x0f\n\x07pattern\x18\x01 \x01(\t\x12\x0f\n\x07matched\x18\x02 \x01(\x08\"\xe3\x01\n\x10\x43onditionOutcome\x12\x10\n\x08location\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0f\n\x07matched\x18\x03 \x01(\x08\x12\r\n\x05\x66ield\x18\x04 \x01(\t\x12\x10\n\x08operator\x18\x05 \x01(\t\x12\x15\n\rexpected_json\x18\x06 \x01(\t\x12\x13\n\x0b\x61\x63tual_json\x18\x07 \x01(\t\x12\x0f\n\x07present\x18\x08 \x01(\x08\x12\r\n\x05\x65rror\x18\t \x01(\t\x12\x31\n\x08\x63hildren\x18\n \x03(\x0b\x32\x1f.neoactions.v1.ConditionOutcome\"\xb6\x02\n\x10\x41\x63tionTestResult\x12\x0e\n\x06\x61\x63tion\x18\x01 \x01(\t\x12\x0f\n\x07matched\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07\x65nabled\x18\x04 \x01(\x08\x12)\n\x08priority\x18\x05 \x01(\x0e\x32\x17.neoactions.v1.Priority\x12/\n\x08patterns\x18\x06 \x03(\x0b\x32\x1d.neoactions.v1.PatternOutcome\x12\x33\n\nconditions\x18\x07 \x03(\x0b\x32\x1f.neoactions.v1.ConditionOutcome\x12\r\n\x05\x65rror\x18\x08 \x01(\t\x12\x11\n\texecution\x18\t \x01(\t\x12\x18\n\x10\x65xecution_status\x18\n \x01(\t\x12\x13\n\x0boutput_json\x18\x0b \x01(\t\"F\n\x12TestActionResponse\x12\x30\n\x07results\x18\x01 \x03(\x0b\x32\x1f.neoactions.v1.ActionTestResult*u\n\x08Priority\x12\x18\n\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x10\n\x0cPRIORITY_LOW\x10\x01\x12\x13\n\x0fPRIORITY_NORMAL\x10\x02\x12\x11\n\rPRIORITY_HIGH\x10\x03\x12\x15\n\x11PRIORITY_CRITICAL\x10\x04*}\n\rExecutionMode\x12\x1e\n\x1a\x45XECUTION_MODE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x45XECUTION_MODE_SYNC\x10\x01\x12\x18\n\x14\x45XECUTION_MODE_ASYNC\x10\x02\x12\x19\n\x15\x45XECUTION_MODE_QUEUED\x10\x03\x32\x84\x05\n\rActionService\x12I\n\x0c\x43reateAction\x12\".neoactions.v1.CreateActionRequest\x1a\x15.neoactions.v1.Action\x12\x43\n\tGetAction\x12\x1f.neoactions.v1.GetActionRequest\x1a\x15.neoactions.v1.Action\x12T\n\x0bListActions\x12!.neoactions.v1.ListActionsRequest\x1a\".neoactions.v1.ListActionsResponse\x12I\n\x0cUpdateAction\x12\".neoactions.v1.UpdateActionRequest\x1a\x15.neoactions.v1.Action\x12W\n\x0c\x44\x65leteAction\x12\".neoactions.v1.DeleteActionRequest\x1a#.neoactions.v1.DeleteActionResponse\x12I\n\x0c\x45nableAction\x12\".neoactions.v1.EnableActionRequest\x1a\x15.neoactions.v1.Action\x12K\n\rDisableAction\x12#.neoactions.v1.DisableActionRequest\x1a\x15.neoactions.v1.Action\x12Q\n\nTestAction\x12 .neoactions.v1.TestActionRequest\x1a!.neoactions.v1.TestActionResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bneoactions/v1/actions.proto\x12\rneoactions.v1\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdd\x01\n\tCondition\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x10\n\x08operator\x18\x02 \x01(\t\x12%\n\x05value\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\x12%\n\x03\x61ll\x18\x04 \x03(\x0b\x32\x18.neoactions.v1.Condition\x12%\n\x03\x61ny\x18\x05 \x03(\x0b\x32\x18.neoactions.v1.Condition\x12-\n\x06negate\x18\x06 \x01(\x0b\x32\x18.neoactions.v1.ConditionR\x03not\x12\x0b\n\x03\x63\x65l\x18\x07 \x01(\t\"\xae\x01\n\x07Trigger\x12\x13\n\x0b\x65vent_types\x18\x01 \x03(\t\x12,\n\nconditions\x18\x02 \x03(\x0b\x32\x18.neoactions.v1.Condition\x12\x30\n\x0f\x63ontext_filters\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12.\n\revent_pattern\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\"@\n\x07Handler\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\'\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\"\x8c\x01\n\x0bRetryPolicy\x12\x13\n\x0bmax_retries\x18\x01 \x01(\x05\x12\x0f\n\x07\x62\x61\x63koff\x18\x02 \x01(\t\x12\x18\n\x10initial_delay_ms\x18\x03 \x01(\x03\x12\x14\n\x0cmax_delay_ms\x18\x04 \x01(\x03\x12\x0e\n\x06jitter\x18\x05 \x01(\x08\x12\x17\n\x0fmax_age_seconds\x18\x06 \x01(\x01\"1\n\tRateLimit\x12\x12\n\nper_minute\x18\x01 \x01(\x05\x12\x10\n\x08per_hour\x18\x02 \x01(\x05\"\x8f\x04\n\x06\x41\x63tion\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03uid\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\'\n\x07trigger\x18\x04 \x01(\x0b\x32\x16.neoactions.v1.Trigger\x12\'\n\x07handler\x18\x05 \x01(\x0b\x32\x16.neoactions.v1.Handler\x12)\n\x08priority\x18\x06 \x01(\x0e\x32\x17.neoactions.v1.Priority\x12\x34\n\x0e\x65xecution_mode\x18\x07 \x01(\x0e\x32\x1c.neoactions.v1.ExecutionMode\x12\x17\n\x0ftimeout_seconds\x18\x08 \x01(\x01\x12\x30\n\x0cretry_policy\x18\t \x01(\x0b\x32\x1a.neoactions.v1.RetryPolicy\x12,\n\nrate_limit\x18\n \x01(\x0b\x32\x18.neoactions.v1.RateLimit\x12\x17\n\x0fmax_concurrency\x18\x0b \x01(\x05\x12\x0f\n\x07\x65nabled\x18\x0c \x01(\x08\x12\x0c\n\x04tags\x18\r \x03(\t\x12\x0f\n\x07version\x18\x0e \x01(\x03\x12/\n\x0b\x63reate_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x88\x01\n\x13\x43reateActionRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\taction_id\x18\x02 \x01(\t\x12%\n\x06\x61\x63tion\x18\x03 \x01(\x0b\x32\x15.neoactions.v1.Action\x12\x15\n\rvalidate_only\x18\x05 \x01(\x08J\x04\x08\x04\x10\x05R\nrequest_id\"1\n\x10GetActionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\"K\n\x12ListActionsRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"V\n\x13ListActionsResponse\x12&\n\x07\x61\x63tions\x18\x01 \x03(\x0b\x32\x15.neoactions.v1.Action\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xb0\x01\n\x13UpdateActionRequest\x12%\n\x06\x61\x63tion\x18\x01 \x01(\x0b\x32\x15.neoactions.v1.Action\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x15\n\rvalidate_only\x18\x04 \x01(\x08\x12\x18\n\x10\x65xpected_version\x18\x05 \x01(\x03J\x04\x08\x03\x10\x04R\nrequest_id\"5\n\x13\x44\x65leteActionRequest\x12\x0c\n\x04name\x18\x01 \x01(\tJ\x04\x08\x02\x10\x03R\nrequest_id\"\x16\n\x14\x44\x65leteActionResponse\"#\n\x13\x45nableActionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"$\n\x14\x44isableActionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"|\n\tTestEvent\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x0f\n\x07subject\x18\x03 \x01(\t\x12\x11\n\tdata_json\x18\x04 \x01(\t\x12\x15\n\rmetadata_json\x18\x05 \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x06 \x01(\t\"m\n\x11TestActionRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\'\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x18.neoactions.v1.TestEvent\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12\x0f\n\x07\x65xecute\x18\x04 \x01(\x08\"2\n\x0ePatternOutcome\x12\x0f\n\x07pattern\x18\x01 \x01(\t\x12\x0f\n\x07matched\x18\x02 \x01(\x08\"\xe3\x01\n\x10\x43onditionOutcome\x12\x10\n\x08location\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0f\n\x07matched\x18\x03 \x01(\x08\x12\r\n\x05\x66ield\x18\x04 \x01(\t\x12\x10\n\x08operator\x18\x05 \x01(\t\x12\x15\n\rexpected_json\x18\x06 \x01(\t\x12\x13\n\x0b\x61\x63tual_json\x18\x07 \x01(\t\x12\x0f\n\x07present\x18\x08 \x01(\x08\x12\r\n\x05\x65rror\x18\t \x01(\t\x12\x31\n\x08\x63hildren\x18\n \x03(\x0b\x32\x1f.neoactions.v1.ConditionOutcome\"\xb6\x02\n\x10\x41\x63tionTestResult\x12\x0e\n\x06\x61\x63tion\x18\x01 \x01(\t\x12\x0f\n\x07matched\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07\x65nabled\x18\x04 \x01(\x08\x12)\n\x08priority\x18\x05 \x01(\x0e\x32\x17.neoactions.v1.Priority\x12/\n\x08patterns\x18\x06 \x03(\x0b\x32\x1d.neoactions.v1.PatternOutcome\x12\x33\n\nconditions\x18\x07 \x03(\x0b\x32\x1f.neoactions.v1.ConditionOutcome\x12\r\n\x05\x65rror\x18\x08 \x01(\t\x12\x11\n\texecution\x18\t \x01(\t\x12\x18\n\x10\x65xecution_status\x18\n \x01(\t\x12\x13\n\x0boutput_json\x18\x0b \x01(\t\"F\n\x12TestActionResponse\x12\x30\n\x07results\x18\x01 \x03(\x0b\x32\x1f.neoactions.v1.ActionTestResult*u\n\x08Priority\x12\x18\n\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x10\n\x0cPRIORITY_LOW\x10\x01\x12\x13\n\x0fPRIORITY_NORMAL\x10\x02\x12\x11\n\rPRIORITY_HIGH\x10\x03\x12\x15\n\x11PRIORITY_CRITICAL\x10\x04*}\n\rExecutionMode\x12\x1e\n\x1a\x45XECUTION_MODE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x45XECUTION_MODE_SYNC\x10\x01\x12\x18\n\x14\x45XECUTION_MODE_ASYNC\x10\x02\x12\x19\n\x15\x45XECUTION_MODE_QUEUED\x10\x03\x32\x84\x05\n\rActionService\x12I\n\x0c\x43reateAction\x12\".neoactions.v1.CreateActionRequest\x1a\x15.neoactions.v1.Action\x12\x43\n\tGetAction\x12\x1f.neoactions.v1.GetActionRequest\x1a\x15.neoactions.v1.Action\x12T\n\x0bListActions\x12!.neoactions.v1.ListActionsRequest\x1a\".neoactions.v1.ListActionsResponse\x12I\n\x0cUpdateAction\x12\".neoactions.v1.UpdateActionRequest\x1a\x15.neoactions.v1.Action\x12W\n\x0c\x44\x65leteAction\x12\".neoactions.v1.DeleteActionRequest\x1a#.neoactions.v1.DeleteActionResponse\x12I\n\x0c\x45nableAction\x12\".neoactions.v1.EnableActionRequest\x1a\x15.neoactions.v1.Action\x12K\n\rDisableAction\x12#.neoactions.v1.DisableActionRequest\x1a\x15.neoactions.v1.Action\x12Q\n\nTestAction\x12 .neoactions.v1.TestActionRequest\x1a!.neoactions.v1.TestActionResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'neoactions.v1.actions_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PRIORITY']._serialized_start=2932
-  _globals['_PRIORITY']._serialized_end=3049
-  _globals['_EXECUTIONMODE']._serialized_start=3051
-  _globals['_EXECUTIONMODE']._serialized_end=3176
+  _globals['_PRIORITY']._serialized_start=2926
+  _globals['_PRIORITY']._serialized_end=3043
+  _globals['_EXECUTIONMODE']._serialized_start=3045
+  _globals['_EXECUTIONMODE']._serialized_end=3170
   _globals['_CONDITION']._serialized_start=144
   _globals['_CONDITION']._serialized_end=365
   _globals['_TRIGGER']._serialized_start=368
@@ -51,35 +51,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ACTION']._serialized_start=805
   _globals['_ACTION']._serialized_end=1332
   _globals['_CREATEACTIONREQUEST']._serialized_start=1335
-  _globals['_CREATEACTIONREQUEST']._serialized_end=1473
-  _globals['_GETACTIONREQUEST']._serialized_start=1475
-  _globals['_GETACTIONREQUEST']._serialized_end=1524
-  _globals['_LISTACTIONSREQUEST']._serialized_start=1526
-  _globals['_LISTACTIONSREQUEST']._serialized_end=1601
-  _globals['_LISTACTIONSRESPONSE']._serialized_start=1603
-  _globals['_LISTACTIONSRESPONSE']._serialized_end=1689
-  _globals['_UPDATEACTIONREQUEST']._serialized_start=1692
-  _globals['_UPDATEACTIONREQUEST']._serialized_end=1870
-  _globals['_DELETEACTIONREQUEST']._serialized_start=1872
-  _globals['_DELETEACTIONREQUEST']._serialized_end=1927
-  _globals['_DELETEACTIONRESPONSE']._serialized_start=1929
-  _globals['_DELETEACTIONRESPONSE']._serialized_end=1951
-  _globals['_ENABLEACTIONREQUEST']._serialized_start=1953
-  _globals['_ENABLEACTIONREQUEST']._serialized_end=1988
-  _globals['_DISABLEACTIONREQUEST']._serialized_start=1990
-  _globals['_DISABLEACTIONREQUEST']._serialized_end=2026
-  _globals['_TESTEVENT']._serialized_start=2028
-  _globals['_TESTEVENT']._serialized_end=2152
-  _globals['_TESTACTIONREQUEST']._serialized_start=2154
-  _globals['_TESTACTIONREQUEST']._serialized_end=2263
-  _globals['_PATTERNOUTCOME']._serialized_start=2265
-  _globals['_PATTERNOUTCOME']._serialized_end=2315
-  _globals['_CONDITIONOUTCOME']._serialized_start=2318
-  _globals['_CONDITIONOUTCOME']._serialized_end=2545
-  _globals['_ACTIONTESTRESULT']._serialized_start=2548
-  _globals['_ACTIONTESTRESULT']._serialized_end=2858
-  _globals['_TESTACTIONRESPONSE']._serialized_start=2860
-  _globals['_TESTACTIONRESPONSE']._serialized_end=2930
-  _globals['_ACTIONSERVICE']._serialized_start=3179
-  _globals['_ACTIONSERVICE']._serialized_end=3823
+  _globals['_CREATEACTIONREQUEST']._serialized_end=1471
+  _globals['_GETACTIONREQUEST']._serialized_start=1473
+  _globals['_GETACTIONREQUEST']._serialized_end=1522
+  _globals['_LISTACTIONSREQUEST']._serialized_start=1524
+  _globals['_LISTACTIONSREQUEST']._serialized_end=1599
+  _globals['_LISTACTIONSRESPONSE']._serialized_start=1601
+  _globals['_LISTACTIONSRESPONSE']._serialized_end=1687
+  _globals['_UPDATEACTIONREQUEST']._serialized_start=1690
+  _globals['_UPDATEACTIONREQUEST']._serialized_end=1866
+  _globals['_DELETEACTIONREQUEST']._serialized_start=1868
+  _globals['_DELETEACTIONREQUEST']._serialized_end=1921
+  _globals['_DELETEACTIONRESPONSE']._serialized_start=1923
+  _globals['_DELETEACTIONRESPONSE']._serialized_end=1945
+  _globals['_ENABLEACTIONREQUEST']._serialized_start=1947
+  _globals['_ENABLEACTIONREQUEST']._serialized_end=1982
+  _globals['_DISABLEACTIONREQUEST']._serialized_start=1984
+  _globals['_DISABLEACTIONREQUEST']._serialized_end=2020
+  _globals['_TESTEVENT']._serialized_start=2022
+  _globals['_TESTEVENT']._serialized_end=2146
+  _globals['_TESTACTIONREQUEST']._serialized_start=2148
+  _globals['_TESTACTIONREQUEST']._serialized_end=2257
+  _globals['_PATTERNOUTCOME']._serialized_start=2259
+  _globals['_PATTERNOUTCOME']._serialized_end=2309
+  _globals['_CONDITIONOUTCOME']._serialized_start=2312
+  _globals['_CONDITIONOUTCOME']._serialized_end=2539
+  _globals['_ACTIONTESTRESULT']._serialized_start=2542
+  _globals['_ACTIONTESTRESULT']._serialized_end=2852
+  _globals['_TESTACTIONRESPONSE']._serialized_start=2854
+  _globals['_TESTACTIONRESPONSE']._serialized_end=2924
+  _globals['_ACTIONSERVICE']._serialized_start=3173
+  _globals['_ACTIONSERVICE']._serialized_end=3817
 # @@protoc_insertion_point(module_scope)

@@ -135,18 +135,16 @@ class Action(_message.Message):
     def __init__(self, name: _Optional[str] = ..., uid: _Optional[str] = ..., description: _Optional[str] = ..., trigger: _Optional[_Union[Trigger, _Mapping]] = ..., handler: _Optional[_Union[Handler, _Mapping]] = ..., priority: _Optional[_Union[Priority, str]] = ..., execution_mode: _Optional[_Union[ExecutionMode, str]] = ..., timeout_seconds: _Optional[float] = ..., retry_policy: _Optional[_Union[RetryPolicy, _Mapping]] = ..., rate_limit: _Optional[_Union[RateLimit, _Mapping]] = ..., max_concurrency: _Optional[int] = ..., enabled: _Optional[bool] = ..., tags: _Optional[_Iterable[str]] = ..., version: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CreateActionRequest(_message.Message):
-    __slots__ = ("parent", "action_id", "action", "request_id", "validate_only")
+    __slots__ = ("parent", "action_id", "action", "validate_only")
     PARENT_FIELD_NUMBER: _ClassVar[int]
     ACTION_ID_FIELD_NUMBER: _ClassVar[int]
     ACTION_FIELD_NUMBER: _ClassVar[int]
-    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
     parent: str
     action_id: str
     action: Action
-    request_id: str
     validate_only: bool
-    def __init__(self, parent: _Optional[str] = ..., action_id: _Optional[str] = ..., action: _Optional[_Union[Action, _Mapping]] = ..., request_id: _Optional[str] = ..., validate_only: _Optional[bool] = ...) -> None: ...
+    def __init__(self, parent: _Optional[str] = ..., action_id: _Optional[str] = ..., action: _Optional[_Union[Action, _Mapping]] = ..., validate_only: _Optional[bool] = ...) -> None: ...
 
 class GetActionRequest(_message.Message):
     __slots__ = ("name", "version")
@@ -175,26 +173,22 @@ class ListActionsResponse(_message.Message):
     def __init__(self, actions: _Optional[_Iterable[_Union[Action, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class UpdateActionRequest(_message.Message):
-    __slots__ = ("action", "update_mask", "request_id", "validate_only", "expected_version")
+    __slots__ = ("action", "update_mask", "validate_only", "expected_version")
     ACTION_FIELD_NUMBER: _ClassVar[int]
     UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
-    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
     action: Action
     update_mask: _field_mask_pb2.FieldMask
-    request_id: str
     validate_only: bool
     expected_version: int
-    def __init__(self, action: _Optional[_Union[Action, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ..., request_id: _Optional[str] = ..., validate_only: _Optional[bool] = ..., expected_version: _Optional[int] = ...) -> None: ...
+    def __init__(self, action: _Optional[_Union[Action, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ..., validate_only: _Optional[bool] = ..., expected_version: _Optional[int] = ...) -> None: ...
 
 class DeleteActionRequest(_message.Message):
-    __slots__ = ("name", "request_id")
+    __slots__ = ("name",)
     NAME_FIELD_NUMBER: _ClassVar[int]
-    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     name: str
-    request_id: str
-    def __init__(self, name: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class DeleteActionResponse(_message.Message):
     __slots__ = ()
