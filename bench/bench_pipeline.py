@@ -1,0 +1,470 @@
+"""End-to-end durable throughput and latency, side by side with Celery and raw ceilings.
+
+Method (one run, every figure measured in it):
+
+1. **neoactions**, per mode — ``embedded`` (SQLite data dir in a temp dir), ``postgres``
+   (a fresh database, dropped after) and ``queued`` (PostgreSQL + Redis Streams,
+   ``execution_mode: queued``) — a real ``python -m neoactions.server`` process (uvloop,
+   ``NEOACTIONS_*`` settings) with one action: ``bench.order.created`` → the ``python``
+   handler ``bench.handlers:noop`` (async, records its start time). A separate client
+   process (``bench._publisher``) publishes over gRPC ``PublishEvents``:
+
+   - warm-up: ``BENCH_WARMUP`` events, waited for;
+   - latency: a fixed offered load of ``BENCH_RATE`` events/s for ``BENCH_RATE_SECONDS`` in
+     batches of ``BENCH_RATE_BATCH`` (open loop); publish→handler start per event,
+     correlated by ``data.seq`` (the publisher's send time vs the handler's start time,
+     same clock);
+   - throughput: ``BENCH_EVENTS`` events in batches of ``BENCH_BATCH`` with
+     ``BENCH_IN_FLIGHT`` calls in flight, as fast as the server takes them. Completion is
+     read from the store (read-only polling of ``count(*)`` of final executions); the end
+     time is the store's ``max(finished_at)``. actions/s = events / (last finish - first
+     send). CPU: the server process (``/proc``), and for PostgreSQL its backends of this
+     database, per 1,000 actions.
+
+2. **Celery 5 + Redis**: ``celery worker --pool prefork -c 2`` (``acks_late``, Redis
+   result backend), ``BENCH_CELERY_TASKS`` no-op tasks published one by one (``delay``) from
+   a separate process; completed/s = tasks / (last ``date_done`` - first send).
+
+3. **Ceilings**: see ``bench._ceilings``.
+
+Sizes are environment variables (defaults keep the module within ~4 minutes on 2 cores).
+``BENCH_MODES`` picks modes; ``BENCH_PROFILE_DIR`` records the server with py-spy during
+each throughput phase and appends the top hot spots.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib.metadata import version
+from pathlib import Path
+
+import asyncpg
+import grpc
+import redis
+from google.protobuf import json_format
+
+from bench import _ceilings
+from bench._procs import (
+    REDIS_BASE,
+    ROOT,
+    PostgresProbe,
+    Probe,
+    SqliteProbe,
+    child_env,
+    children,
+    cpu_delta,
+    cpu_seconds,
+    fresh_database,
+    load_average,
+    read_times,
+    run_json,
+    server,
+)
+from neoactions.v1 import actions_pb2, actions_pb2_grpc
+
+
+def _env(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+EVENTS = int(_env("BENCH_EVENTS", 5_000))
+BATCH = int(_env("BENCH_BATCH", 500))
+IN_FLIGHT = int(_env("BENCH_IN_FLIGHT", 4))
+WARMUP = int(_env("BENCH_WARMUP", 500))
+RATE = _env("BENCH_RATE", 1_000)
+RATE_SECONDS = _env("BENCH_RATE_SECONDS", 5)
+RATE_BATCH = int(_env("BENCH_RATE_BATCH", 10))
+CELERY_TASKS = int(_env("BENCH_CELERY_TASKS", 4_000))
+XADD_MESSAGES = int(_env("BENCH_XADD", 200_000))
+XADD_PIPELINE = int(_env("BENCH_XADD_PIPELINE", 500))
+ROWS = int(_env("BENCH_ROWS", 50_000))
+ROW_BATCH = int(_env("BENCH_ROW_BATCH", 500))
+COMMIT_SECONDS = _env("BENCH_COMMIT_SECONDS", 2)
+PATTERN_ROWS = int(_env("BENCH_PATTERN_ROWS", 9_000))
+MODES = os.environ.get("BENCH_MODES", "embedded,postgres,queued").split(",")
+PROFILE_DIR = os.environ.get("BENCH_PROFILE_DIR", "")
+#: Redis databases the test suite does not use (it uses 0)
+QUEUE_DB, CELERY_BROKER_DB, CELERY_BACKEND_DB = 13, 11, 12
+
+WARM_SEQ, RATE_SEQ, BURST_SEQ = 10_000_000, 1_000_000, 0
+TIMES = chr(0xD7)
+
+
+@dataclass
+class Run:
+    name: str
+    actions: int = 0
+    per_second: float = 0.0
+    publish_per_second: float = 0.0
+    cpu_per_1000: float = 0.0
+    db_cpu_per_1000: float = 0.0
+    commits_per_action: float | None = None
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    profile: str = ""
+
+
+# --- neoactions ---------------------------------------------------------------------------
+
+
+async def _create_action(target: str, queued: bool) -> None:
+    body: dict[str, object] = {
+        "trigger": {"event_types": ["bench.order.created"]},
+        "handler": {"type": "python", "config": {"function": "bench.handlers:noop"}},
+    }
+    if queued:
+        body["execution_mode"] = "EXECUTION_MODE_QUEUED"
+    async with grpc.aio.insecure_channel(target) as ch:
+        await actions_pb2_grpc.ActionServiceStub(ch).CreateAction(
+            actions_pb2.CreateActionRequest(
+                parent="tenants/admin", action_id="bench-noop", action=json_format.ParseDict(body, actions_pb2.Action())
+            ),
+            timeout=30,
+        )
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    values = sorted(values)
+    if not values:
+        return {}
+    q = statistics.quantiles(values, n=100, method="inclusive") if len(values) > 1 else values * 99
+    return {"p50": q[49], "p99": q[98], "max": values[-1], "n": float(len(values))}
+
+
+async def _pipeline(name: str, store_url: str, probe: Probe, tmp: Path, **settings: str) -> Run:
+    run = Run(name)
+    starts_file = tmp / f"{name}-starts.txt"
+    sends_file = tmp / f"{name}-sends.txt"
+    srv = server(store_url, tmp / f"{name}-server.log", starts_file, **settings)
+    srv.start()
+    try:
+        target = srv.target
+        await _create_action(target, queued=name == "queued")
+        done = 0
+
+        # warm-up: connections, statement caches, the handler import
+        await run_json("bench._publisher", target, "burst", str(WARM_SEQ), str(WARMUP), str(BATCH), "2")
+        done += WARMUP
+        if await probe.wait_final(done, 120) < done:
+            run.notes.append("warm-up did not finish within 120 s")
+            return run
+
+        # latency at a fixed offered load
+        total = int(RATE * RATE_SECONDS / RATE_BATCH) * RATE_BATCH
+        pub = await run_json(
+            "bench._publisher", target, "rate", str(RATE_SEQ), str(RATE), str(RATE_SECONDS), str(RATE_BATCH),
+            str(sends_file),
+        )  # fmt: skip
+        if pub["late_batches"]:
+            run.notes.append(f"publisher fell behind its schedule on {pub['late_batches']} batches")
+        done += total
+        if await probe.wait_final(done, 120) < done:
+            run.notes.append("latency phase did not finish within 120 s")
+
+        # throughput
+        profiler = _start_profiler(srv.pid, tmp / f"{name}-pyspy.txt")
+        commits0 = await probe.commits()
+        cpu0, db0 = cpu_seconds(srv.pid), await probe.backend_cpu()
+        pub = await run_json(
+            "bench._publisher", target, "burst", str(BURST_SEQ), str(EVENTS), str(BATCH), str(IN_FLIGHT)
+        )
+        done += EVENTS
+        final = await probe.wait_final(done, within=max(120.0, EVENTS / 50))
+        cpu1, db1 = cpu_seconds(srv.pid), await probe.backend_cpu()
+        if profiler is not None:
+            run.profile = _stop_profiler(profiler, tmp / f"{name}-pyspy.txt", name)
+        _, last_finish = await probe.finish_times()
+        commits1 = await probe.commits()
+        run.actions = final - (done - EVENTS)
+        if final < done:
+            run.notes.append(f"only {run.actions} of {EVENTS} executions final within the wait")
+        run.per_second = run.actions / (last_finish - pub["first_send"])
+        run.publish_per_second = pub["accepted"] / (pub["last_answer"] - pub["first_send"])
+        run.cpu_per_1000 = (cpu1 - cpu0) / run.actions * 1000
+        run.db_cpu_per_1000 = cpu_delta(db0, db1) / run.actions * 1000
+        if commits0 is not None and commits1 is not None:
+            # the probe's own polling transactions included: a few per second
+            run.commits_per_action = (commits1 - commits0) / run.actions
+    finally:
+        srv.stop()  # the handler module writes its start times on exit
+    sends, starts = read_times(sends_file), read_times(starts_file)
+    latencies = [(starts[s] - t) * 1000 for s, t in sends.items() if s in starts]
+    run.latency_ms = _percentiles(latencies)
+    if len(latencies) < len(sends):
+        run.notes.append(f"{len(sends) - len(latencies)} of {len(sends)} latency-phase events never started")
+    return run
+
+
+def _start_profiler(pid: int, out: Path) -> subprocess.Popen[bytes] | None:
+    if not PROFILE_DIR:
+        return None
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    return subprocess.Popen(
+        [py_spy, "record", "--pid", str(pid), "--rate", "250", "--format", "raw", "--nonblocking", "-o", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _stop_profiler(proc: subprocess.Popen[bytes], out: Path, name: str) -> str:
+    from bench._profile import summarize
+
+    proc.send_signal(signal.SIGINT)
+    proc.wait(60)
+    keep = Path(PROFILE_DIR)
+    keep.mkdir(parents=True, exist_ok=True)
+    if out.exists():
+        shutil.copy(out, keep / out.name)
+        return summarize(out, 15)
+    return "(py-spy wrote nothing)"
+
+
+async def _embedded(tmp: Path) -> Run:
+    data = tmp / "embedded-data"
+    probe = SqliteProbe(data)
+    try:
+        return await _pipeline("embedded", str(data), probe, tmp)
+    finally:
+        await probe.close()
+
+
+async def _postgres(tmp: Path, queued: bool) -> Run:
+    async with fresh_database() as (db, url):
+        probe = PostgresProbe(url, db)
+        settings: dict[str, str] = {}
+        prefix = f"neoactions-bench-{uuid.uuid4().hex[:8]}"
+        if queued:
+            settings = {"redis_url": f"{REDIS_BASE}/{QUEUE_DB}", "queue_prefix": prefix}
+        try:
+            run = await _pipeline("queued" if queued else "postgres", url, probe, tmp, **settings)
+        finally:
+            await probe.close()
+        if queued:
+            r = redis.Redis.from_url(f"{REDIS_BASE}/{QUEUE_DB}")
+            keys = list(r.scan_iter(match=f"{prefix}*", count=1000))
+            if keys:
+                r.delete(*keys)
+            else:
+                run.notes.append(
+                    "no Redis keys under the queue prefix: this server build does not route queued "
+                    "executions through Redis yet (they ran through the in-process queue)"
+                )
+            r.close()
+        return run
+
+
+# --- Celery --------------------------------------------------------------------------------
+
+
+async def _celery(tmp: Path) -> Run:
+    run = Run("celery")
+    broker, backend = f"{REDIS_BASE}/{CELERY_BROKER_DB}", f"{REDIS_BASE}/{CELERY_BACKEND_DB}"
+    rb, rr = redis.Redis.from_url(broker), redis.Redis.from_url(backend)
+    rb.flushdb()
+    rr.flushdb()
+    env = child_env(BENCH_CELERY_BROKER=broker, BENCH_CELERY_BACKEND=backend)
+    worker_argv = [
+        sys.executable, "-m", "celery", "-A", "bench._celery_app", "worker", "--pool", "prefork",
+        "--concurrency", "2", "--loglevel", "WARNING", "--without-gossip", "--without-mingle",
+        "-n", f"bench-{uuid.uuid4().hex[:6]}@%h",
+    ]  # fmt: skip
+    worker = _spawn(worker_argv, env, tmp / "celery-worker.log")
+    try:
+        # a warm-up round (pool processes forked, connections up), then the measured one
+        await _celery_round(env, rr, min(500, CELERY_TASKS), worker.pid)
+        rr.flushdb()
+        pids = [worker.pid, *children(worker.pid)]
+        cpu0 = sum(cpu_seconds(p) for p in pids)
+        first, last_done, published = await _celery_round(env, rr, CELERY_TASKS, worker.pid)
+        cpu1 = sum(cpu_seconds(p) for p in pids)
+        run.actions = CELERY_TASKS
+        run.per_second = CELERY_TASKS / (last_done - first)
+        run.publish_per_second = published
+        run.cpu_per_1000 = (cpu1 - cpu0) / CELERY_TASKS * 1000
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+        rb.flushdb()
+        rr.flushdb()
+        rb.close()
+        rr.close()
+    return run
+
+
+def _spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("a") as out:
+        return subprocess.Popen(argv, stdout=out, stderr=out, env=env, cwd=ROOT)
+
+
+async def _celery_round(
+    env: dict[str, str], rr: redis.Redis, count: int, worker_pid: int
+) -> tuple[float, float, float]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench._celery_app", "publish", str(count),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT,
+    )  # fmt: skip
+    out, err = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"celery publisher failed:\n{err.decode()[-3000:]}")
+    pub = json.loads(out.decode().strip().splitlines()[-1])
+    deadline = time.monotonic() + max(120.0, count / 20)
+    while time.monotonic() < deadline:
+        if rr.dbsize() >= count + 1:  # + the publisher's readiness probe
+            break
+        await asyncio.sleep(0.1)
+    keys = [k for k in rr.scan_iter(match="celery-task-meta-*", count=5000)]
+    done = [json.loads(v) for v in rr.mget(keys) if v]
+    if len(done) < count + 1:
+        raise RuntimeError(f"celery finished {len(done)} of {count + 1} tasks")
+    last = max(datetime.fromisoformat(d["date_done"]).timestamp() for d in done)
+    return pub["first_send"], last, count / (pub["last_send"] - pub["first_send"])
+
+
+# --- report -------------------------------------------------------------------------------
+
+
+def _versions() -> str:
+    names = ["grpcio", "protobuf", "asyncpg", "aiosqlite", "redis", "uvloop", "celery", "kombu"]
+    found = []
+    for n in names:
+        try:
+            found.append(f"{n} {version(n)}")
+        except Exception:
+            found.append(f"{n} (missing)")
+    server_versions = []
+    try:
+
+        async def pg() -> str:
+            conn = await asyncpg.connect(
+                os.environ.get("BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+            )
+            try:
+                return str(await conn.fetchval("SHOW server_version"))
+            finally:
+                await conn.close()
+
+        server_versions.append(f"PostgreSQL {asyncio.run(pg())}")
+    except Exception as exc:
+        server_versions.append(f"PostgreSQL ? ({exc})")
+    try:
+        server_versions.append(f"Redis {redis.Redis.from_url(REDIS_BASE).info('server')['redis_version']}")
+    except Exception as exc:
+        server_versions.append(f"Redis ? ({exc})")
+    return ", ".join(server_versions + found)
+
+
+def _fmt(x: float, digits: int = 0) -> str:
+    return f"{x:,.{digits}f}"
+
+
+def main() -> str:
+    tmp = Path(tempfile.mkdtemp(prefix="neoactions-bench-pipeline-"))
+    lines: list[str] = []
+    loads = [f"start {load_average()}"]
+    t_start = time.monotonic()
+    try:
+        runs: list[Run] = []
+        for mode in MODES:
+            if mode == "embedded":
+                runs.append(asyncio.run(_embedded(tmp)))
+            elif mode in ("postgres", "queued"):
+                runs.append(asyncio.run(_postgres(tmp, queued=mode == "queued")))
+            loads.append(f"after {mode} {load_average()}")
+        celery = asyncio.run(_celery(tmp))
+        loads.append(f"after celery {load_average()}")
+
+        xadd = _ceilings.xadd(f"{REDIS_BASE}/{QUEUE_DB}", XADD_MESSAGES, XADD_PIPELINE)
+
+        async def pg_ceiling() -> tuple[float, float, tuple[float, float, float]]:
+            async with fresh_database() as (_, url):
+                rows, commits = await _ceilings.postgres(url, ROWS, ROW_BATCH, COMMIT_SECONDS)
+                conn = await asyncpg.connect(url)
+                try:
+                    ids = [r[0] for r in await conn.fetch("SELECT id FROM bench_executions LIMIT $1", PATTERN_ROWS)]
+                finally:
+                    await conn.close()
+                return rows, commits, await _ceilings.postgres_patterns(url, ids, ROW_BATCH)
+
+        pg_rows, pg_commits, (per_tx, per_tx_no_reset, batched) = asyncio.run(pg_ceiling())
+        lite_rows, lite_commits = _ceilings.sqlite(ROWS, ROW_BATCH, COMMIT_SECONDS)
+        echo = asyncio.run(_ceilings.grpc_echo(tmp / "echo.log", EVENTS, BATCH, IN_FLIGHT))
+        echo_rate = echo["accepted"] / (echo["last_answer"] - echo["first_send"])
+        loads.append(f"end {load_average()}")
+    finally:
+        keep = os.environ.get("BENCH_KEEP_TMP")
+        if not keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    lines.append(
+        f"events: {EVENTS:,} per mode in PublishEvents batches of {BATCH} ({IN_FLIGHT} in flight), "
+        f"warm-up {WARMUP:,}; latency at {RATE:,.0f} events/s for {RATE_SECONDS:g} s in batches of {RATE_BATCH}; "
+        f"Celery {CELERY_TASKS:,} tasks; took {time.monotonic() - t_start:.0f} s.  \n"
+        f"versions: {_versions()}.  \nload average: {'; '.join(loads)}.\n"
+    )
+    lines += [
+        f"| system | actions/s | {TIMES} Celery | publish events/s | server CPU s / 1k | DB CPU s / 1k "
+        "| DB txns / action | p50 ms | p99 ms | max ms | notes |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    nan = float("nan")
+    for r in runs:
+        lat = r.latency_ms
+        txns = "—" if r.commits_per_action is None else f"{r.commits_per_action:.2f}"
+        lines.append(
+            f"| neoactions {r.name} | {_fmt(r.per_second)} | {r.per_second / celery.per_second:.2f}{TIMES} "
+            f"| {_fmt(r.publish_per_second)} | {r.cpu_per_1000:.2f} | {r.db_cpu_per_1000:.2f} | {txns} "
+            f"| {lat.get('p50', nan):.1f} | {lat.get('p99', nan):.1f} | {lat.get('max', nan):.0f} "
+            f"| {'; '.join(r.notes)} |"
+        )
+    lines.append(
+        f"| Celery 5 + Redis (prefork 2, acks_late) | {_fmt(celery.per_second)} | 1.00{TIMES} "
+        f"| {_fmt(celery.publish_per_second)} (one by one) | {celery.cpu_per_1000:.2f} (worker + pool) "
+        "| — | — | — | — | — | |"
+    )
+
+    def frac(rate: float, pick: str) -> str:
+        return ", ".join(f"{r.name} {100 * getattr(r, pick) / rate:.1f}%" for r in runs if getattr(r, pick) > 0)
+
+    lines += [
+        "",
+        "| ceiling | rate | neoactions as a fraction of it |",
+        "|---|---:|---|",
+        f"| Redis pipelined XADD ({XADD_PIPELINE}/pipeline) | {_fmt(xadd)} msg/s "
+        f"| publish: {frac(xadd, 'publish_per_second')}; end to end: {frac(xadd, 'per_second')} |",
+        f"| grpc.aio PublishEvents echo, same client and batches | {_fmt(echo_rate)} events/s "
+        f"| publish: {frac(echo_rate, 'publish_per_second')} |",
+        f"| asyncpg executemany, {ROW_BATCH} execution rows/txn, synchronous_commit on | {_fmt(pg_rows)} rows/s "
+        f"| end to end: {frac(pg_rows, 'per_second')} |",
+        f"| PostgreSQL, one row per transaction (commit rate, 1 connection) | {_fmt(pg_commits)} commits/s | |",
+        f"| PostgreSQL start + finish UPDATEs only, 2 txns per execution, pool of 10, 32 workers "
+        f"| {_fmt(per_tx)} executions/s | end to end: {frac(per_tx, 'per_second')} |",
+        f"| … the same, pool without its reset query on release | {_fmt(per_tx_no_reset)} executions/s | |",
+        f"| … {ROW_BATCH} executions per transaction (`id = ANY($1)`) | {_fmt(batched)} executions/s | |",
+        f"| sqlite3 executemany, {ROW_BATCH} rows/txn, WAL, synchronous=FULL | {_fmt(lite_rows)} rows/s "
+        f"| end to end: {frac(lite_rows, 'per_second')} |",
+        f"| SQLite, one row per transaction (commit rate) | {_fmt(lite_commits)} commits/s | |",
+    ]
+    for r in runs:
+        if r.profile:
+            lines += ["", f"py-spy, {r.name} throughput phase (server process):", "", r.profile]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(main())
