@@ -57,7 +57,9 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def registry(data_dir: Path) -> Iterator[HandlerRegistry]:
-    registry = HandlerRegistry({"data_dir": str(data_dir), "wasm_workers": 2})
+    registry = HandlerRegistry(
+        {"data_dir": str(data_dir), "wasm_cache_dir": str(data_dir / "wasm-cache"), "wasm_workers": 2}
+    )
     register(registry)
     yield registry
     asyncio.run(registry.aclose())
@@ -407,7 +409,9 @@ async def test_compiled_modules_are_cached_on_disk(wasm: HandlerType, data_dir: 
     before = entry.stat()
     # a second runner over the same data dir loads the compiled module instead of
     # compiling it (a compile would replace the entry: a new inode)
-    other = HandlerRegistry({"data_dir": str(data_dir), "wasm_warm": []})
+    other = HandlerRegistry(
+        {"data_dir": str(data_dir), "wasm_cache_dir": str(data_dir / "wasm-cache"), "wasm_warm": []}
+    )
     register(other)
     try:
         assert final(await run(other.get("wasm"), js("function main() { return 2; }"))) == Result(2)
