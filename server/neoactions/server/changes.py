@@ -86,7 +86,7 @@ class PostgresChangeFeed:
                 await asyncio.sleep(self._reconnect)
                 continue
             lost = asyncio.Event()
-            conn.add_termination_listener(lambda _c: lost.set())
+            conn.add_termination_listener(lambda _c, lost=lost: lost.set())
             try:
                 await conn.add_listener(CHANNEL, received)
                 self._listener = conn
