@@ -11,6 +11,7 @@ import grpc
 from google.protobuf import field_mask_pb2
 
 from neoactions.client import _apply
+from neoactions.client import _deadletters as _dl
 from neoactions.client import _requests as rq
 from neoactions.client._config import CHANNEL_OPTIONS, DEFAULT_TARGET, DEFAULT_TIMEOUT
 from neoactions.client._errors import translated
@@ -365,6 +366,54 @@ class AsyncClient:
     async def get_execution(self, execution_id: str, *, tenant: str | None = None) -> Execution:
         request = executions_pb2.GetExecutionRequest(name=rq.execution_resource(self._tenant(tenant), execution_id))
         return convert.execution_from_pb(await self._call(self._executions.GetExecution, request))
+
+    async def cancel_execution(self, execution_id: str, reason: str = "", *, tenant: str | None = None) -> Execution:
+        """Cancel an unfinished execution (FailedPrecondition EXECUTION_FINISHED if it already ended)."""
+        request = _dl.cancel_request(self._tenant(tenant), execution_id, reason)
+        return convert.execution_from_pb(await self._call(self._executions.CancelExecution, request))
+
+    async def retry_execution(self, execution_id: str, *, tenant: str | None = None) -> Execution:
+        """A new attempt series of a failed, timed-out, cancelled or dead-lettered execution."""
+        request = _dl.retry_request(self._tenant(tenant), execution_id)
+        return convert.execution_from_pb(await self._call(self._executions.RetryExecution, request))
+
+    async def list_dead_letters(
+        self,
+        *,
+        action: str = "",
+        error_type: str = "",
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        page_size: int = 0,
+        page_token: str = "",
+        tenant: str | None = None,
+    ) -> Page[Execution]:
+        """One page of the dead-letter queue, newest first."""
+        request = executions_pb2.ListDeadLettersRequest(
+            parent=rq.parent(self._tenant(tenant)),
+            filter=_dl.dead_letter_filter(action, error_type, start_time, end_time),
+            page_size=page_size,
+            page_token=page_token,
+        )
+        response = await self._call(self._executions.ListDeadLetters, request)
+        return Page([convert.execution_from_pb(e) for e in response.executions], response.next_page_token)
+
+    async def requeue_dead_letters(
+        self,
+        *,
+        action: str = "",
+        error_type: str = "",
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        tenant: str | None = None,
+    ) -> int:
+        """Requeue every dead letter matching the filter; returns how many."""
+        request = executions_pb2.RequeueDeadLettersRequest(
+            parent=rq.parent(self._tenant(tenant)),
+            filter=_dl.dead_letter_filter(action, error_type, start_time, end_time),
+        )
+        response = await self._call(self._executions.RequeueDeadLetters, request)
+        return int(response.requeued_count)
 
     async def list_executions(
         self,

@@ -55,6 +55,26 @@ class ExecutionServiceStub:
                 request_serializer=neoactions_dot_v1_dot_executions__pb2.WatchExecutionsRequest.SerializeToString,
                 response_deserializer=neoactions_dot_v1_dot_executions__pb2.ExecutionUpdate.FromString,
                 _registered_method=True)
+        self.CancelExecution = channel.unary_unary(
+                '/neoactions.v1.ExecutionService/CancelExecution',
+                request_serializer=neoactions_dot_v1_dot_executions__pb2.CancelExecutionRequest.SerializeToString,
+                response_deserializer=neoactions_dot_v1_dot_executions__pb2.Execution.FromString,
+                _registered_method=True)
+        self.RetryExecution = channel.unary_unary(
+                '/neoactions.v1.ExecutionService/RetryExecution',
+                request_serializer=neoactions_dot_v1_dot_executions__pb2.RetryExecutionRequest.SerializeToString,
+                response_deserializer=neoactions_dot_v1_dot_executions__pb2.Execution.FromString,
+                _registered_method=True)
+        self.ListDeadLetters = channel.unary_unary(
+                '/neoactions.v1.ExecutionService/ListDeadLetters',
+                request_serializer=neoactions_dot_v1_dot_executions__pb2.ListDeadLettersRequest.SerializeToString,
+                response_deserializer=neoactions_dot_v1_dot_executions__pb2.ListDeadLettersResponse.FromString,
+                _registered_method=True)
+        self.RequeueDeadLetters = channel.unary_unary(
+                '/neoactions.v1.ExecutionService/RequeueDeadLetters',
+                request_serializer=neoactions_dot_v1_dot_executions__pb2.RequeueDeadLettersRequest.SerializeToString,
+                response_deserializer=neoactions_dot_v1_dot_executions__pb2.RequeueDeadLettersResponse.FromString,
+                _registered_method=True)
 
 
 class ExecutionServiceServicer:
@@ -88,6 +108,38 @@ class ExecutionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CancelExecution(self, request, context):
+        """Cancel an unfinished execution (pending, scheduled or running, wherever it runs).
+        FAILED_PRECONDITION (EXECUTION_FINISHED) when it already ended.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetryExecution(self, request, context):
+        """Start a new attempt series of a failed, timed-out, cancelled or dead-lettered
+        execution: the same execution (id, input, idempotency key) goes back to pending;
+        attempt numbers continue, the retry budget and max_age count afresh.
+        FAILED_PRECONDITION (EXECUTION_NOT_RETRYABLE) for a succeeded or unfinished one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDeadLetters(self, request, context):
+        """The dead-letter queue: executions whose retries were exhausted, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RequeueDeadLetters(self, request, context):
+        """Requeue every dead letter matching a filter (each as RetryExecution does).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ExecutionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -110,6 +162,26 @@ def add_ExecutionServiceServicer_to_server(servicer, server):
                     servicer.WatchExecutions,
                     request_deserializer=neoactions_dot_v1_dot_executions__pb2.WatchExecutionsRequest.FromString,
                     response_serializer=neoactions_dot_v1_dot_executions__pb2.ExecutionUpdate.SerializeToString,
+            ),
+            'CancelExecution': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelExecution,
+                    request_deserializer=neoactions_dot_v1_dot_executions__pb2.CancelExecutionRequest.FromString,
+                    response_serializer=neoactions_dot_v1_dot_executions__pb2.Execution.SerializeToString,
+            ),
+            'RetryExecution': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryExecution,
+                    request_deserializer=neoactions_dot_v1_dot_executions__pb2.RetryExecutionRequest.FromString,
+                    response_serializer=neoactions_dot_v1_dot_executions__pb2.Execution.SerializeToString,
+            ),
+            'ListDeadLetters': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeadLetters,
+                    request_deserializer=neoactions_dot_v1_dot_executions__pb2.ListDeadLettersRequest.FromString,
+                    response_serializer=neoactions_dot_v1_dot_executions__pb2.ListDeadLettersResponse.SerializeToString,
+            ),
+            'RequeueDeadLetters': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequeueDeadLetters,
+                    request_deserializer=neoactions_dot_v1_dot_executions__pb2.RequeueDeadLettersRequest.FromString,
+                    response_serializer=neoactions_dot_v1_dot_executions__pb2.RequeueDeadLettersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -221,6 +293,114 @@ class ExecutionService:
             '/neoactions.v1.ExecutionService/WatchExecutions',
             neoactions_dot_v1_dot_executions__pb2.WatchExecutionsRequest.SerializeToString,
             neoactions_dot_v1_dot_executions__pb2.ExecutionUpdate.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelExecution(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/neoactions.v1.ExecutionService/CancelExecution',
+            neoactions_dot_v1_dot_executions__pb2.CancelExecutionRequest.SerializeToString,
+            neoactions_dot_v1_dot_executions__pb2.Execution.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryExecution(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/neoactions.v1.ExecutionService/RetryExecution',
+            neoactions_dot_v1_dot_executions__pb2.RetryExecutionRequest.SerializeToString,
+            neoactions_dot_v1_dot_executions__pb2.Execution.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDeadLetters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/neoactions.v1.ExecutionService/ListDeadLetters',
+            neoactions_dot_v1_dot_executions__pb2.ListDeadLettersRequest.SerializeToString,
+            neoactions_dot_v1_dot_executions__pb2.ListDeadLettersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequeueDeadLetters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/neoactions.v1.ExecutionService/RequeueDeadLetters',
+            neoactions_dot_v1_dot_executions__pb2.RequeueDeadLettersRequest.SerializeToString,
+            neoactions_dot_v1_dot_executions__pb2.RequeueDeadLettersResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,8 +1,13 @@
 """``serve``: wire the store, runners, bus, engine and gRPC server, and own their lifetimes.
 
 Shutdown order: a signal sets the stop event → the server stops taking calls →
-in-flight executions get a grace period → the rest is cancelled and left to be
-resumed → resources close in reverse order.
+the engine stops claiming and consuming, in-flight executions get a grace period →
+the rest is cancelled and its leases released, so another process (or the next
+start) takes it over at once → resources close in reverse order.
+
+Roles: ``api`` serves the whole API and runs only the ``sync`` work its callers wait
+for; ``worker`` serves only gRPC health (for probes) and runs the work; ``all`` does
+both.
 """
 
 from __future__ import annotations
@@ -22,7 +27,10 @@ from neoactions.server.api.servicers import SERVICE_NAMES, add_servicers
 from neoactions.server.bus import InProcessUpdateBus
 from neoactions.server.changes import change_feed_for
 from neoactions.server.engine import Engine
+from neoactions.server.errors import Unavailable
+from neoactions.server.flow import create_flow_control
 from neoactions.server.persistence import open_store
+from neoactions.server.queue import RedisStreamQueue
 from neoactions.server.runners import HandlerRegistry
 from neoactions.server.settings import Settings
 
@@ -52,8 +60,22 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
         registry.load_entry_points()
         stack.push_async_callback(registry.aclose)
 
+        queue = RedisStreamQueue(settings.redis_url, settings.queue_prefix) if settings.redis_url else None
+        if queue is not None:
+            try:
+                await queue.open()
+            except Unavailable as exc:
+                # queued work waits in the store (the outbox) until Redis answers
+                log.warning("Redis is not reachable yet: %s", exc)
+            stack.push_async_callback(queue.close)
+        elif settings.role != "all":
+            log.warning("role %s without a redis_url: queued work stays in this process", settings.role)
+
+        flow = create_flow_control(settings.redis_url, settings.flow_control)
+        stack.push_async_callback(flow.aclose)
+
         changes = change_feed_for(settings.store_url)
-        engine = Engine(store, registry, InProcessUpdateBus(), settings, changes)
+        engine = Engine(store, registry, InProcessUpdateBus(), settings, changes, queue, flow)
         await changes.start(engine.actions.reload, engine.actions.loaded_tenants)
         stack.push_async_callback(changes.close)
         await engine.start()
@@ -66,29 +88,33 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
                 ("grpc.so_reuseport", 0),
             ]
         )
-        add_servicers(server, engine)
+        services: tuple[str, ...] = ()
+        if settings.role != "worker":
+            add_servicers(server, engine)
+            services = SERVICE_NAMES
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(
-            (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+            (*services, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
             server,
         )
         port = server.add_insecure_port(f"{settings.host}:{settings.port}")
         if port == 0:
             raise OSError(f"cannot listen on {settings.host}:{settings.port}")
         await server.start()
-        for name in ("", *SERVICE_NAMES):
+        for name in ("", *services):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
 
         async def stop_intake() -> None:
-            for name in ("", *SERVICE_NAMES):
+            for name in ("", *services):
                 await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
             # Stop taking calls, let calls in flight finish within the grace period.
             await server.stop(settings.shutdown_grace_seconds)
 
         stack.push_async_callback(stop_intake)
         log.info(
-            "neoactions serving on %s:%d (store: %s, handler types: %s)",
+            "neoactions %s serving on %s:%d (store: %s, handler types: %s)",
+            settings.role,
             settings.host,
             port,
             "postgresql" if settings.database_url else settings.data_dir,

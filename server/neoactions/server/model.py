@@ -110,6 +110,17 @@ class Event:
     idempotency_key: str = ""
     status: EventStatus = EventStatus.PENDING
     received_at: datetime = field(default_factory=utcnow)
+    #: the producer's own id (CloudEvents ``id``); with ``source`` it identifies a redelivery
+    source_id: str = ""
+
+    def dedup_key(self) -> str:
+        """What makes two publishes the same event: the idempotency key, else CloudEvents
+        ``source`` + ``id``; ``""`` when the event has neither (never deduplicated)."""
+        if self.idempotency_key:
+            return "key:" + self.idempotency_key
+        if self.source and self.source_id:
+            return f"ce:{len(self.source)}:{self.source}{self.source_id}"
+        return ""
 
     def envelope(self) -> JSONObject:
         """The event as the dict conditions and templates see (``data.x``, ``metadata.y``, ``type``)."""
@@ -418,6 +429,17 @@ class Execution:
     #: set only for a direct ``Execute`` of an inline handler (``action_name`` is then ``""``)
     inline: InlineAction | None = None
     attempts: list[Attempt] = field(default_factory=list)
+    #: attempts made before the current attempt series (a requeue or manual retry starts a new one)
+    attempt_base: int = 0
+    #: when the current attempt series began (``None``: at creation); ``max_age`` counts from here
+    series_started_at: datetime | None = None
+    #: the process that owns the execution until ``lease_expires_at`` (``""``: nobody)
+    lease_owner: str = ""
+    lease_expires_at: datetime | None = None
+
+    @property
+    def series_start(self) -> datetime:
+        return self.series_started_at or self.created_at
 
 
 class UpdateKind(enum.StrEnum):

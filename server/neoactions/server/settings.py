@@ -10,6 +10,8 @@ from typing import Any
 
 import yaml
 
+ROLES = ("api", "worker", "all")
+
 
 @dataclass(slots=True)
 class Settings:
@@ -19,8 +21,25 @@ class Settings:
     data_dir: Path = Path(".neoactions")
     #: ``postgresql://...`` selects PostgreSQL
     database_url: str = ""
+    #: ``redis://...``: queued mode through Redis Streams (else an in-process queue)
     redis_url: str = ""
+    #: ``api`` (accept calls, enqueue), ``worker`` (run work) or ``all``
     role: str = "all"
+    #: a process owns a running execution for this long unless its heartbeat extends it;
+    #: also how long a killed process's work waits before another takes it over
+    lease_seconds: float = 15.0
+    #: how often a worker looks for due work in the store when nothing woke it earlier
+    poll_interval_seconds: float = 0.5
+    #: a queue entry unacknowledged (and untouched) this long is reclaimed by another worker
+    visibility_timeout_seconds: float = 30.0
+    #: how often queued executions that are due but not on the queue are enqueued
+    outbox_sweep_seconds: float = 1.0
+    #: a queued execution marked enqueued this long ago but never taken is enqueued again
+    requeue_after_seconds: float = 300.0
+    #: events with the same dedup key within this window are accepted once
+    dedup_window_seconds: float = 24 * 3600.0
+    #: Redis key prefix of the work queue (one per deployment)
+    queue_prefix: str = "neoactions"
     #: executions run at once in this process
     concurrency: int = 64
     #: largest accepted event (data + metadata JSON), bytes
@@ -32,6 +51,25 @@ class Settings:
     log_level: str = "info"
     #: handed to runners via ``HandlerRegistry.settings``
     runner_settings: dict[str, Any] = field(default_factory=dict)
+    #: the ``flow_control`` section (``FlowControlConfig.from_mapping``; see docs/flow-control.md)
+    flow_control: dict[str, Any] = field(default_factory=dict)
+
+    def check(self) -> None:
+        """Refuse inconsistent settings (``ValueError`` naming the setting)."""
+        if self.role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}, not {self.role!r}")
+        if self.lease_seconds <= 0 or self.poll_interval_seconds <= 0 or self.outbox_sweep_seconds <= 0:
+            raise ValueError("lease_seconds, poll_interval_seconds and outbox_sweep_seconds must be > 0")
+        if self.visibility_timeout_seconds < self.lease_seconds:
+            # a reclaimed entry must find its dead consumer's lease expired
+            raise ValueError("visibility_timeout_seconds must be >= lease_seconds")
+        if self.dedup_window_seconds < 0:
+            raise ValueError("dedup_window_seconds must not be negative")
+
+    @property
+    def runs_work(self) -> bool:
+        """Whether this process claims and runs ``async``/``queued`` work."""
+        return self.role in ("worker", "all")
 
     @property
     def store_url(self) -> str:
@@ -50,10 +88,10 @@ class Settings:
             env = os.environ.get(f"NEOACTIONS_{f.name.upper()}")
             if env is None:
                 continue
-            if f.name == "runner_settings":
+            if f.name in ("runner_settings", "flow_control"):
                 parsed = json.loads(env)
                 if not isinstance(parsed, dict):
-                    raise ValueError("NEOACTIONS_RUNNER_SETTINGS must be a JSON object")
+                    raise ValueError(f"NEOACTIONS_{f.name.upper()} must be a JSON object")
                 values[f.name] = {**values.get(f.name, {}), **parsed}
             else:
                 values[f.name] = env
@@ -70,7 +108,8 @@ class Settings:
             elif isinstance(default, int | float | Path | str) and not isinstance(value, type(default)):
                 value = type(default)(value)
             setattr(out, name, value)
+        out.check()
         return out
 
 
-__all__ = ["Settings"]
+__all__ = ["ROLES", "Settings"]

@@ -57,6 +57,49 @@ class ExecutionFilter:
     start_time: datetime | None = None
     end_time: datetime | None = None
     statuses: frozenset[ExecutionStatus] = field(default_factory=frozenset)
+    #: the type of the execution's last error (``timeout``, ``ValueError``, ...)
+    error_type: str = ""
+
+
+@dataclass(slots=True)
+class ExecutionState:
+    """Where an execution stands, without its payloads (what a queue consumer needs to decide)."""
+
+    id: str
+    status: ExecutionStatus
+    lease_owner: str
+    lease_expires_at: datetime | None
+    next_attempt_at: datetime | None
+
+
+@dataclass(slots=True)
+class AttemptStart:
+    """Attempt ``attempt.number`` of an execution begins; the execution becomes ``running``."""
+
+    execution_id: str
+    attempt: Attempt
+    #: fence: only while this owner holds the lease ('' = whoever holds it)
+    owner: str = ""
+
+
+@dataclass(slots=True)
+class AttemptFinish:
+    """An attempt ended and the execution moves to ``status`` (see ``Store.finish_attempt``)."""
+
+    execution_id: str
+    attempt: Attempt
+    status: ExecutionStatus
+    output: JSON = None
+    error: ExecutionError | None = None
+    next_attempt_at: datetime | None = None
+    owner: str = ""
+    keep_lease: bool = False
+
+
+AttemptChange = AttemptStart | AttemptFinish
+
+LEASE_LOST = "LEASE_LOST"
+DUPLICATE_EVENT = "DUPLICATE_EVENT"
 
 
 class Store(Protocol):
@@ -105,9 +148,23 @@ class Store(Protocol):
         """Every action not deleted, current versions, enabled or not (the matcher loads these)."""
 
     # --- events and executions ------------------------------------------------
-    async def append(self, tenant: str, events: Sequence[Event], executions: Sequence[Execution]) -> None:
+    async def append(
+        self,
+        tenant: str,
+        events: Sequence[Event],
+        executions: Sequence[Execution],
+        dedup_since: datetime | None = None,
+    ) -> None:
         """Store events and executions in one transaction. An event with executions is stored as
-        ``processing``, one without as ``completed``."""
+        ``processing``, one without as ``completed``. With ``dedup_since``, each event's
+        ``dedup_key()`` is recorded too; a key already recorded at or after ``dedup_since`` makes the
+        whole append fail with ``AlreadyExists`` (DUPLICATE_EVENT) and store nothing."""
+
+    async def find_duplicates(self, tenant: str, keys: Sequence[str], since: datetime) -> dict[str, str]:
+        """``{dedup key: event id}`` of the keys recorded at or after ``since``."""
+
+    async def purge_dedup(self, tenant: str, before: datetime) -> int:
+        """Forget dedup keys recorded before ``before``; returns how many."""
 
     async def get_event(self, tenant: str, event_id: str) -> Event:
         """``NotFound`` (EVENT_NOT_FOUND)."""
@@ -117,8 +174,9 @@ class Store(Protocol):
     ) -> Page[Event]:
         """Newest first."""
 
-    async def start_attempt(self, tenant: str, execution_id: str, attempt: Attempt) -> None:
-        """Record attempt ``attempt.number`` as running; the execution becomes ``running``."""
+    async def start_attempt(self, tenant: str, execution_id: str, attempt: Attempt, owner: str = "") -> None:
+        """Record attempt ``attempt.number`` as running; the execution becomes ``running``.
+        ``Aborted`` (LEASE_LOST) when the execution is final or, with ``owner``, leased to another."""
 
     async def finish_attempt(
         self,
@@ -129,11 +187,21 @@ class Store(Protocol):
         output: JSON = None,
         error: ExecutionError | None = None,
         next_attempt_at: datetime | None = None,
+        owner: str = "",
+        keep_lease: bool = False,
     ) -> None:
         """Record the end of an attempt (``attempt.status``, ``finished_at``, output, error) and move
         the execution to ``status``: a final status, or ``scheduled`` with ``next_attempt_at`` for a
         retry. When the execution reaches a final status and all executions of its event are final,
-        the event becomes ``completed`` (all succeeded) or ``failed``."""
+        the event becomes ``completed`` (all succeeded) or ``failed``. The lease is given up unless
+        ``keep_lease``; fenced like ``start_attempt``."""
+
+    async def record_attempts(self, tenant: str, changes: Sequence[AttemptChange]) -> list[Exception | None]:
+        """Apply many attempt starts and finishes, each of a different execution, in one
+        transaction (a group commit): each is fenced and applied as ``start_attempt`` /
+        ``finish_attempt`` would; returns, per change, ``None`` or the error that refused it
+        (``NotFound``, ``Aborted`` LEASE_LOST, ``InvalidArgument``) — a refused change does not
+        stop the others. An error raised (``Unavailable`` …) means none was applied."""
 
     async def get_execution(self, tenant: str, execution_id: str) -> Execution:
         """With its attempts. ``NotFound`` (EXECUTION_NOT_FOUND)."""
@@ -146,5 +214,70 @@ class Store(Protocol):
     async def unfinished_executions(self, tenant: str, limit: int = 10_000) -> list[Execution]:
         """Executions not in a final status (pending, scheduled, running), oldest first, with attempts."""
 
+    # --- leases: durable scheduling shared by processes -------------------------------
+    async def claim_due(self, tenant: str, owner: str, until: datetime, limit: int) -> list[Execution]:
+        """Lease to ``owner`` until ``until`` up to ``limit`` due executions not in queued mode —
+        pending, scheduled whose ``next_attempt_at`` passed, or any whose lease expired — highest
+        priority first, oldest first; with their attempts. Concurrent claimers never get one twice."""
 
-__all__ = ["DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "EventFilter", "ExecutionFilter", "Page", "Store"]
+    async def claim(self, tenant: str, execution_ids: Sequence[str], owner: str, until: datetime) -> list[Execution]:
+        """Lease the due, unleased ones of ``execution_ids`` (any mode) to ``owner``; with attempts."""
+
+    async def execution_states(self, tenant: str, execution_ids: Sequence[str]) -> dict[str, ExecutionState]:
+        """The states of the executions that exist among ``execution_ids``."""
+
+    async def extend_leases(self, tenant: str, execution_ids: Sequence[str], owner: str, until: datetime) -> set[str]:
+        """Extend ``owner``'s leases; returns the ids still held (the others were lost or ended)."""
+
+    async def defer_execution(self, tenant: str, execution_id: str, until: datetime, owner: str) -> bool:
+        """Flow control refused ``owner``'s next attempt: the execution is due again at ``until``,
+        its lease given up, no attempt spent. ``False`` when ``owner`` no longer holds it."""
+
+    async def release_leases(self, tenant: str, owner: str) -> int:
+        """Give up every lease of ``owner`` (graceful shutdown), so others take the work at once."""
+
+    # --- the queued-mode outbox ------------------------------------------------------------
+    async def take_for_queue(
+        self, tenant: str, limit: int, stale_before: datetime, settle_before: datetime
+    ) -> list[tuple[str, int]]:
+        """Mark up to ``limit`` due, unleased queued-mode executions that are not on the work queue
+        (or were put there before ``stale_before``) as queued now; returns ``(id, priority)``. A
+        pending one is taken only if stored before ``settle_before`` (its publisher enqueues it)."""
+
+    async def mark_queued(self, tenant: str, execution_ids: Sequence[str], at: datetime) -> None:
+        """Record that pending executions were put on the work queue at ``at``."""
+
+    async def unmark_queued(self, tenant: str, execution_ids: Sequence[str]) -> None:
+        """Undo ``mark_queued``/``take_for_queue`` (the enqueue failed): back to the outbox."""
+
+    async def reset_queued(self, tenant: str) -> int:
+        """Forget every queue mark (the queue lost its contents); returns how many."""
+
+    # --- cancel, retry and the dead-letter queue ----------------------------------------------
+    async def cancel_execution(self, tenant: str, execution_id: str, error: ExecutionError) -> Execution:
+        """Cancel an unfinished execution (its running attempt too). ``FailedPrecondition``
+        (EXECUTION_FINISHED) when it is final."""
+
+    async def requeue_execution(self, tenant: str, execution_id: str) -> Execution:
+        """A failed, timed-out, cancelled or dead-lettered execution back to ``pending`` with a new
+        attempt series. ``FailedPrecondition`` (EXECUTION_NOT_RETRYABLE) otherwise."""
+
+    async def requeue_dead_letters(self, tenant: str, filter: ExecutionFilter) -> list[Execution]:
+        """Requeue every dead-lettered execution matching ``filter`` (action, error type, created
+        time range); returns them, pending again."""
+
+
+__all__ = [
+    "DEFAULT_PAGE_SIZE",
+    "DUPLICATE_EVENT",
+    "LEASE_LOST",
+    "MAX_PAGE_SIZE",
+    "AttemptChange",
+    "AttemptFinish",
+    "AttemptStart",
+    "EventFilter",
+    "ExecutionFilter",
+    "ExecutionState",
+    "Page",
+    "Store",
+]

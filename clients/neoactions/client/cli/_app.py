@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from neoactions.client._config import DEFAULT_TARGET
-from neoactions.client.cli import actions, executions, tenants
+from neoactions.client.cli import actions, deadletters, executions, tenants
 from neoactions.client.cli._context import CliState
 from neoactions.client.cli.apply import apply
 from neoactions.client.cli.events import publish
@@ -49,6 +49,7 @@ app.command("test-event")(test_event)
 app.command()(executions.execute)
 app.add_typer(actions.app, name="actions")
 app.add_typer(executions.app, name="executions")
+app.add_typer(deadletters.app, name="dlq")
 app.add_typer(tenants.app, name="tenants")
 
 __all__ = ["app"]

@@ -149,6 +149,8 @@ def event_from_pb(msg: events_pb2.Event, tenant: str, path: str = "event") -> Ev
         correlation_id=msg.correlation_id,
         causation_id=msg.causation_id,
         idempotency_key=msg.idempotency_key,
+        # a producer's own id (CloudEvents `id`): with `source`, what deduplicates a redelivery
+        source_id=msg.id,
     )
     if msg.HasField("time"):
         event.time = dt(msg.time)
@@ -179,7 +181,7 @@ def event_from_stored_pb(msg: events_pb2.Event) -> Event:
     """A stored event as returned by the server (client side)."""
     tenant, _ = names.parse_child(msg.name, "events")
     event = event_from_pb(msg, tenant)
-    event.id = msg.id
+    event.id, event.source_id = msg.id, ""
     event.status = _EVENT_STATUS_FROM_PB.get(msg.status, EventStatus.PENDING)
     event.received_at = dt(msg.received_at)
     return event
@@ -357,14 +359,18 @@ def apply_update_mask(current: Action, patch: Action, paths: Iterable[str]) -> A
 def error_to_pb(e: ExecutionError | None) -> executions_pb2.ExecutionError | None:
     if e is None:
         return None
-    return executions_pb2.ExecutionError(type=e.type, message=e.message, stack=e.stack, retryable=e.retryable)
+    return executions_pb2.ExecutionError(
+        type=e.type, message=e.message, stack=e.stack, retryable=e.retryable, retry_after_ms=e.retry_after_ms or 0
+    )
 
 
 def error_from_pb(msg: Any, field: str = "error") -> ExecutionError | None:
     if not msg.HasField(field):
         return None
     e = getattr(msg, field)
-    return ExecutionError(type=e.type, message=e.message, stack=e.stack, retryable=e.retryable)
+    return ExecutionError(
+        type=e.type, message=e.message, stack=e.stack, retryable=e.retryable, retry_after_ms=e.retry_after_ms or None
+    )
 
 
 def attempt_to_pb(a: Attempt) -> executions_pb2.Attempt:

@@ -100,3 +100,45 @@ class ExecutionServicer(executions_pb2_grpc.ExecutionServiceServicer):
                 yield convert.update_to_pb(update, bus.token(update))
         finally:
             subscription.close()
+
+    @unary
+    async def CancelExecution(
+        self, request: executions_pb2.CancelExecutionRequest, context: grpc.aio.ServicerContext
+    ) -> executions_pb2.Execution:
+        tenant, execution_id = names.parse_child(request.name, "executions")
+        return convert.execution_to_pb(await self._engine.cancel_execution(tenant, execution_id, request.reason))
+
+    @unary
+    async def RetryExecution(
+        self, request: executions_pb2.RetryExecutionRequest, context: grpc.aio.ServicerContext
+    ) -> executions_pb2.Execution:
+        tenant, execution_id = names.parse_child(request.name, "executions")
+        return convert.execution_to_pb(await self._engine.retry_execution(tenant, execution_id))
+
+    @unary
+    async def ListDeadLetters(
+        self, request: executions_pb2.ListDeadLettersRequest, context: grpc.aio.ServicerContext
+    ) -> executions_pb2.ListDeadLettersResponse:
+        tenant = await self._engine.tenant(names.parse_tenant(request.parent))
+        flt = _dead_letter_filter(request.filter, tenant)
+        page = await self._engine.list_dead_letters(tenant, flt, request.page_size, request.page_token)
+        return executions_pb2.ListDeadLettersResponse(
+            executions=[convert.execution_to_pb(e) for e in page.items], next_page_token=page.next_page_token
+        )
+
+    @unary
+    async def RequeueDeadLetters(
+        self, request: executions_pb2.RequeueDeadLettersRequest, context: grpc.aio.ServicerContext
+    ) -> executions_pb2.RequeueDeadLettersResponse:
+        tenant = await self._engine.tenant(names.parse_tenant(request.parent))
+        count = await self._engine.requeue_dead_letters(tenant, _dead_letter_filter(request.filter, tenant))
+        return executions_pb2.RequeueDeadLettersResponse(requeued_count=count)
+
+
+def _dead_letter_filter(msg: executions_pb2.DeadLetterFilter, tenant: str) -> ExecutionFilter:
+    return ExecutionFilter(
+        action_name=names.parse_action_ref(msg.action, tenant) if msg.action else "",
+        error_type=msg.error_type,
+        start_time=convert.opt_dt(msg, "start_time"),
+        end_time=convert.opt_dt(msg, "end_time"),
+    )

@@ -1,25 +1,35 @@
-"""The pipeline: publish → match → store → dispatch → run → record → announce.
+"""The pipeline: publish → match → store → claim/queue → run → record → announce.
 
-:class:`Engine` wires the parts and is what the API servicers call.
+:class:`Engine` wires the parts and is what the API servicers call. Which loops a
+process runs follows its role: every role runs ``sync`` work its callers wait for and
+the outbox; ``worker`` and ``all`` also claim due work from the store
+(:class:`Scheduler`) and consume the work queue (:class:`QueueConsumer`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from datetime import datetime
+import time
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 from neoactions.server.bus import UpdateBus
 from neoactions.server.changes import ActionChangeFeed, LocalChangeFeed
 from neoactions.server.engine.catalog import ActionCatalog
+from neoactions.server.engine.consumer import QueueConsumer
 from neoactions.server.engine.dispatcher import Dispatcher, Job
+from neoactions.server.engine.leases import LeaseKeeper, new_owner
+from neoactions.server.engine.outbox import Outbox
 from neoactions.server.engine.publisher import Published, Publisher
-from neoactions.server.errors import InvalidArgument
+from neoactions.server.engine.scheduler import Scheduler
+from neoactions.server.errors import Aborted, FailedPrecondition, InvalidArgument, NeoActionsError
+from neoactions.server.flow import FlowControl, create_flow_control
 from neoactions.server.ids import new_id
 from neoactions.server.matching import ActionExplanation, Matcher, validate_event_type
 from neoactions.server.model import (
     JSON,
-    Attempt,
     Event,
     Execution,
     ExecutionError,
@@ -31,12 +41,17 @@ from neoactions.server.model import (
     UpdateKind,
     utcnow,
 )
+from neoactions.server.queue import InProcessWorkQueue, WorkQueue
 from neoactions.server.runners import HandlerRegistry
 from neoactions.server.settings import Settings
-from neoactions.server.store import Store
+from neoactions.server.store import ExecutionFilter, Page, Store
 from neoactions.server.templating import ConfigRenderer
 
 log = logging.getLogger(__name__)
+
+#: how long the list of tenants is trusted before it is read again (tenants created elsewhere)
+_TENANTS_TTL = 5.0
+_MAINTENANCE_SECONDS = 600.0
 
 
 class Engine:
@@ -49,39 +64,113 @@ class Engine:
         bus: UpdateBus,
         settings: Settings,
         changes: ActionChangeFeed | None = None,
+        queue: WorkQueue | None = None,
+        flow: FlowControl | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
         self.bus = bus
         self.settings = settings
+        self.queue: WorkQueue = queue if queue is not None else InProcessWorkQueue()
+        self.flow: FlowControl = flow if flow is not None else create_flow_control("", settings.flow_control)
         self.renderer = ConfigRenderer()
         self.matcher = Matcher()
         self.changes: ActionChangeFeed = changes or LocalChangeFeed()
         self.actions = ActionCatalog(
             store, self.matcher, registry, self.renderer, settings.max_action_timeout_seconds, self.changes
         )
-        self.dispatcher = Dispatcher(store, self.actions, registry, bus, self.renderer, settings.concurrency)
-        self.publisher = Publisher(store, self.matcher, self.actions, self.dispatcher, bus)
+        self.leases = LeaseKeeper(store, new_owner(), settings.lease_seconds)
+        self.dispatcher = Dispatcher(
+            store, self.actions, registry, bus, self.renderer, self.leases, settings.concurrency, self.flow
+        )
+        self.scheduler = Scheduler(
+            store, self.dispatcher, self.leases, self.tenant_slugs, settings.poll_interval_seconds
+        )
+        self.outbox = Outbox(
+            store, self.queue, self.tenant_slugs, settings.outbox_sweep_seconds, settings.requeue_after_seconds
+        )
+        self.consumer = QueueConsumer(
+            self.queue, store, self.dispatcher, self.leases, settings.visibility_timeout_seconds
+        )
+        self.publisher = Publisher(
+            store,
+            self.matcher,
+            self.actions,
+            self.dispatcher,
+            bus,
+            self.leases,
+            self.outbox,
+            self.scheduler.wakeup if settings.runs_work else None,
+            settings.dedup_window_seconds,
+        )
+        self.dispatcher.on_retry = self._retry_stored
+        self.dispatcher.on_stored = self.consumer.stored
+        self.leases.on_beat = self.consumer.touch
         self._tenants: set[str] = set()
+        self._tenants_read = 0.0
+        self._loops: list[asyncio.Task[None]] = []
+        self._heartbeat: asyncio.Task[None] | None = None
 
+    # --- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
-        """Start the workers and resume every tenant's unfinished executions."""
+        """Start the workers and the loops of this process's role."""
+        await self.tenant_slugs()
         self.dispatcher.start()
-        page_token = ""
-        while True:
-            page = await self.store.list_tenants(1000, page_token)
-            for tenant in page.items:
-                self._tenants.add(tenant.slug)
-                resumed = await self.dispatcher.resume(tenant.slug)
-                if resumed:
-                    log.info("resumed %d unfinished executions of tenant %s", resumed, tenant.slug)
-            page_token = page.next_page_token
-            if not page_token:
-                break
+        self._heartbeat = asyncio.create_task(self.leases.run(), name="lease-heartbeat")
+        loops = [self.outbox.run(), self._maintenance()]
+        if self.settings.runs_work:
+            loops += [self.scheduler.run(), self.consumer.run()]
+        self._loops = [asyncio.create_task(c) for c in loops]
 
     async def stop(self, grace_seconds: float) -> None:
+        """Stop intake, drain for the grace period, then give up the leases of what is left so
+        other processes (or the next start) take it over at once."""
+        for task in self._loops:
+            task.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        self._loops.clear()
         await self.dispatcher.drain(grace_seconds)
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            await asyncio.gather(self._heartbeat, return_exceptions=True)
+        released = await self.leases.release_all(await self.tenant_slugs())
+        if released:
+            log.info("released %d leases for others to take over", released)
 
+    async def tenant_slugs(self) -> list[str]:
+        """Every tenant (cached briefly: other processes may create tenants)."""
+        now = time.monotonic()
+        if now - self._tenants_read > _TENANTS_TTL:
+            slugs: set[str] = set()
+            token = ""
+            while True:
+                page = await self.store.list_tenants(1000, token)
+                slugs.update(t.slug for t in page.items)
+                token = page.next_page_token
+                if not token:
+                    break
+            self._tenants |= slugs
+            self._tenants_read = now
+        return sorted(self._tenants)
+
+    async def _maintenance(self) -> None:
+        while True:
+            try:
+                before = utcnow() - timedelta(seconds=self.settings.dedup_window_seconds)
+                for tenant in await self.tenant_slugs():
+                    await self.store.purge_dedup(tenant, before)
+            except NeoActionsError as exc:
+                log.warning("maintenance failed: %s", exc)
+            await asyncio.sleep(_MAINTENANCE_SECONDS)
+
+    def _retry_stored(self, ex: Execution, due: datetime) -> None:
+        """A retry was stored and its lease given up: wake whoever picks it up here when due."""
+        if ex.mode is ExecutionMode.QUEUED:
+            self.outbox.wakeup.set_at(due)
+        elif self.settings.runs_work:
+            self.scheduler.wakeup.set_at(due)
+
+    # --- tenants -----------------------------------------------------------------------
     async def tenant(self, slug: str) -> str:
         """``slug`` if the tenant exists (cached once seen), else ``NotFound`` (TENANT_NOT_FOUND)."""
         if slug not in self._tenants:
@@ -96,9 +185,11 @@ class Engine:
         self._tenants.add(created.slug)
         return created
 
+    # --- events ----------------------------------------------------------------------
     async def publish(self, tenant: str, events: list[Event], wait: bool = False) -> list[Published]:
         return await self.publisher.publish(await self.tenant(tenant), events, wait)
 
+    # --- direct executions -------------------------------------------------------------
     async def prepare_execution(
         self,
         tenant: str,
@@ -108,7 +199,8 @@ class Engine:
         correlation_id: str = "",
         idempotency_key: str = "",
     ) -> Execution:
-        """Store a direct execution (of a stored action or an inline handler), not yet run."""
+        """Store a direct execution (of a stored action or an inline handler), leased to this
+        process (its caller waits here), not yet run."""
         await self.tenant(tenant)
         execution_id = new_id()
         if inline is not None:
@@ -126,6 +218,7 @@ class Engine:
                 handler_type=inline.handler.type,
                 input=input,
                 inline=inline,
+                mode=ExecutionMode.SYNC,
             )
         else:
             if not action_name:
@@ -144,53 +237,35 @@ class Engine:
             )
         ex.idempotency_key = idempotency_key or execution_id
         ex.correlation_id = correlation_id or execution_id
+        ex.lease_owner, ex.lease_expires_at = self.leases.owner, self.leases.until()
         await self.store.append(tenant, [], [ex])
-        self.bus.publish(
-            ExecutionUpdate(
-                tenant=tenant,
-                kind=UpdateKind.SCHEDULED,
-                execution_id=ex.id,
-                action_name=ex.action_name,
-                correlation_id=ex.correlation_id,
-                status=ex.status,
-            )
-        )
+        self._announce(ex, UpdateKind.SCHEDULED)
         return ex
 
     async def run_execution(self, ex: Execution, deadline: datetime | None = None) -> Execution:
         """Run a prepared execution here, to its end (retries included). If the caller goes away
         (cancellation), the execution is recorded as cancelled."""
-        job = Job(ex)
-        job.done = asyncio.get_running_loop().create_future()
+        job = Job(ex, keep_lease=True)
+        self.leases.hold(job)
         try:
-            await self.dispatcher.run(job, deadline)
-            return await job.done
+            return await self.dispatcher.run(job, deadline)
         except asyncio.CancelledError:
-            await asyncio.shield(self._cancelled(ex))
+            await asyncio.shield(self._caller_left(ex))
             raise
+        except Aborted:
+            # the lease was lost (cancelled through the API, or taken over): the store has the truth
+            return await self.store.get_execution(ex.tenant, ex.id)
+        finally:
+            self.leases.drop(job)
 
-    async def _cancelled(self, ex: Execution) -> None:
+    async def _caller_left(self, ex: Execution) -> None:
         if ex.status.is_final:
             return
-        attempt = Attempt(number=max(ex.attempt_count, 1), runner=ex.handler_type)
-        attempt.status = ExecutionStatus.CANCELLED
-        attempt.finished_at = utcnow()
-        attempt.error = ExecutionError("cancelled", "the caller cancelled the execution")
-        if ex.attempt_count == 0:
-            await self.store.start_attempt(ex.tenant, ex.id, attempt)
-        await self.store.finish_attempt(ex.tenant, ex.id, attempt, ExecutionStatus.CANCELLED, None, attempt.error, None)
-        ex.status = ExecutionStatus.CANCELLED
-        self.bus.publish(
-            ExecutionUpdate(
-                tenant=ex.tenant,
-                kind=UpdateKind.CANCELLED,
-                execution_id=ex.id,
-                action_name=ex.action_name,
-                correlation_id=ex.correlation_id,
-                status=ex.status,
-                error=attempt.error,
-            )
-        )
+        with contextlib.suppress(FailedPrecondition):
+            await self.cancel_execution(ex.tenant, ex.id, "the caller cancelled the execution")
+
+    async def get_execution(self, tenant: str, execution_id: str) -> Execution:
+        return await self.store.get_execution(await self.tenant(tenant), execution_id)
 
     async def test_event(
         self, tenant: str, event: Event, action_name: str = "", execute: bool = False
@@ -212,8 +287,54 @@ class Engine:
             out.append((explanation, ran))
         return out
 
-    async def get_execution(self, tenant: str, execution_id: str) -> Execution:
-        return await self.store.get_execution(await self.tenant(tenant), execution_id)
+    # --- cancel, retry, dead letters ---------------------------------------------------------
+    async def cancel_execution(self, tenant: str, execution_id: str, reason: str = "") -> Execution:
+        """Cancel an unfinished execution wherever it runs: the store records it at once; the
+        process running it stops the attempt (here at once, elsewhere at its next heartbeat)."""
+        error = ExecutionError("cancelled", reason or "cancelled through the API")
+        ex = await self.store.cancel_execution(await self.tenant(tenant), execution_id, error)
+        self.dispatcher.cancel_local(tenant, execution_id)
+        self._announce(ex, UpdateKind.CANCELLED, error=error, attempt=ex.attempt_count)
+        return ex
+
+    async def retry_execution(self, tenant: str, execution_id: str) -> Execution:
+        """A new attempt series of a failed, timed-out, cancelled or dead-lettered execution."""
+        ex = await self.store.requeue_execution(await self.tenant(tenant), execution_id)
+        await self._requeued(tenant, [ex])
+        return ex
+
+    async def list_dead_letters(
+        self, tenant: str, filter: ExecutionFilter, page_size: int, page_token: str
+    ) -> Page[Execution]:
+        filter.status = None
+        filter.statuses = frozenset({ExecutionStatus.DEAD_LETTERED})
+        return await self.store.list_executions(await self.tenant(tenant), filter, page_size, page_token)
+
+    async def requeue_dead_letters(self, tenant: str, filter: ExecutionFilter) -> int:
+        requeued = await self.store.requeue_dead_letters(await self.tenant(tenant), filter)
+        await self._requeued(tenant, requeued)
+        return len(requeued)
+
+    async def _requeued(self, tenant: str, executions: Sequence[Execution]) -> None:
+        for ex in executions:
+            self._announce(ex, UpdateKind.SCHEDULED, message="requeued: a new attempt series")
+        await self.outbox.enqueue_new(tenant, [x for x in executions if x.mode is ExecutionMode.QUEUED])
+        if self.settings.runs_work:
+            self.scheduler.wakeup.set()
+
+    def _announce(self, ex: Execution, kind: UpdateKind, **fields: object) -> None:
+        self.bus.publish(
+            ExecutionUpdate(
+                tenant=ex.tenant,
+                kind=kind,
+                execution_id=ex.id,
+                action_name=ex.action_name,
+                event_id=ex.event_id,
+                correlation_id=ex.correlation_id,
+                status=ex.status,
+                **fields,  # type: ignore[arg-type]
+            )
+        )
 
 
 __all__ = ["Engine", "Published"]

@@ -1,10 +1,15 @@
-"""Runs executions: one attempt at a time, through the handler type's runner.
+"""Runs executions this process holds a lease on: one attempt at a time, through the
+handler type's runner.
 
-Embedded scheduling: a priority queue in this process over executions already
-stored. Every state change is written to the store *before* it is announced on
-the update bus, so a crash at any point leaves the store telling the truth and
-start-up resumes whatever was not final. Retries are stored as ``scheduled``
-with ``next_attempt_at``; a timer here picks them up, and a restart would too.
+Work arrives already leased — claimed from the store by the :class:`Scheduler`,
+delivered by the queue consumer, or stored leased by the publisher that accepted
+it — and waits in a small priority queue for one of ``concurrency`` workers. Every
+state change is written to the store *before* it is announced on the update bus, and
+the writes are fenced by the lease, so a process that lost its lease cannot record
+anything. A failed attempt with retries left is stored as ``scheduled`` with its
+``next_attempt_at`` and the lease is given up: whichever process claims it when it
+is due runs it (this process sets a timer only to wake its own scheduler). A
+``sync`` execution whose caller waits here keeps its lease through retries.
 """
 
 from __future__ import annotations
@@ -12,60 +17,51 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from neoactions.server.bus import UpdateBus
+from neoactions.server.engine.attempts import INTERRUPTED, AttemptRunner, Deferred
 from neoactions.server.engine.catalog import ActionCatalog
+from neoactions.server.engine.leases import LeaseKeeper
+from neoactions.server.engine.recorder import AttemptRecorder
+from neoactions.server.errors import Aborted
+from neoactions.server.flow import FlowControl
 from neoactions.server.model import (
     Attempt,
     Execution,
     ExecutionError,
     ExecutionStatus,
-    ExecutionUpdate,
-    HandlerSpec,
     JSONObject,
-    RetryPolicy,
     UpdateKind,
     utcnow,
 )
-from neoactions.server.retry import retry_delay_ms
-from neoactions.server.runners import ExecutionContext, Failure, HandlerRegistry, Log, Progress, Result
-from neoactions.server.store import Store
-from neoactions.server.templating import ConfigRenderer, TemplateRenderError
+from neoactions.server.queue import Delivery
+from neoactions.server.runners import HandlerRegistry
+from neoactions.server.store import LEASE_LOST, Store
+from neoactions.server.templating import ConfigRenderer
 
 log = logging.getLogger(__name__)
 
-INTERRUPTED = "interrupted"
-_FINAL_KIND = {
-    ExecutionStatus.SUCCEEDED: UpdateKind.SUCCEEDED,
-    ExecutionStatus.FAILED: UpdateKind.FAILED,
-    ExecutionStatus.TIMED_OUT: UpdateKind.TIMED_OUT,
-    ExecutionStatus.CANCELLED: UpdateKind.CANCELLED,
-    ExecutionStatus.DEAD_LETTERED: UpdateKind.DEAD_LETTERED,
-}
 
-
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Job:
-    """An execution on its way to a runner, with what the pipeline already has in memory."""
+    """A leased execution on its way to a runner, with what the pipeline already has in memory."""
 
     execution: Execution
     #: the event envelope templates see; loaded from the store when missing
     envelope: JSONObject | None = None
     done: asyncio.Future[Execution] | None = field(default=None, repr=False)
-
-
-@dataclass(slots=True)
-class _Plan:
-    handler: HandlerSpec
-    timeout_seconds: float
-    retry: RetryPolicy
+    #: the queue entry that brought it; acknowledged once the attempt's outcome is stored
+    delivery: Delivery | None = None
+    #: a caller waits in this process: keep the lease through retries and run them here
+    keep_lease: bool = False
+    task: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
 class Dispatcher:
-    """A bounded pool of workers draining a priority queue of jobs."""
+    """A bounded pool of workers draining a priority queue of leased jobs."""
 
     def __init__(
         self,
@@ -74,36 +70,47 @@ class Dispatcher:
         registry: HandlerRegistry,
         bus: UpdateBus,
         renderer: ConfigRenderer,
+        leases: LeaseKeeper,
         concurrency: int = 64,
+        flow: FlowControl | None = None,
     ) -> None:
         self._store = store
-        self._catalog = catalog
-        self._registry = registry
-        self._bus = bus
-        self._renderer = renderer
+        self._leases = leases
+        #: every attempt's start and finish, group-committed
+        self.recorder = AttemptRecorder(store)
+        self._attempts = AttemptRunner(store, catalog, registry, bus, renderer, leases, self.recorder, flow)
         self._concurrency = concurrency
         self._queue: asyncio.PriorityQueue[tuple[int, int, Job]] = asyncio.PriorityQueue()
         self._order = itertools.count()
         self._workers: list[asyncio.Task[None]] = []
-        self._timers: set[asyncio.TimerHandle] = set()
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
-        self._accepting = True
+        self._slot_freed = asyncio.Event()
+        #: called after a retry was stored and the lease given up: (execution, when it is due)
+        self.on_retry: Callable[[Execution, datetime], None] = lambda ex, due: None
+        #: called once a job's outcome (final or a stored retry) is recorded
+        self.on_stored: Callable[[Job], Awaitable[None]] | None = None
+        leases.on_lost = self._lost
 
     # --- lifecycle ---------------------------------------------------------------
     def start(self) -> None:
         self._workers = [asyncio.create_task(self._work(), name=f"dispatcher-{i}") for i in range(self._concurrency)]
 
-    async def drain(self, grace_seconds: float) -> None:
-        """Stop taking timers, let queued and running work finish for a grace period, then cancel.
+    def free_slots(self) -> int:
+        return self._concurrency - self._in_flight - self._queue.qsize()
 
-        Whatever is cut stays unfinished in the store and is resumed at the next start.
+    async def slot_freed(self) -> None:
+        """Wait until a worker finishes a job."""
+        self._slot_freed.clear()
+        await self._slot_freed.wait()
+
+    async def drain(self, grace_seconds: float) -> None:
+        """Let queued and running work finish for a grace period, then cancel it.
+
+        What is cut stays unfinished in the store; the caller releases the leases so
+        another process (or the next start) takes it over at once.
         """
-        self._accepting = False
-        for timer in self._timers:
-            timer.cancel()
-        self._timers.clear()
         try:
             async with asyncio.timeout(grace_seconds):
                 while self._in_flight or not self._queue.empty():
@@ -111,232 +118,127 @@ class Dispatcher:
                     await self._idle.wait()
         except TimeoutError:
             log.warning(
-                "shutdown grace period over: %d executions left to resume", self._in_flight + self._queue.qsize()
+                "shutdown grace period over: %d executions left to others", self._in_flight + self._queue.qsize()
             )
         for worker in self._workers:
             worker.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
         self._workers.clear()
+        await self.recorder.drain()
 
     def submit(self, job: Job) -> None:
-        ex = job.execution
-        due = ex.next_attempt_at
-        if due is not None and due > utcnow():
-            delay = (due - utcnow()).total_seconds()
-            loop = asyncio.get_running_loop()
-            timer: asyncio.TimerHandle | None = None
-
-            def fire() -> None:
-                if timer is not None:
-                    self._timers.discard(timer)
-                if self._accepting:
-                    self._enqueue(job)
-
-            timer = loop.call_later(delay, fire)
-            self._timers.add(timer)
-            return
-        self._enqueue(job)
-
-    def _enqueue(self, job: Job) -> None:
+        """Queue a leased job for a worker."""
+        self._leases.hold(job)
         self._idle.clear()
         self._queue.put_nowait((-int(job.execution.priority), next(self._order), job))
+
+    def cancel_local(self, tenant: str, execution_id: str) -> None:
+        """Stop the attempt of an execution this process runs (it was cancelled in the store)."""
+        job = self._leases.holds(tenant, execution_id)
+        if job is not None:
+            self._leases.drop(job)
+            self._lost(job)
+
+    def _lost(self, job: Job) -> None:
+        if job.task is not None and not job.task.done():
+            job.task.cancel()
 
     async def _work(self) -> None:
         while True:
             _, _, job = await self._queue.get()
             self._in_flight += 1
             try:
-                await self.run(job)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                # A store failure mid-run: the execution stays unfinished in the
-                # store and is resumed on the next start.
-                log.exception("execution %s could not be recorded", job.execution.id)
-                if job.done is not None and not job.done.done():
-                    job.done.set_result(job.execution)
+                if self._leases.holds(job.execution.tenant, job.execution.id) is job:
+                    job.task = asyncio.create_task(self._run_job(job))
+                    # wait, not await: a lost lease cancels the job's task, never this worker
+                    await asyncio.wait({job.task})
             finally:
+                self._leases.drop(job)
                 self._in_flight -= 1
+                self._slot_freed.set()
                 if not self._in_flight and self._queue.empty():
                     self._idle.set()
 
-    # --- one attempt ----------------------------------------------------------------
+    async def _run_job(self, job: Job) -> None:
+        try:
+            await self.run(job)
+        except Aborted as exc:
+            if exc.reason != LEASE_LOST:
+                raise
+            log.info("execution %s: %s", job.execution.id, exc)
+        except Exception:
+            # A store failure mid-run: the lease lapses and another claim resumes the work.
+            log.exception("execution %s could not be recorded", job.execution.id)
+        finally:
+            if job.done is not None and not job.done.done():
+                job.done.set_result(job.execution)
+
+    # --- running --------------------------------------------------------------------
     async def run(self, job: Job, deadline: datetime | None = None) -> Execution:
-        """Run the next attempt of ``job.execution`` and record it; returns the execution."""
+        """Run ``job`` until its execution is final or a retry is stored; with ``keep_lease``,
+        run the retries here too (the caller waits). Returns the execution."""
         ex = job.execution
-        plan = await self._plan(ex)
-        number = ex.attempt_count + 1
-        attempt = Attempt(number=number, runner=plan.handler.type)
-        await self._store.start_attempt(ex.tenant, ex.id, attempt)
-        ex.attempt_count = number
-        ex.status = ExecutionStatus.RUNNING
-        ex.started_at = ex.started_at or attempt.started_at
-        self._announce(ex, UpdateKind.STARTED, attempt=number)
-
-        attempt_deadline = attempt.started_at + timedelta(seconds=plan.timeout_seconds)
-        if deadline is not None:
-            attempt_deadline = min(attempt_deadline, deadline)
-        outcome = await self._attempt(job, plan, attempt, attempt_deadline)
-        await self._finish(job, plan, attempt, outcome)
-        return ex
-
-    async def _attempt(self, job: Job, plan: _Plan, attempt: Attempt, deadline: datetime) -> Result | Failure:
-        ex = job.execution
-        try:
-            handler_type = self._registry.get(plan.handler.type)
-        except Exception as exc:
-            return Failure.of("unknown_handler_type", str(exc))
-        envelope = job.envelope if job.envelope is not None else await self._envelope(ex)
-        ctx = ExecutionContext(
-            tenant=ex.tenant,
-            execution_id=ex.id,
-            action_name=ex.action_name,
-            action_version=ex.action_version,
-            attempt=attempt.number,
-            idempotency_key=ex.idempotency_key,
-            deadline=deadline,
-            correlation_id=ex.correlation_id,
-            event_id=ex.event_id,
-            event_type=str(envelope.get("type", "")) if envelope else "",
-        )
-        try:
-            config = self._renderer.render(
-                plan.handler.config,
-                {
-                    "data": ex.input,
-                    "event": envelope or {},
-                    "metadata": (envelope or {}).get("metadata", {}),
-                    "execution": {"id": ex.id, "attempt": attempt.number, "idempotency_key": ex.idempotency_key},
-                    "vars": {},
-                    "secrets": {},
-                },
-                handler_type.raw_config_keys,
-            )
-        except TemplateRenderError as exc:
-            return Failure.of("template_error", str(exc))
-        outcome: Result | Failure | None = None
-        try:
-            async with asyncio.timeout(max(0.0, (deadline - utcnow()).total_seconds())):
-                async for update in handler_type.runner.execute(config, ex.input, ctx):
-                    if isinstance(update, Log):
-                        self._announce(ex, UpdateKind.LOG, attempt=attempt.number, message=update.message)
-                    elif isinstance(update, Progress):
-                        self._announce(
-                            ex,
-                            UpdateKind.PROGRESS,
-                            attempt=attempt.number,
-                            message=update.message,
-                            progress=update.fraction,
-                        )
-                    else:
-                        outcome = update
-        except TimeoutError:
-            seconds = (deadline - attempt.started_at).total_seconds()
-            return Failure(
-                ExecutionError("timeout", f"attempt exceeded its timeout of {seconds:g}s", retryable=True),
-                timed_out=True,
-            )
-        except Exception as exc:
-            log.exception("runner %s broke its contract", plan.handler.type)
-            return Failure.of("runner_error", f"{type(exc).__name__}: {exc}", retryable=True)
-        return outcome or Failure.of("runner_error", "the runner ended without a result", retryable=True)
-
-    async def _finish(self, job: Job, plan: _Plan, attempt: Attempt, outcome: Result | Failure) -> None:
-        ex = job.execution
-        attempt.finished_at = utcnow()
-        next_at: datetime | None = None
-        if isinstance(outcome, Result):
-            attempt.status = status = ExecutionStatus.SUCCEEDED
-            attempt.output = ex.output = outcome.output
-            ex.error = None
-        else:
-            attempt.error = ex.error = outcome.error
-            attempt.status = ExecutionStatus.TIMED_OUT if outcome.timed_out else ExecutionStatus.FAILED
-            status = attempt.status
-            delay = self._retry_delay(ex, plan.retry, attempt, outcome)
-            if delay is not None:
-                status = ExecutionStatus.SCHEDULED
-                next_at = attempt.finished_at + timedelta(milliseconds=delay)
-        await self._store.finish_attempt(ex.tenant, ex.id, attempt, status, attempt.output, attempt.error, next_at)
-        ex.attempts.append(attempt)
-        ex.status, ex.next_attempt_at, ex.updated_at = status, next_at, attempt.finished_at
-        if status is ExecutionStatus.SCHEDULED:
-            self._announce(ex, UpdateKind.ATTEMPT_FAILED, attempt=attempt.number, error=attempt.error)
-            self._announce(ex, UpdateKind.RETRY_SCHEDULED, attempt=attempt.number, message=f"retry at {next_at}")
-            self.submit(job)
-            return
-        ex.finished_at = attempt.finished_at
-        self._announce(ex, _FINAL_KIND[status], attempt=attempt.number, output=ex.output, error=ex.error)
+        if ex.status is ExecutionStatus.RUNNING:
+            await self._interrupted(job)
+        while True:
+            status = await self._attempts.run(job, deadline)
+            if isinstance(status, Deferred):
+                due = utcnow() + timedelta(seconds=status.seconds)
+                if job.keep_lease:
+                    await asyncio.sleep(status.seconds)
+                    continue
+                # flow control said not now: store when to try again and let the lease go
+                if not await self._store.defer_execution(ex.tenant, ex.id, due, self._leases.owner):
+                    raise Aborted(f"execution {ex.id} was taken over while deferred", reason=LEASE_LOST)
+                log.debug("execution %s deferred %.2fs (%s)", ex.id, status.seconds, status.reason)
+                ex.next_attempt_at = due
+                self.on_retry(ex, due)
+                break
+            if status is not ExecutionStatus.SCHEDULED:
+                break
+            due = ex.next_attempt_at or utcnow()
+            if not job.keep_lease:
+                self.on_retry(ex, due)
+                break
+            # the retry is stored and this process keeps the lease: the wait is only a wake-up
+            await asyncio.sleep(max(0.0, (due - utcnow()).total_seconds()))
+        if self.on_stored is not None:
+            await self.on_stored(job)
         if job.done is not None and not job.done.done():
             job.done.set_result(ex)
+        return ex
 
-    def _retry_delay(self, ex: Execution, policy: RetryPolicy, attempt: Attempt, outcome: Failure) -> float | None:
-        if not outcome.error.retryable:
-            return None
-        interrupted = sum(1 for a in ex.attempts if a.error is not None and a.error.type == INTERRUPTED)
-        if attempt.number - interrupted > policy.max_retries:
-            return None
-        delay = retry_delay_ms(policy, attempt.number - interrupted)
-        if outcome.error.retry_after_ms:
-            # The target said when to come back (Retry-After); never sooner.
-            delay = max(delay, float(outcome.error.retry_after_ms))
-        if policy.max_age_seconds and (
-            (utcnow() - ex.created_at).total_seconds() + delay / 1000.0 > policy.max_age_seconds
-        ):
-            return None
-        return delay
-
-    # --- helpers ------------------------------------------------------------------
-    async def _plan(self, ex: Execution) -> _Plan:
-        if ex.inline is not None:
-            return _Plan(ex.inline.handler, ex.inline.timeout_seconds, RetryPolicy())
-        action = await self._catalog.version(ex.tenant, ex.action_id, ex.action_version)
-        return _Plan(action.handler, action.timeout_seconds, action.retry_policy)
-
-    async def _envelope(self, ex: Execution) -> JSONObject | None:
-        if not ex.event_id:
-            return None
-        event = await self._store.get_event(ex.tenant, ex.event_id)
-        return event.envelope()
-
-    def _announce(self, ex: Execution, kind: UpdateKind, **fields: Any) -> None:
-        self._bus.publish(
-            ExecutionUpdate(
-                tenant=ex.tenant,
-                kind=kind,
-                execution_id=ex.id,
-                action_name=ex.action_name,
-                event_id=ex.event_id,
-                correlation_id=ex.correlation_id,
-                status=ex.status,
-                **fields,
-            )
+    async def _interrupted(self, job: Job) -> None:
+        """The attempt that was running when its process died (its lease expired): record it as
+        interrupted — it does not count against the retry budget — and go on at once."""
+        ex = job.execution
+        previous = next((a for a in ex.attempts if a.number == ex.attempt_count), None)
+        cut = Attempt(
+            number=max(ex.attempt_count, 1),
+            runner=ex.handler_type,
+            status=ExecutionStatus.FAILED,
+            started_at=previous.started_at if previous is not None else utcnow(),
+            finished_at=utcnow(),
+            error=ExecutionError(INTERRUPTED, "the process running this attempt stopped", retryable=True),
         )
-
-    # --- recovery -----------------------------------------------------------------
-    async def resume(self, tenant: str) -> int:
-        """Re-submit what a stopped or killed process left unfinished; returns how many."""
-        unfinished = await self._store.unfinished_executions(tenant)
-        for ex in unfinished:
-            if ex.status is ExecutionStatus.RUNNING:
-                # The attempt that was running died with its process: record it as
-                # interrupted (it does not count against the retry budget) and go on.
-                cut = Attempt(number=ex.attempt_count, runner=ex.handler_type)
-                cut.status = ExecutionStatus.FAILED
-                cut.finished_at = utcnow()
-                cut.error = ExecutionError(INTERRUPTED, "the process running this attempt stopped", retryable=True)
-                await self._store.finish_attempt(
-                    tenant, ex.id, cut, ExecutionStatus.SCHEDULED, None, cut.error, utcnow()
-                )
-                for a in ex.attempts:
-                    if a.number == cut.number:
-                        a.error = cut.error
-                        break
-                else:
-                    ex.attempts.append(cut)
-                ex.status, ex.next_attempt_at = ExecutionStatus.SCHEDULED, None
-            self.submit(Job(ex))
-        return len(unfinished)
+        await self._store.finish_attempt(
+            ex.tenant,
+            ex.id,
+            cut,
+            ExecutionStatus.SCHEDULED,
+            None,
+            cut.error,
+            None,
+            owner=self._leases.owner,
+            keep_lease=True,
+        )
+        if previous is not None:
+            previous.status, previous.error, previous.finished_at = cut.status, cut.error, cut.finished_at
+        else:
+            ex.attempts.append(cut)
+        ex.status, ex.next_attempt_at = ExecutionStatus.SCHEDULED, None
+        ex.attempt_count = cut.number
+        self._attempts.announce(ex, UpdateKind.ATTEMPT_FAILED, attempt=cut.number, error=cut.error)
 
 
-__all__ = ["Dispatcher", "Job"]
+__all__ = ["INTERRUPTED", "Dispatcher", "Job"]

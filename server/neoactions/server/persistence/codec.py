@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeAlias
@@ -127,6 +127,20 @@ class Dialect:
     for_update: str
     #: the infix operator testing ``text <op> regex``
     regex_op: str
+    #: appended to a claim's inner SELECT so concurrent claimers skip each other's rows
+    skip_locked: str
+    #: ``id IN <a list parameter>``, ``{p}`` being the parameter (see ``enc_ids``)
+    ids_in: str
+    #: a list of canonical ids as that one parameter
+    enc_ids: Callable[[Sequence[str]], Any]
+    #: like ``ids_in`` for a list of strings (``enc_ids`` encodes it too)
+    texts_in: str
+
+    def in_ids(self, param: str) -> str:
+        return self.ids_in.replace("{p}", param)
+
+    def in_texts(self, param: str) -> str:
+        return self.texts_in.replace("{p}", param)
 
     def opt_time(self, value: datetime | None) -> Any:
         return None if value is None else self.enc_time(value)
@@ -135,9 +149,20 @@ class Dialect:
         return None if value is None else self.dec_time(value)
 
 
-SQLITE = Dialect("sqlite", to_micros, from_micros, dump_json, _load_json, "", "REGEXP")
+def _json_list(ids: Sequence[str]) -> str:
+    return json.dumps(list(ids))
+
+
+# SQLite serializes writers (BEGIN IMMEDIATE), so a claim needs no row locks there
+SQLITE = Dialect(
+    "sqlite", to_micros, from_micros, dump_json, _load_json, "", "REGEXP", "",
+    "IN (SELECT value FROM json_each({p}))", _json_list, "IN (SELECT value FROM json_each({p}))",
+)  # fmt: skip
 # asyncpg returns aware UTC datetimes and (with the jsonb codec set per connection) JSON values
-POSTGRES = Dialect("postgres", as_utc, _same, _same, _same, " FOR UPDATE", "~")
+POSTGRES = Dialect(
+    "postgres", as_utc, _same, _same, _same, " FOR UPDATE", "~", " FOR UPDATE SKIP LOCKED",
+    "= ANY({p}::uuid[])", list, "= ANY({p}::text[])",
+)  # fmt: skip
 
 
 # --- tenants and paging ------------------------------------------------------------
@@ -207,7 +232,8 @@ EXECUTION_COLUMNS = (
     "id", "action_id", "action_name", "action_version", "handler_type", "event_id", "status",
     "input", "output", "error", "idempotency_key", "correlation_id", "causation_id",
     "parent_execution_id", "priority", "mode", "attempt_count", "created_at", "updated_at",
-    "started_at", "finished_at", "next_attempt_at", "inline",
+    "started_at", "finished_at", "next_attempt_at", "inline", "attempt_base", "series_started_at",
+    "lease_owner", "lease_expires_at", "error_type",
 )  # fmt: skip
 
 ATTEMPT_COLUMNS = (
@@ -236,7 +262,8 @@ def execution_params(x: Execution, d: Dialect) -> tuple[Any, ...]:
         optional_id(x.parent_execution_id, "execution.parent_execution_id"), int(x.priority),
         x.mode.value, x.attempt_count, d.enc_time(x.created_at), d.enc_time(x.updated_at),
         d.opt_time(x.started_at), d.opt_time(x.finished_at), d.opt_time(x.next_attempt_at),
-        d.enc_json(inline),
+        d.enc_json(inline), x.attempt_base, d.opt_time(x.series_started_at), x.lease_owner or None,
+        d.opt_time(x.lease_expires_at), x.error.type if x.error is not None else "",
     )  # fmt: skip
 
 
@@ -258,7 +285,9 @@ def execution_from_row(row: Row, tenant: str, d: Dialect) -> Execution:
         priority=Priority(row[14]), mode=ExecutionMode(row[15]), attempt_count=row[16],
         created_at=d.dec_time(row[17]), updated_at=d.dec_time(row[18]),
         started_at=d.dec_opt_time(row[19]), finished_at=d.dec_opt_time(row[20]),
-        next_attempt_at=d.dec_opt_time(row[21]), inline=inline,
+        next_attempt_at=d.dec_opt_time(row[21]), inline=inline, attempt_base=row[23],
+        series_started_at=d.dec_opt_time(row[24]), lease_owner=row[25] or "",
+        lease_expires_at=d.dec_opt_time(row[26]),
     )  # fmt: skip
 
 

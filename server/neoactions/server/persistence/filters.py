@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from neoactions.server.errors import InvalidArgument
@@ -20,6 +21,7 @@ from neoactions.server.persistence.codec import (
     canonical_id,
     from_micros,
 )
+from neoactions.server.persistence.statements import REQUEUE_SET
 from neoactions.server.store import EventFilter, ExecutionFilter
 
 _SEGMENT = re.compile(r"^[a-z0-9_]+$")
@@ -123,6 +125,25 @@ def executions_query(
 ) -> tuple[str, list[Any]]:
     """SELECT of up to ``limit`` executions after the page position ``after`` (created µs, id)."""
     w = _Where()
+    _execution_filter(w, d, f)
+    _after(w, d, "created_at", after)
+    columns = ", ".join(EXECUTION_COLUMNS)
+    sql = f"SELECT {columns} FROM {prefix}executions{w.sql()} ORDER BY created_at DESC, id DESC LIMIT {w.param(limit)}"
+    return sql, w.params
+
+
+def dead_letters_requeue(prefix: str, d: Dialect, f: ExecutionFilter, now: datetime) -> tuple[str, list[Any]]:
+    """UPDATE putting every dead-lettered execution matching ``f`` back to pending (a new attempt
+    series), returning them."""
+    w = _Where()
+    set_clause = REQUEUE_SET.replace("$2", w.param(d.enc_time(now)))
+    w.add("status = 'dead_lettered'")
+    _execution_filter(w, d, f)
+    columns = ", ".join(EXECUTION_COLUMNS)
+    return f"UPDATE {prefix}executions SET {set_clause}{w.sql()} RETURNING {columns}", w.params
+
+
+def _execution_filter(w: _Where, d: Dialect, f: ExecutionFilter) -> None:
     if f.action_name:
         w.add(f"action_name = {w.param(f.action_name)}")
     if f.status is not None:
@@ -138,10 +159,8 @@ def executions_query(
         w.add(f"created_at >= {w.param(d.enc_time(f.start_time))}")
     if f.end_time is not None:
         w.add(f"created_at < {w.param(d.enc_time(f.end_time))}")
-    _after(w, d, "created_at", after)
-    columns = ", ".join(EXECUTION_COLUMNS)
-    sql = f"SELECT {columns} FROM {prefix}executions{w.sql()} ORDER BY created_at DESC, id DESC LIMIT {w.param(limit)}"
-    return sql, w.params
+    if f.error_type:
+        w.add(f"error_type = {w.param(f.error_type)}")
 
 
-__all__ = ["TypePattern", "events_query", "executions_query", "parse_type_pattern"]
+__all__ = ["TypePattern", "dead_letters_requeue", "events_query", "executions_query", "parse_type_pattern"]

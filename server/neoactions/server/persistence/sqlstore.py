@@ -17,7 +17,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
 
-from neoactions.server.errors import Aborted, AlreadyExists, InvalidArgument, NotFound
+from neoactions.server.errors import Aborted, AlreadyExists, Internal, InvalidArgument, NotFound
 from neoactions.server.ids import new_id
 from neoactions.server.model import (
     ADMIN_TENANT,
@@ -58,8 +58,21 @@ from neoactions.server.persistence.codec import (
     to_micros,
 )
 from neoactions.server.persistence.filters import events_query, executions_query
+from neoactions.server.persistence.leases import LeaseMixin
 from neoactions.server.persistence.statements import Statements
-from neoactions.server.store import DEFAULT_PAGE_SIZE, EventFilter, ExecutionFilter, Page
+from neoactions.server.store import (
+    DEFAULT_PAGE_SIZE,
+    DUPLICATE_EVENT,
+    LEASE_LOST,
+    AttemptChange,
+    AttemptFinish,
+    AttemptStart,
+    EventFilter,
+    ExecutionFilter,
+    Page,
+)
+
+_UNFINISHED = frozenset({"pending", "scheduled", "running"})
 
 
 class Tx(Protocol):
@@ -82,7 +95,60 @@ def _execution_not_found(tenant: str, execution_id: str) -> NotFound:
     )
 
 
-class SqlStore(ABC):
+def _fence(tenant: str, change: AttemptChange, row: Row | None) -> Exception | None:
+    """Why ``change`` may not be applied to the locked execution ``row``, or ``None``."""
+    if row is None:
+        return _execution_not_found(tenant, change.execution_id)
+    status, owner = row[1], row[2]
+    if status in _UNFINISHED and (not change.owner or owner == change.owner):
+        return None
+    return Aborted(
+        f"execution {change.execution_id!r} is {status} and leased to {owner or 'nobody'}:"
+        " not this attempt's to record",
+        reason=LEASE_LOST,
+        metadata={"tenant": tenant, "execution_id": change.execution_id},
+    )
+
+
+def _start_params(key: str, change: AttemptStart, now: datetime, d: Dialect) -> tuple[Any, ...]:
+    a = change.attempt
+    return (key, a.number, d.enc_time(a.started_at), d.enc_time(now), change.owner)
+
+
+def _ended(change: AttemptFinish, now: datetime) -> Attempt:
+    """The attempt as it is stored once it ended."""
+    attempt = change.attempt
+    status = attempt.status
+    if not status.is_final:
+        # the caller did not classify the attempt: it ended the execution, or it failed into a retry
+        status = change.status if change.status.is_final else ExecutionStatus.FAILED
+    return dataclasses.replace(
+        attempt,
+        status=status,
+        finished_at=attempt.finished_at or now,
+        output=attempt.output if change.output is None else change.output,
+        error=attempt.error if change.error is None else change.error,
+    )
+
+
+def _finish_params(key: str, change: AttemptFinish, ended: Attempt, now: datetime, d: Dialect) -> tuple[Any, ...]:
+    final = change.status.is_final
+    return (
+        key,
+        change.status.value,
+        d.enc_json(ended.output),
+        d.enc_json(error_json(ended.error)),
+        d.opt_time(ended.finished_at if final else None),
+        d.opt_time(None if final else change.next_attempt_at),
+        d.enc_time(now),
+        ended.number,
+        ended.error.type if ended.error is not None else "",
+        change.keep_lease and not final,
+        change.owner,
+    )
+
+
+class SqlStore(LeaseMixin, ABC):
     """Every ``Store`` method, given a transaction per call."""
 
     dialect: Dialect
@@ -228,14 +294,25 @@ class SqlStore(ABC):
 
     # --- events and executions ----------------------------------------------------
 
-    async def append(self, tenant: str, events: Sequence[Event], executions: Sequence[Execution]) -> None:
+    async def append(
+        self,
+        tenant: str,
+        events: Sequence[Event],
+        executions: Sequence[Execution],
+        dedup_since: datetime | None = None,
+    ) -> None:
         d = self.dialect
         fanned_out = {canonical_id(x.event_id, "execution.event_id") for x in executions if x.event_id}
         event_rows = []
+        dedup_rows = []
+        now = utcnow()
         for e in events:
             check_tenant(e.tenant, tenant, "event.tenant")
             has_work = canonical_id(e.id, "event.id") in fanned_out
             event_rows.append(event_params(e, EventStatus.PROCESSING if has_work else EventStatus.COMPLETED, d))
+            key = e.dedup_key() if dedup_since is not None else ""
+            if key:
+                dedup_rows.append((key, canonical_id(e.id, "event.id"), d.enc_time(now)))
         execution_rows = []
         for x in executions:
             check_tenant(x.tenant, tenant, "execution.tenant")
@@ -243,6 +320,16 @@ class SqlStore(ABC):
         if not event_rows and not execution_rows:
             return
         async with self._tx(tenant, write=True) as (tx, q):
+            if dedup_rows and dedup_since is not None:
+                # a key outside the window no longer counts: forget it so the insert below succeeds
+                keys = [r[0] for r in dedup_rows]
+                await tx.execute(q.dedup_expire_keys, d.enc_ids(keys), d.enc_time(dedup_since))
+                try:
+                    await tx.executemany(q.dedup_insert, dedup_rows)
+                except UniqueViolation:
+                    raise AlreadyExists(
+                        "an event with the same idempotency key was accepted meanwhile", reason=DUPLICATE_EVENT
+                    ) from None
             try:
                 if event_rows:
                     await tx.executemany(q.event_insert, event_rows)
@@ -250,6 +337,19 @@ class SqlStore(ABC):
                     await tx.executemany(q.execution_insert, execution_rows)
             except UniqueViolation as exc:
                 raise AlreadyExists(f"append: an id is already stored ({exc})") from None
+
+    async def find_duplicates(self, tenant: str, keys: Sequence[str], since: datetime) -> dict[str, str]:
+        if not keys:
+            return {}
+        d = self.dialect
+        async with self._tx(tenant, write=False) as (tx, q):
+            rows = await tx.fetch(q.dedup_find, d.enc_ids(list(keys)), d.enc_time(since))
+        return {str(r[0]): dec_id(r[1]) for r in rows}
+
+    async def purge_dedup(self, tenant: str, before: datetime) -> int:
+        async with self._tx(tenant, write=True) as (tx, q):
+            rows = await tx.fetch(q.dedup_purge, self.dialect.enc_time(before))
+        return len(rows)
 
     async def get_event(self, tenant: str, event_id: str) -> Event:
         key = lookup_id(event_id)
@@ -279,21 +379,10 @@ class SqlStore(ABC):
             token = tokens.encode("events", [to_micros(items[-1].time), items[-1].id])
         return Page(items, token)
 
-    async def start_attempt(self, tenant: str, execution_id: str, attempt: Attempt) -> None:
-        d = self.dialect
-        key = lookup_id(execution_id)
-        if key is None:
-            raise _execution_not_found(tenant, execution_id)
-        running = dataclasses.replace(
-            attempt, status=ExecutionStatus.RUNNING, finished_at=None, output=None, error=None
-        )
-        async with self._tx(tenant, write=True) as (tx, q):
-            row = await tx.fetchrow(
-                q.execution_start, key, attempt.number, d.enc_time(attempt.started_at), d.enc_time(utcnow())
-            )
-            if row is None:
-                raise _execution_not_found(tenant, execution_id)
-            await tx.execute(q.attempt_upsert, *attempt_params(key, running, d))
+    async def start_attempt(self, tenant: str, execution_id: str, attempt: Attempt, owner: str = "") -> None:
+        (error,) = await self.record_attempts(tenant, [AttemptStart(execution_id, attempt, owner)])
+        if error is not None:
+            raise error
 
     async def finish_attempt(
         self,
@@ -304,54 +393,85 @@ class SqlStore(ABC):
         output: JSON = None,
         error: ExecutionError | None = None,
         next_attempt_at: datetime | None = None,
+        owner: str = "",
+        keep_lease: bool = False,
     ) -> None:
+        change = AttemptFinish(execution_id, attempt, status, output, error, next_attempt_at, owner, keep_lease)
+        (refused,) = await self.record_attempts(tenant, [change])
+        if refused is not None:
+            raise refused
+
+    async def record_attempts(self, tenant: str, changes: Sequence[AttemptChange]) -> list[Exception | None]:
         d = self.dialect
-        key = lookup_id(execution_id)
-        if key is None:
-            raise _execution_not_found(tenant, execution_id)
-        if status is ExecutionStatus.RUNNING:
-            raise InvalidArgument.field("status", "an attempt cannot finish into running")
         now = utcnow()
-        final = status.is_final
-        attempt_status = attempt.status
-        if not attempt_status.is_final:
-            # the caller did not classify the attempt: it ended the execution, or it failed into a retry
-            attempt_status = status if final else ExecutionStatus.FAILED
-        ended = dataclasses.replace(
-            attempt,
-            status=attempt_status,
-            finished_at=attempt.finished_at or now,
-            output=attempt.output if output is None else output,
-            error=attempt.error if error is None else error,
-        )
+        results: list[Exception | None] = [None] * len(changes)
+        keys: list[str | None] = []
+        for i, change in enumerate(changes):
+            key = lookup_id(change.execution_id)
+            keys.append(key)
+            if key is None:
+                results[i] = _execution_not_found(tenant, change.execution_id)
+            elif isinstance(change, AttemptFinish) and change.status is ExecutionStatus.RUNNING:
+                results[i] = InvalidArgument.field("status", "an attempt cannot finish into running")
+        wanted = [k for k, r in zip(keys, results, strict=True) if k is not None and r is None]
+        if len(set(wanted)) != len(wanted):
+            raise Internal("record_attempts: one execution twice in a batch")
+        if not wanted:
+            return results
+        starts: list[Sequence[Any]] = []
+        finishes: list[Sequence[Any]] = []
+        attempts: list[Sequence[Any]] = []
+        settle: set[str] = set()
         async with self._tx(tenant, write=True) as (tx, q):
-            row = await tx.fetchrow(
-                q.execution_finish,
-                key,
-                status.value,
-                d.enc_json(ended.output),
-                d.enc_json(error_json(ended.error)),
-                d.opt_time(ended.finished_at if final else None),
-                d.opt_time(None if final else next_attempt_at),
-                d.enc_time(now),
-                attempt.number,
-            )
-            if row is None:
-                raise _execution_not_found(tenant, execution_id)
-            await tx.execute(q.attempt_upsert, *attempt_params(key, ended, d))
-            event_id = dec_id(row[0])
-            if final and event_id:
-                await self._settle_event(tx, q, event_id)
+            # lock the rows first (in id order), then decide every change against what they hold
+            locked = {dec_id(r[0]): r for r in await tx.fetch(q.execution_lock_many, d.enc_ids(sorted(wanted)))}
+            for i, (change, key) in enumerate(zip(changes, keys, strict=True)):
+                if key is None or results[i] is not None:
+                    continue
+                row = locked.get(key)
+                refused = _fence(tenant, change, row)
+                if refused is not None:
+                    results[i] = refused
+                    continue
+                assert row is not None
+                if isinstance(change, AttemptStart):
+                    starts.append(_start_params(key, change, now, d))
+                    running = dataclasses.replace(
+                        change.attempt, status=ExecutionStatus.RUNNING, finished_at=None, output=None, error=None
+                    )
+                    attempts.append(attempt_params(key, running, d))
+                    continue
+                ended = _ended(change, now)
+                finishes.append(_finish_params(key, change, ended, now, d))
+                attempts.append(attempt_params(key, ended, d))
+                if change.status.is_final and row[3] is not None:
+                    settle.add(dec_id(row[3]))
+            if starts:
+                await tx.executemany(q.execution_start, starts)
+            if finishes:
+                await tx.executemany(q.execution_finish, finishes)
+            if attempts:
+                await tx.executemany(q.attempt_upsert, attempts)
+            if settle:
+                await self._settle_events(tx, q, sorted(settle))
+        return results
 
     async def _settle_event(self, tx: Tx, q: Statements, event_id: str) -> None:
-        """Complete or fail the event once every execution of it is final."""
-        # Lock the event first: two executions of one event finishing at once in separate
+        await self._settle_events(tx, q, [event_id])
+
+    async def _settle_events(self, tx: Tx, q: Statements, event_ids: Sequence[str]) -> None:
+        """Complete or fail each event once every execution of it is final."""
+        # Lock the events first: two executions of one event finishing at once in separate
         # transactions would each see the other unfinished and neither settle the event.
-        await tx.fetchrow(q.event_lock, event_id)
-        outcome = await tx.fetchrow(q.event_outcome, event_id)
-        if outcome is not None and int(outcome[0]) == 0:
-            settled = EventStatus.COMPLETED if int(outcome[1]) == 0 else EventStatus.FAILED
-            await tx.execute(q.event_set_status, event_id, settled.value)
+        d = self.dialect
+        await tx.fetch(q.event_lock_many, d.enc_ids(event_ids))
+        settled = []
+        for event_id, unfinished, unsucceeded in await tx.fetch(q.event_outcomes, d.enc_ids(event_ids)):
+            if int(unfinished) == 0:
+                status = EventStatus.COMPLETED if int(unsucceeded) == 0 else EventStatus.FAILED
+                settled.append((event_id, status.value))
+        if settled:
+            await tx.executemany(q.event_set_status, settled)
 
     async def get_execution(self, tenant: str, execution_id: str) -> Execution:
         key = lookup_id(execution_id)

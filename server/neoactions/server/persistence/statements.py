@@ -31,6 +31,16 @@ _FINAL = "status IN ('succeeded', 'failed', 'timed_out', 'cancelled', 'dead_lett
 _ACTIONS = "{s}actions a JOIN {s}action_versions v ON v.action_id = a.id"
 _VERSION = "v.version = CASE WHEN $2 = 0 THEN a.current_version ELSE $2 END"
 _CURRENT = "a.deleted = FALSE AND v.version = a.current_version"
+#: due at $3 and not leased by a live owner
+_DUE = "(next_attempt_at IS NULL OR next_attempt_at <= $3) AND (lease_expires_at IS NULL OR lease_expires_at <= $3)"
+_DUE_AT1 = _DUE.replace("$3", "$1")
+#: what a requeue sets ($2 = now): pending again, a new attempt series, no lease, off the queue
+REQUEUE_SET = (
+    "status = 'pending', attempt_base = attempt_count, series_started_at = $2, finished_at = NULL,"
+    " next_attempt_at = NULL, updated_at = $2, output = NULL, error = NULL, error_type = '',"
+    " lease_owner = NULL, lease_expires_at = NULL, queued_at = NULL"
+)
+_REQUEUE = REQUEUE_SET
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,29 +82,109 @@ class Statements:
     # events
     event_insert: str = f"INSERT INTO {{s}}events ({_E}) VALUES ({_values(len(EVENT_COLUMNS))})"
     event_get: str = f"SELECT {_E} FROM {{s}}events WHERE id = $1"
-    event_lock: str = "SELECT id FROM {s}events WHERE id = $1{for_update}"
     event_set_status: str = "UPDATE {s}events SET status = $2 WHERE id = $1"
-    #: (unfinished executions, executions that did not succeed) of one event
-    event_outcome: str = (
-        f"SELECT COALESCE(SUM(CASE WHEN {_FINAL} THEN 0 ELSE 1 END), 0),"
+    event_lock_many: str = "SELECT id FROM {s}events WHERE id {ids1} ORDER BY id{for_update}"
+    #: per event of $1: (event id, unfinished executions, executions that did not succeed)
+    event_outcomes: str = (
+        f"SELECT event_id, COALESCE(SUM(CASE WHEN {_FINAL} THEN 0 ELSE 1 END), 0),"
         " COALESCE(SUM(CASE WHEN status = 'succeeded' THEN 0 ELSE 1 END), 0)"
-        " FROM {s}executions WHERE event_id = $1"
+        " FROM {s}executions WHERE event_id {ids1} GROUP BY event_id"
     )
     # executions
     execution_insert: str = f"INSERT INTO {{s}}executions ({_X}) VALUES ({_values(len(EXECUTION_COLUMNS))})"
     execution_get: str = f"SELECT {_X} FROM {{s}}executions WHERE id = $1"
+    #: fenced: only an unfinished execution, and only by its lease owner when $5 names one
     execution_start: str = (
         "UPDATE {s}executions SET status = 'running',"
         " attempt_count = CASE WHEN attempt_count > $2 THEN attempt_count ELSE $2 END,"
         " started_at = COALESCE(started_at, $3), next_attempt_at = NULL, updated_at = $4"
-        " WHERE id = $1 RETURNING id"
+        f" WHERE id = $1 AND {_UNFINISHED} AND ($5 = '' OR lease_owner = $5) RETURNING id"
     )
+    #: fenced like ``execution_start``; the lease is kept ($10) or given up, the outbox mark is cleared
     execution_finish: str = (
         "UPDATE {s}executions SET status = $2, output = $3, error = $4, finished_at = $5,"
         " next_attempt_at = $6, updated_at = $7,"
-        " attempt_count = CASE WHEN attempt_count > $8 THEN attempt_count ELSE $8 END"
-        " WHERE id = $1 RETURNING event_id"
+        " attempt_count = CASE WHEN attempt_count > $8 THEN attempt_count ELSE $8 END, error_type = $9,"
+        " lease_owner = CASE WHEN $10 THEN lease_owner ELSE NULL END,"
+        " lease_expires_at = CASE WHEN $10 THEN lease_expires_at ELSE NULL END, queued_at = NULL"
+        f" WHERE id = $1 AND {_UNFINISHED} AND ($11 = '' OR lease_owner = $11) RETURNING event_id"
     )
+    #: flow control refused an attempt: due again at $2, lease given up, no attempt spent
+    execution_defer: str = (
+        "UPDATE {s}executions SET next_attempt_at = $2, updated_at = $3,"
+        " status = CASE WHEN status = 'running' THEN 'scheduled' ELSE status END,"
+        " lease_owner = NULL, lease_expires_at = NULL, queued_at = NULL"
+        f" WHERE id = $1 AND {_UNFINISHED} AND lease_owner = $4 RETURNING id"
+    )
+    execution_state: str = "SELECT status, lease_owner FROM {s}executions WHERE id = $1"
+    #: lock executions $1 in id order (concurrent batches never wait on each other in a cycle)
+    execution_lock_many: str = (
+        "SELECT id, status, lease_owner, event_id FROM {s}executions WHERE id {ids1} ORDER BY id{for_update}"
+    )
+    #: claim up to $4 due executions not in queued mode: lease them to $1 until $2 (now = $3)
+    execution_claim_due: str = (
+        "UPDATE {s}executions SET lease_owner = $1, lease_expires_at = $2 WHERE id IN"
+        f" (SELECT id FROM {{s}}executions WHERE {_UNFINISHED} AND mode <> 'queued' AND {_DUE}"
+        " ORDER BY priority DESC, created_at, id LIMIT $4{skip_locked})"
+        f" RETURNING {_X}"
+    )
+    #: claim the executions $4 that are due: lease them to $1 until $2 (now = $3)
+    execution_claim_ids: str = (
+        "UPDATE {s}executions SET lease_owner = $1, lease_expires_at = $2 WHERE id IN"
+        f" (SELECT id FROM {{s}}executions WHERE id {{ids4}} AND {_UNFINISHED} AND {_DUE}{{skip_locked}})"
+        f" RETURNING {_X}"
+    )
+    execution_states: str = (
+        "SELECT id, status, lease_owner, lease_expires_at, next_attempt_at FROM {s}executions WHERE id {ids1}"
+    )
+    lease_extend: str = (
+        "UPDATE {s}executions SET lease_expires_at = $3"
+        f" WHERE id {{ids1}} AND lease_owner = $2 AND {_UNFINISHED} RETURNING id"
+    )
+    #: give up every lease of $1; queued work goes back to the outbox so it is enqueued at once
+    lease_release: str = (
+        "UPDATE {s}executions SET lease_owner = NULL, lease_expires_at = NULL, queued_at = NULL"
+        f" WHERE lease_owner = $1 AND {_UNFINISHED} RETURNING id"
+    )
+    #: the outbox: mark up to $4 queued executions that are due and not on the queue (or marked
+    #: before $2, stale) as queued at $1; a pending one only once its publisher had $3 to enqueue it
+    outbox_take: str = (
+        "UPDATE {s}executions SET queued_at = $1 WHERE id IN"
+        " (SELECT id FROM {s}executions"
+        f" WHERE {_UNFINISHED} AND mode = 'queued' AND {_DUE_AT1}"
+        " AND (queued_at IS NULL OR queued_at < $2) AND (status <> 'pending' OR updated_at < $3)"
+        " ORDER BY priority DESC, created_at, id LIMIT $4{skip_locked})"
+        " RETURNING id, priority"
+    )
+    outbox_mark: str = (
+        "UPDATE {s}executions SET queued_at = $2 WHERE id {ids1} AND status = 'pending' AND queued_at IS NULL"
+    )
+    outbox_unmark: str = f"UPDATE {{s}}executions SET queued_at = NULL WHERE id {{ids1}} AND {_UNFINISHED}"
+    outbox_reset: str = (
+        f"UPDATE {{s}}executions SET queued_at = NULL WHERE mode = 'queued' AND {_UNFINISHED}"
+        " AND queued_at IS NOT NULL RETURNING id"
+    )
+    execution_cancel: str = (
+        "UPDATE {s}executions SET status = 'cancelled', error = $2, error_type = 'cancelled', finished_at = $3,"
+        " updated_at = $3, next_attempt_at = NULL, lease_owner = NULL, lease_expires_at = NULL, queued_at = NULL"
+        f" WHERE id = $1 AND {_UNFINISHED} RETURNING event_id"
+    )
+    attempt_cancel: str = (
+        "UPDATE {s}attempts SET status = 'cancelled', finished_at = $2, error = $3"
+        " WHERE execution_id = $1 AND status = 'running'"
+    )
+    #: a new attempt series of a final, unsuccessful execution
+    execution_requeue: str = (
+        f"UPDATE {{s}}executions SET {_REQUEUE} WHERE id = $1"
+        " AND status IN ('failed', 'timed_out', 'cancelled', 'dead_lettered') RETURNING event_id"
+    )
+    events_reopen: str = "UPDATE {s}events SET status = 'processing' WHERE id {ids1}"
+    attempts_of_ids: str = f"SELECT {_AT} FROM {{s}}attempts WHERE execution_id {{ids1}} ORDER BY execution_id, number"
+    # event deduplication
+    dedup_find: str = "SELECT key, event_id FROM {s}event_dedup WHERE key {texts1} AND created_at >= $2"
+    dedup_expire_keys: str = "DELETE FROM {s}event_dedup WHERE key {texts1} AND created_at < $2"
+    dedup_insert: str = "INSERT INTO {s}event_dedup (key, event_id, created_at) VALUES ($1, $2, $3)"
+    dedup_purge: str = "DELETE FROM {s}event_dedup WHERE created_at < $1 RETURNING key"
     execution_unfinished: str = f"SELECT {_X} FROM {{s}}executions WHERE {_UNFINISHED} ORDER BY created_at, id LIMIT $1"
     # attempts
     attempt_upsert: str = (
@@ -115,11 +205,17 @@ class Statements:
     def build(cls, prefix: str, dialect: Dialect) -> Statements:
         """Every statement with ``{s}`` replaced by ``prefix`` (an already quoted schema and a dot)."""
         texts = {
-            f.name: str(f.default).replace("{s}", prefix).replace("{for_update}", dialect.for_update)
+            f.name: str(f.default)
+            .replace("{s}", prefix)
+            .replace("{for_update}", dialect.for_update)
+            .replace("{skip_locked}", dialect.skip_locked)
+            .replace("{ids1}", dialect.in_ids("$1"))
+            .replace("{ids4}", dialect.in_ids("$4"))
+            .replace("{texts1}", dialect.in_texts("$1"))
             for f in fields(cls)
             if f.name != "prefix"
         }
         return cls(prefix=prefix, **texts)
 
 
-__all__ = ["Statements"]
+__all__ = ["REQUEUE_SET", "Statements"]

@@ -1,0 +1,335 @@
+"""One attempt of one execution: plan → start (stored) → runner → finish (stored) → announce.
+
+The outcome decides what the execution becomes (the retry policy of SPEC §5):
+
+- success → ``succeeded``;
+- a non-retryable error → ``failed`` (``timed_out`` for a timeout) at once;
+- a retryable error with retries left (``max_retries`` of the current attempt series, not
+  counting interrupted attempts, and ``max_age`` not exceeded) → ``scheduled`` at
+  ``finished + delay`` (the seed formula, never sooner than a target's ``retry_after_ms``);
+- a retryable error with the policy's retries used up → ``dead_lettered`` when the action
+  has a retry policy (``max_retries > 0``), else ``failed``/``timed_out``: an action that
+  never asked for retries has exhausted nothing.
+
+Before an attempt starts, flow control (``neoactions.server.flow``) must admit it:
+``max_concurrency`` across all workers, rate limits per action and tenant, and the
+circuit breaker of the attempt's target. A refusal returns :class:`Deferred` — the
+execution is re-scheduled, no attempt is spent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from neoactions.server.bus import UpdateBus
+from neoactions.server.engine.catalog import ActionCatalog
+from neoactions.server.engine.leases import LeaseKeeper
+from neoactions.server.engine.recorder import AttemptRecorder
+from neoactions.server.errors import Unavailable
+from neoactions.server.flow import AdmissionRequest, FlowControl, Lease, Refused, breaker_target
+from neoactions.server.model import (
+    Action,
+    Attempt,
+    Execution,
+    ExecutionError,
+    ExecutionStatus,
+    ExecutionUpdate,
+    HandlerSpec,
+    JSONObject,
+    RateLimit,
+    RetryPolicy,
+    UpdateKind,
+    utcnow,
+)
+from neoactions.server.retry import retry_delay_ms
+from neoactions.server.runners import ExecutionContext, Failure, HandlerRegistry, HandlerType, Log, Progress, Result
+from neoactions.server.store import AttemptFinish, AttemptStart, Store
+from neoactions.server.templating import ConfigRenderer, TemplateRenderError
+
+if TYPE_CHECKING:
+    from neoactions.server.engine.dispatcher import Job
+
+log = logging.getLogger(__name__)
+
+INTERRUPTED = "interrupted"
+FINAL_KIND = {
+    ExecutionStatus.SUCCEEDED: UpdateKind.SUCCEEDED,
+    ExecutionStatus.FAILED: UpdateKind.FAILED,
+    ExecutionStatus.TIMED_OUT: UpdateKind.TIMED_OUT,
+    ExecutionStatus.CANCELLED: UpdateKind.CANCELLED,
+    ExecutionStatus.DEAD_LETTERED: UpdateKind.DEAD_LETTERED,
+}
+
+
+#: leases of flow control outlive the attempt's timeout by this much
+_FLOW_MARGIN_SECONDS = 5.0
+#: when the flow-control backend is unreachable, try again this much later
+_FLOW_UNAVAILABLE_RETRY = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Deferred:
+    """Flow control refused the attempt: try again after ``seconds``; no attempt was spent."""
+
+    seconds: float
+    reason: str
+
+
+@dataclass(slots=True)
+class _Prepared:
+    handler_type: HandlerType
+    config: JSONObject
+    envelope: JSONObject | None
+
+
+@dataclass(slots=True)
+class Plan:
+    handler: HandlerSpec
+    timeout_seconds: float
+    retry: RetryPolicy
+
+
+def retry_decision(ex: Execution, policy: RetryPolicy, attempt: Attempt, error: ExecutionError) -> float | None:
+    """The delay (ms) before the next attempt, or ``None`` when there is none."""
+    if not error.retryable:
+        return None
+    interrupted = sum(
+        1 for a in ex.attempts if a.number > ex.attempt_base and a.error is not None and a.error.type == INTERRUPTED
+    )
+    number = attempt.number - ex.attempt_base - interrupted
+    if number > policy.max_retries:
+        return None
+    delay = retry_delay_ms(policy, number)
+    if error.retry_after_ms:
+        # The target said when to come back (Retry-After); never sooner.
+        delay = max(delay, float(error.retry_after_ms))
+    if policy.max_age_seconds:
+        age = (utcnow() - ex.series_start).total_seconds() + delay / 1000.0
+        if age > policy.max_age_seconds:
+            return None
+    return delay
+
+
+class AttemptRunner:
+    def __init__(
+        self,
+        store: Store,
+        catalog: ActionCatalog,
+        registry: HandlerRegistry,
+        bus: UpdateBus,
+        renderer: ConfigRenderer,
+        leases: LeaseKeeper,
+        recorder: AttemptRecorder,
+        flow: FlowControl | None = None,
+    ) -> None:
+        self._recorder = recorder
+        self._flow = flow
+        self._store = store
+        self._catalog = catalog
+        self._registry = registry
+        self._bus = bus
+        self._renderer = renderer
+        self._leases = leases
+
+    async def run(self, job: Job, deadline: datetime | None = None) -> ExecutionStatus | Deferred:
+        """Run the next attempt of ``job.execution`` and record it; returns the new status, or
+        :class:`Deferred` when flow control did not admit the attempt (nothing recorded)."""
+        ex = job.execution
+        plan, action = await self._plan(ex)
+        number = ex.attempt_count + 1
+        prepared = await self._prepare(job, plan, number)
+        flow_lease: Lease | None = None
+        target = ""
+        if isinstance(prepared, _Prepared) and self._flow is not None:
+            target = breaker_target(plan.handler.type, prepared.config)
+            admission = await self._admit(ex, plan, action, target)
+            if isinstance(admission, Deferred):
+                return admission
+            flow_lease = admission
+        try:
+            attempt = Attempt(number=number, runner=plan.handler.type)
+            await self._recorder.record(ex.tenant, AttemptStart(ex.id, attempt, self._leases.owner))
+            ex.attempt_count = number
+            ex.status = ExecutionStatus.RUNNING
+            ex.started_at = ex.started_at or attempt.started_at
+            self.announce(ex, UpdateKind.STARTED, attempt=number)
+
+            attempt_deadline = attempt.started_at + timedelta(seconds=plan.timeout_seconds)
+            if deadline is not None:
+                attempt_deadline = min(attempt_deadline, deadline)
+            if isinstance(prepared, _Prepared):
+                outcome = await self._attempt(job, prepared, attempt, attempt_deadline)
+                if flow_lease is not None:
+                    await self._record(target, outcome, flow_lease)
+            else:
+                outcome = prepared
+            return await self._finish(job, plan, attempt, outcome)
+        finally:
+            if flow_lease is not None:
+                await asyncio.shield(self._release(flow_lease))
+
+    async def _admit(self, ex: Execution, plan: Plan, action: Action | None, target: str) -> Lease | Deferred:
+        assert self._flow is not None
+        request = AdmissionRequest(
+            tenant=ex.tenant,
+            action_name=ex.action_name,
+            execution_id=ex.id,
+            max_concurrency=action.max_concurrency if action is not None else 0,
+            rate_limit=action.rate_limit if action is not None else RateLimit(),
+            priority=ex.priority,
+            target=target,
+            lease_seconds=plan.timeout_seconds + _FLOW_MARGIN_SECONDS,
+        )
+        try:
+            admission = await self._flow.admit(request)
+        except Unavailable as exc:
+            log.warning("flow control unavailable, delaying execution %s: %s", ex.id, exc)
+            return Deferred(_FLOW_UNAVAILABLE_RETRY, "flow_control_unavailable")
+        if isinstance(admission, Refused):
+            return Deferred(admission.retry_after_seconds, admission.reason.value)
+        return admission.lease
+
+    async def _record(self, target: str, outcome: Result | Failure, lease: Lease) -> None:
+        """Feed the target's breaker: only failures saying the target is unwell count."""
+        assert self._flow is not None
+        healthy = isinstance(outcome, Result) or not outcome.error.retryable
+        try:
+            await self._flow.record_outcome(target, healthy, lease=lease)
+        except Unavailable as exc:
+            log.warning("could not record an outcome for breaker %s: %s", target, exc)
+
+    async def _release(self, lease: Lease) -> None:
+        assert self._flow is not None
+        try:
+            await self._flow.release(lease)
+        except Unavailable as exc:
+            log.warning("could not release a flow-control lease (it expires by itself): %s", exc)
+
+    async def _prepare(self, job: Job, plan: Plan, number: int) -> _Prepared | Failure:
+        """The handler type and the rendered config, or the failure that stops the attempt early."""
+        ex = job.execution
+        try:
+            handler_type = self._registry.get(plan.handler.type)
+        except Exception as exc:
+            return Failure.of("unknown_handler_type", str(exc))
+        envelope = job.envelope if job.envelope is not None else await self._envelope(ex)
+        try:
+            config = self._renderer.render(
+                plan.handler.config,
+                {
+                    "data": ex.input,
+                    "event": envelope or {},
+                    "metadata": (envelope or {}).get("metadata", {}),
+                    "execution": {"id": ex.id, "attempt": number, "idempotency_key": ex.idempotency_key},
+                    "vars": {},
+                    "secrets": {},
+                },
+                handler_type.raw_config_keys,
+            )
+        except TemplateRenderError as exc:
+            return Failure.of("template_error", str(exc))
+        return _Prepared(handler_type, config, envelope)
+
+    async def _attempt(self, job: Job, prepared: _Prepared, attempt: Attempt, deadline: datetime) -> Result | Failure:
+        ex = job.execution
+        handler_type, config, envelope = prepared.handler_type, prepared.config, prepared.envelope
+        ctx = ExecutionContext(
+            tenant=ex.tenant,
+            execution_id=ex.id,
+            action_name=ex.action_name,
+            action_version=ex.action_version,
+            attempt=attempt.number,
+            idempotency_key=ex.idempotency_key,
+            deadline=deadline,
+            correlation_id=ex.correlation_id,
+            event_id=ex.event_id,
+            event_type=str(envelope.get("type", "")) if envelope else "",
+        )
+        outcome: Result | Failure | None = None
+        try:
+            async with asyncio.timeout(max(0.0, (deadline - utcnow()).total_seconds())):
+                async for update in handler_type.runner.execute(config, ex.input, ctx):
+                    if isinstance(update, Log):
+                        self.announce(ex, UpdateKind.LOG, attempt=attempt.number, message=update.message)
+                    elif isinstance(update, Progress):
+                        self.announce(
+                            ex, UpdateKind.PROGRESS, attempt=attempt.number, message=update.message,
+                            progress=update.fraction,
+                        )  # fmt: skip
+                    else:
+                        outcome = update
+        except TimeoutError:
+            seconds = (deadline - attempt.started_at).total_seconds()
+            return Failure(
+                ExecutionError("timeout", f"attempt exceeded its timeout of {seconds:g}s", retryable=True),
+                timed_out=True,
+            )
+        except Exception as exc:
+            log.exception("runner %s broke its contract", attempt.runner)
+            return Failure.of("runner_error", f"{type(exc).__name__}: {exc}", retryable=True)
+        return outcome or Failure.of("runner_error", "the runner ended without a result", retryable=True)
+
+    async def _finish(self, job: Job, plan: Plan, attempt: Attempt, outcome: Result | Failure) -> ExecutionStatus:
+        ex = job.execution
+        attempt.finished_at = utcnow()
+        next_at: datetime | None = None
+        if isinstance(outcome, Result):
+            attempt.status = status = ExecutionStatus.SUCCEEDED
+            attempt.output = ex.output = outcome.output
+            ex.error = None
+        else:
+            attempt.error = ex.error = outcome.error
+            attempt.status = ExecutionStatus.TIMED_OUT if outcome.timed_out else ExecutionStatus.FAILED
+            status = attempt.status
+            delay = retry_decision(ex, plan.retry, attempt, outcome.error)
+            if delay is not None:
+                status = ExecutionStatus.SCHEDULED
+                next_at = attempt.finished_at + timedelta(milliseconds=delay)
+            elif outcome.error.retryable and plan.retry.max_retries > 0:
+                status = ExecutionStatus.DEAD_LETTERED
+        finish = AttemptFinish(
+            ex.id, attempt, status, attempt.output, attempt.error, next_at, self._leases.owner, job.keep_lease
+        )
+        await self._recorder.record(ex.tenant, finish)
+        ex.attempts.append(attempt)
+        ex.status, ex.next_attempt_at, ex.updated_at = status, next_at, attempt.finished_at
+        if status is ExecutionStatus.SCHEDULED:
+            self.announce(ex, UpdateKind.ATTEMPT_FAILED, attempt=attempt.number, error=attempt.error)
+            self.announce(ex, UpdateKind.RETRY_SCHEDULED, attempt=attempt.number, message=f"retry at {next_at}")
+            return status
+        ex.finished_at = attempt.finished_at
+        self.announce(ex, FINAL_KIND[status], attempt=attempt.number, output=ex.output, error=ex.error)
+        return status
+
+    async def _plan(self, ex: Execution) -> tuple[Plan, Action | None]:
+        if ex.inline is not None:
+            return Plan(ex.inline.handler, ex.inline.timeout_seconds, RetryPolicy()), None
+        action = await self._catalog.version(ex.tenant, ex.action_id, ex.action_version)
+        return Plan(action.handler, action.timeout_seconds, action.retry_policy), action
+
+    async def _envelope(self, ex: Execution) -> JSONObject | None:
+        if not ex.event_id:
+            return None
+        event = await self._store.get_event(ex.tenant, ex.event_id)
+        return event.envelope()
+
+    def announce(self, ex: Execution, kind: UpdateKind, **fields: Any) -> None:
+        self._bus.publish(
+            ExecutionUpdate(
+                tenant=ex.tenant,
+                kind=kind,
+                execution_id=ex.id,
+                action_name=ex.action_name,
+                event_id=ex.event_id,
+                correlation_id=ex.correlation_id,
+                status=ex.status,
+                **fields,
+            )
+        )
+
+
+__all__ = ["FINAL_KIND", "INTERRUPTED", "AttemptRunner", "Deferred", "Plan", "retry_decision"]

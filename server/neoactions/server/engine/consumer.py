@@ -1,0 +1,144 @@
+"""The queue consumer of a worker process: queued-mode executions from the work queue
+into this process's dispatcher.
+
+A delivered entry only names an execution; the consumer leases it in the store (one
+batched claim per tenant) before running it. Entries are acknowledged after the
+outcome is stored (a final status, or a retry the outbox enqueues when due), in
+batches. An entry whose execution is not claimable is acknowledged when the store
+says there is nothing left to do for it (final, or a retry not yet due); when another
+live process holds the lease it stays pending — that process acknowledges it, or if
+it dies, the entry is reclaimed after the visibility timeout and claimed here.
+In-flight entries are touched on every lease heartbeat so long attempts are not
+reclaimed while their worker lives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from neoactions.server.engine.dispatcher import Dispatcher, Job
+from neoactions.server.engine.leases import LeaseKeeper
+from neoactions.server.errors import NeoActionsError
+from neoactions.server.model import ExecutionStatus, utcnow
+from neoactions.server.queue import Delivery, WorkQueue
+from neoactions.server.store import Store
+
+log = logging.getLogger(__name__)
+
+#: how long a worker waits on an empty queue per read (bounds shutdown and tenant discovery)
+_BLOCK_SECONDS = 1.0
+_BACKOFF_SECONDS = 0.5
+
+
+class QueueConsumer:
+    def __init__(
+        self,
+        queue: WorkQueue,
+        store: Store,
+        dispatcher: Dispatcher,
+        leases: LeaseKeeper,
+        visibility_seconds: float,
+        batch: int = 64,
+    ) -> None:
+        self._queue = queue
+        self._store = store
+        self._dispatcher = dispatcher
+        self._leases = leases
+        self._name = leases.owner
+        self._visibility = visibility_seconds
+        self._batch = batch
+        self._acks: list[Delivery] = []
+        self._ack_ready = asyncio.Event()
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._read())
+            tg.create_task(self._reclaim())
+            tg.create_task(self._flush_acks())
+
+    async def stored(self, job: Job) -> None:
+        """The dispatcher recorded ``job``'s outcome: its entry may be acknowledged."""
+        if job.delivery is not None:
+            self._acks.append(job.delivery)
+            self._ack_ready.set()
+
+    async def touch(self, jobs: list[Job]) -> None:
+        """Keep the entries of jobs still running here from being reclaimed (a heartbeat)."""
+        deliveries = [j.delivery for j in jobs if j.delivery is not None]
+        try:
+            await self._queue.touch(self._name, deliveries)
+        except NeoActionsError as exc:
+            log.warning("could not touch in-flight queue entries: %s", exc)
+
+    async def _read(self) -> None:
+        while True:
+            free = self._dispatcher.free_slots()
+            if free <= 0:
+                await self._dispatcher.slot_freed()
+                continue
+            try:
+                deliveries = await self._queue.consume(self._name, min(free, self._batch), _BLOCK_SECONDS)
+                await self._take(deliveries)
+            except NeoActionsError as exc:
+                # Redis or the store is down: the work waits in the store (and in Redis) meanwhile
+                log.warning("reading the work queue failed (retrying): %s", exc)
+                await asyncio.sleep(_BACKOFF_SECONDS)
+
+    async def _reclaim(self) -> None:
+        while True:
+            await asyncio.sleep(self._visibility / 2)
+            try:
+                deliveries = await self._queue.reclaim(self._name, self._visibility, self._batch)
+                if deliveries:
+                    log.info("reclaimed %d queue entries of stopped consumers", len(deliveries))
+                await self._take(deliveries)
+            except NeoActionsError as exc:
+                log.warning("reclaiming queue entries failed (retrying): %s", exc)
+
+    async def _take(self, deliveries: Sequence[Delivery]) -> None:
+        by_tenant: dict[str, dict[str, Delivery]] = {}
+        for d in deliveries:
+            by_tenant.setdefault(d.item.tenant, {})[d.item.execution_id] = d
+        for tenant, entries in by_tenant.items():
+            claimed = await self._store.claim(tenant, list(entries), self._leases.owner, self._leases.until())
+            for ex in claimed:
+                self._dispatcher.submit(Job(ex, delivery=entries.pop(ex.id)))
+            if entries:
+                await self._settle_unclaimed(tenant, entries)
+
+    async def _settle_unclaimed(self, tenant: str, entries: dict[str, Delivery]) -> None:
+        states = await self._store.execution_states(tenant, list(entries))
+        now = utcnow()
+        done: list[Delivery] = []
+        for execution_id, delivery in entries.items():
+            state = states.get(execution_id)
+            if state is None or state.status.is_final:
+                done.append(delivery)
+            elif (
+                state.status is ExecutionStatus.SCHEDULED
+                and state.next_attempt_at is not None
+                and state.next_attempt_at > now
+                and not (state.lease_owner and state.lease_expires_at and state.lease_expires_at > now)
+            ):
+                # a stored retry: the outbox enqueues it again when it is due
+                done.append(delivery)
+        if done:
+            await self._queue.ack(done)
+
+    async def _flush_acks(self) -> None:
+        while True:
+            await self._ack_ready.wait()
+            self._ack_ready.clear()
+            # let acks of jobs finishing together gather into one round trip
+            await asyncio.sleep(0.01)
+            batch, self._acks = self._acks, []
+            try:
+                await self._queue.ack(batch)
+            except NeoActionsError as exc:
+                # the outcomes are stored: redelivered entries are acknowledged when seen again
+                log.warning("acknowledging %d queue entries failed: %s", len(batch), exc)
+
+
+__all__ = ["QueueConsumer"]

@@ -1,0 +1,99 @@
+"""The outbox of queued mode: every queued execution the store says is due and not on the
+work queue gets there, whatever crashed in between.
+
+The publisher enqueues what it just stored and then marks it queued (``mark_queued``);
+a crash between the commit and the enqueue, Redis being down, a stored retry coming
+due, or a lease given up on shutdown all leave executions unmarked, and the sweep
+here takes them (``take_for_queue``, one batched statement per tenant) and enqueues
+them. When the queue lost its contents (Redis restarted without persistence), every
+mark is reset first, so everything unfinished is enqueued again. Duplicates are
+harmless: a consumer runs an execution only under its lease.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
+
+from neoactions.server.engine.scheduler import Wakeup
+from neoactions.server.errors import NeoActionsError
+from neoactions.server.model import Execution, utcnow
+from neoactions.server.queue import QueueItem, WorkQueue
+from neoactions.server.store import Store
+
+log = logging.getLogger(__name__)
+
+#: executions taken per tenant per statement
+_SWEEP_BATCH = 500
+#: a freshly stored pending execution is left to its publisher for this long
+_SETTLE = timedelta(seconds=2)
+
+
+class Outbox:
+    def __init__(
+        self,
+        store: Store,
+        queue: WorkQueue,
+        tenants: Callable[[], Awaitable[list[str]]],
+        sweep_interval: float = 1.0,
+        requeue_after_seconds: float = 300.0,
+    ) -> None:
+        self._store = store
+        self._queue = queue
+        self._tenants = tenants
+        self._interval = sweep_interval
+        self._stale = timedelta(seconds=requeue_after_seconds)
+        self.wakeup = Wakeup()
+
+    async def enqueue_new(self, tenant: str, executions: Sequence[Execution]) -> None:
+        """Put just-stored queued executions on the queue (the hot path); on failure they stay
+        in the outbox for the sweep."""
+        if not executions:
+            return
+        try:
+            await self._queue.enqueue([QueueItem(tenant, x.id, int(x.priority)) for x in executions])
+            await self._store.mark_queued(tenant, [x.id for x in executions], utcnow())
+        except NeoActionsError as exc:
+            log.warning("enqueueing %d executions failed; the outbox sweep retries: %s", len(executions), exc)
+            self.wakeup.set_at(utcnow() + _SETTLE)
+
+    async def run(self) -> None:
+        try:
+            while True:
+                try:
+                    await self.sweep()
+                except NeoActionsError as exc:
+                    log.warning("outbox sweep failed (retrying): %s", exc)
+                await self.wakeup.wait(self._interval)
+        finally:
+            self.wakeup.cancel()
+
+    async def sweep(self) -> int:
+        """Enqueue what is due and not on the queue; returns how many."""
+        tenants = await self._tenants()
+        if await self._queue.lost_contents():
+            reset = 0
+            for tenant in tenants:
+                reset += await self._store.reset_queued(tenant)
+            if reset:
+                log.warning("the work queue lost its contents: enqueueing %d executions again", reset)
+        moved = 0
+        for tenant in tenants:
+            while True:
+                now = utcnow()
+                taken = await self._store.take_for_queue(tenant, _SWEEP_BATCH, now - self._stale, now - _SETTLE)
+                if not taken:
+                    break
+                try:
+                    await self._queue.enqueue([QueueItem(tenant, x, p) for x, p in taken])
+                except NeoActionsError:
+                    await self._store.unmark_queued(tenant, [x for x, _ in taken])
+                    raise
+                moved += len(taken)
+                if len(taken) < _SWEEP_BATCH:
+                    break
+        return moved
+
+
+__all__ = ["Outbox"]

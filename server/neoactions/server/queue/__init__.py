@@ -1,0 +1,10 @@
+"""Work queues for queued-mode executions: the port, an in-process implementation
+(embedded mode) and Redis Streams consumer groups (scale-out)."""
+
+from __future__ import annotations
+
+from neoactions.server.queue.memory import InProcessWorkQueue
+from neoactions.server.queue.port import BANDS, Delivery, QueueItem, WorkQueue, fair_share
+from neoactions.server.queue.redisstream import RedisStreamQueue
+
+__all__ = ["BANDS", "Delivery", "InProcessWorkQueue", "QueueItem", "RedisStreamQueue", "WorkQueue", "fair_share"]
