@@ -408,6 +408,15 @@ async def test_attempts_retry_then_succeed_and_complete_the_event(store: SqlStor
     assert (await store.get_event("admin", ev.id)).status is EventStatus.COMPLETED
 
 
+async def test_get_events_reads_many_and_skips_the_unknown(store: SqlStore) -> None:
+    a, b = event(), event("users.deleted")
+    await store.append("admin", [a, b], [])
+    got = await store.get_events("admin", [a.id, b.id, new_id(), "not-an-id"])
+    assert set(got) == {a.id, b.id}
+    assert got[b.id].type == "users.deleted" and got[a.id].data == a.data
+    assert await store.get_events("admin", []) == {}
+
+
 async def test_event_fails_when_any_execution_fails(store: SqlStore) -> None:
     ev = event()
     ok, bad = execution(ev, "ok"), execution(ev, "bad")

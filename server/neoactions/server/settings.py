@@ -41,7 +41,7 @@ class Settings:
     #: Redis key prefix of the work queue (one per deployment)
     queue_prefix: str = "neoactions"
     #: executions run at once in this process
-    concurrency: int = 64
+    concurrency: int = 256
     #: largest accepted event (data + metadata JSON), bytes
     max_event_bytes: int = 256 * 1024
     max_batch_events: int = 1000

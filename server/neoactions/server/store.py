@@ -169,6 +169,9 @@ class Store(Protocol):
     async def get_event(self, tenant: str, event_id: str) -> Event:
         """``NotFound`` (EVENT_NOT_FOUND)."""
 
+    async def get_events(self, tenant: str, event_ids: Sequence[str]) -> dict[str, Event]:
+        """The events that exist among ``event_ids``, by id (one read for many)."""
+
     async def list_events(
         self, tenant: str, filter: EventFilter, page_size: int = DEFAULT_PAGE_SIZE, page_token: str = ""
     ) -> Page[Event]:

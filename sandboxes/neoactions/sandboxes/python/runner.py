@@ -42,6 +42,10 @@ CONFIG_SCHEMA: JSONObject = {
 }
 
 
+#: put on a run's update queue once its handler returned or raised
+_ENDED: Any = object()
+
+
 class NonRetryableError(Exception):
     """Raise from a handler to fail the execution at once, whatever its retry policy."""
 
@@ -141,16 +145,11 @@ class PythonRunner:
 
         hctx = HandlerContext(ctx, emit)
         task = asyncio.ensure_future(self._call(fn, config, data, hctx))
+        # the end goes through the queue too, after every update the handler emitted
+        task.add_done_callback(lambda _: updates.put_nowait(_ENDED))
         try:
-            while not task.done():
-                getter = asyncio.ensure_future(updates.get())
-                done, _ = await asyncio.wait({task, getter}, return_when=asyncio.FIRST_COMPLETED)
-                if getter in done:
-                    yield getter.result()
-                else:
-                    getter.cancel()
-            while not updates.empty():
-                yield updates.get_nowait()
+            while (update := await updates.get()) is not _ENDED:
+                yield update
             yield _outcome(task)
         finally:
             task.cancel()

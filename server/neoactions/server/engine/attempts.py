@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from neoactions.server.bus import UpdateBus
 from neoactions.server.engine.catalog import ActionCatalog
+from neoactions.server.engine.envelopes import EnvelopeLoader
 from neoactions.server.engine.leases import LeaseKeeper
 from neoactions.server.engine.recorder import AttemptRecorder
 from neoactions.server.errors import Unavailable
@@ -127,6 +128,7 @@ class AttemptRunner:
         flow: FlowControl | None = None,
     ) -> None:
         self._recorder = recorder
+        self._envelopes = EnvelopeLoader(store)
         self._flow = flow
         self._store = store
         self._catalog = catalog
@@ -314,8 +316,7 @@ class AttemptRunner:
     async def _envelope(self, ex: Execution) -> JSONObject | None:
         if not ex.event_id:
             return None
-        event = await self._store.get_event(ex.tenant, ex.event_id)
-        return event.envelope()
+        return await self._envelopes.load(ex.tenant, ex.event_id)
 
     def announce(self, ex: Execution, kind: UpdateKind, **fields: Any) -> None:
         self._bus.publish(

@@ -26,24 +26,28 @@ _Waiting = tuple[AttemptChange, "asyncio.Future[None]"]
 
 
 class AttemptRecorder:
-    def __init__(self, store: Store, max_batch: int = 512) -> None:
+    def __init__(self, store: Store, max_batch: int = 512, committers: int = 2) -> None:
         self._store = store
         self._max_batch = max_batch
+        self._committers = committers
         self._waiting: dict[str, list[_Waiting]] = {}
-        self._committing: dict[str, asyncio.Task[None]] = {}
+        self._committing: dict[str, set[asyncio.Task[None]]] = {}
+        #: executions with a change in a transaction under way (their next change waits for it)
+        self._in_flight: set[str] = set()
 
     async def record(self, tenant: str, change: AttemptChange) -> None:
         """Store ``change`` (shared with others' changes in one transaction); raises what refused it."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.setdefault(tenant, []).append((change, done))
-        if tenant not in self._committing:
-            self._committing[tenant] = asyncio.create_task(self._commit(tenant), name=f"group-commit-{tenant}")
+        committing = self._committing.setdefault(tenant, set())
+        if len(committing) < self._committers:
+            committing.add(asyncio.create_task(self._commit(tenant), name=f"group-commit-{tenant}"))
         await done
 
     async def drain(self) -> None:
         """Wait until every change handed in so far is committed (or refused)."""
-        while self._committing:
-            await asyncio.gather(*self._committing.values(), return_exceptions=True)
+        while tasks := [t for committing in self._committing.values() for t in committing]:
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     def _take(self, tenant: str) -> list[_Waiting]:
         """The next batch: up to ``max_batch`` changes, each of a different execution, in order."""
@@ -54,7 +58,7 @@ class AttemptRecorder:
         while taken < len(waiting) and len(batch) < self._max_batch:
             change, done = waiting[taken]
             if not done.cancelled():  # a cancelled caller left before its change was written: drop it
-                if change.execution_id in seen:
+                if change.execution_id in seen or change.execution_id in self._in_flight:
                     break
                 seen.add(change.execution_id)
                 batch.append((change, done))
@@ -67,24 +71,38 @@ class AttemptRecorder:
         return batch
 
     async def _commit(self, tenant: str) -> None:
+        me = asyncio.current_task()
         try:
             while batch := self._take(tenant):
+                ids = [change.execution_id for change, _ in batch]
+                self._in_flight.update(ids)
                 try:
-                    refusals = await self._store.record_attempts(tenant, [change for change, _ in batch])
-                except Exception as exc:
-                    for _, done in batch:
-                        if not done.done():
-                            done.set_exception(exc)
-                    continue
-                for (_, done), refused in zip(batch, refusals, strict=True):
-                    if done.done():
-                        continue
-                    if refused is None:
-                        done.set_result(None)
-                    else:
-                        done.set_exception(refused)
+                    await self._write(tenant, batch)
+                finally:
+                    self._in_flight.difference_update(ids)
         finally:
-            self._committing.pop(tenant, None)
+            # leave the set in the same step that found nothing waiting: a change handed in
+            # after this starts a committer of its own
+            committing = self._committing.get(tenant, set())
+            committing.discard(me)
+            if not committing:
+                self._committing.pop(tenant, None)
+
+    async def _write(self, tenant: str, batch: list[_Waiting]) -> None:
+        try:
+            refusals = await self._store.record_attempts(tenant, [change for change, _ in batch])
+        except Exception as exc:
+            for _, done in batch:
+                if not done.done():
+                    done.set_exception(exc)
+            return
+        for (_, done), refused in zip(batch, refusals, strict=True):
+            if done.done():
+                continue
+            if refused is None:
+                done.set_result(None)
+            else:
+                done.set_exception(refused)
 
 
 __all__ = ["AttemptRecorder"]

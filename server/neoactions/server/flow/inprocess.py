@@ -26,6 +26,9 @@ from neoactions.server.flow.port import (
 )
 from neoactions.server.model import RateLimit
 
+#: an action's lease table is swept of expired leases when it is this large (else only when full)
+_PRUNE_AT = 1024
+
 
 @dataclass(slots=True)
 class _Breaker:
@@ -77,7 +80,10 @@ class InProcessFlowControl:
                 probe = True
 
         slot_key = (request.tenant, request.action_name)
-        slots = self._live_slots(slot_key, now)
+        slots = self._slots.get(slot_key, {})
+        if (request.max_concurrency > 0 and len(slots) >= request.max_concurrency) or len(slots) > _PRUNE_AT:
+            # only a count that may refuse (or a large one) is worth dropping expired leases for
+            slots = self._live_slots(slot_key, now)
         if request.max_concurrency > 0 and len(slots) >= request.max_concurrency:
             # The slot that frees first without help is the (n - max)-th earliest expiry;
             # a release may come sooner, hence the poll cap.

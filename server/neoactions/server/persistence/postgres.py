@@ -24,6 +24,7 @@ from neoactions.server.errors import (
     Unavailable,
 )
 from neoactions.server.model import ADMIN_TENANT, Tenant, utcnow
+from neoactions.server.persistence.arrays import ArrayForm, array_forms
 from neoactions.server.persistence.codec import (
     POSTGRES,
     Row,
@@ -64,6 +65,12 @@ async def _init_connection(conn: Any) -> None:
     await conn.set_type_codec("jsonb", encoder=_dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def _keep_session(conn: Any) -> None:
+    """A connection goes back to the pool as it is: the store keeps no session state (no
+    LISTEN, session settings, cursors or session locks), and asyncpg still rolls back a
+    transaction left open. Skipping the default reset query saves a round trip per use."""
+
+
 _UNAVAILABLE = (
     OSError,
     TimeoutError,
@@ -96,10 +103,11 @@ def _translated() -> Iterator[None]:
 class _Tx:
     """A transaction on one pooled connection (the ``Tx`` of :mod:`sqlstore`)."""
 
-    __slots__ = ("_conn",)
+    __slots__ = ("_conn", "_forms")
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: Any, forms: dict[str, ArrayForm]) -> None:
         self._conn = conn
+        self._forms = forms
 
     async def fetch(self, sql: str, *args: Any) -> Sequence[Row]:
         try:
@@ -121,9 +129,13 @@ class _Tx:
             raise UniqueViolation(str(exc)) from exc
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        # asyncpg pipelines every row of an executemany: one round trip for the batch
+        form = self._forms.get(sql) if len(rows) > 1 else None
         try:
-            await self._conn.executemany(sql, rows)
+            if form is not None:  # one statement for the batch (see persistence.arrays)
+                await self._conn.execute(form.sql, *form.arrays(rows))
+            else:
+                # asyncpg pipelines every row of an executemany: one round trip for the batch
+                await self._conn.executemany(sql, rows)
         except asyncpg.UniqueViolationError as exc:
             raise UniqueViolation(str(exc)) from exc
 
@@ -179,9 +191,11 @@ class PostgresStore(SqlStore):
             "timeout": connect_timeout,
             # durability is not left to the server's default: a commit returns once it is on disk
             "server_settings": {"synchronous_commit": "on", "application_name": "neoactions"},
+            "reset": _keep_session,
         }
         self._pool: Any = None
         self._statements: dict[str, Statements] = {}
+        self._forms: dict[str, dict[str, ArrayForm]] = {}
 
     async def open(self) -> None:
         if self._pool is not None:
@@ -250,6 +264,12 @@ class PostgresStore(SqlStore):
         statements = self._statements[tenant] = _statements_for(tenant)
         return statements
 
+    def _array_forms(self, statements: Statements) -> dict[str, ArrayForm]:
+        forms = self._forms.get(statements.prefix)
+        if forms is None:
+            forms = self._forms[statements.prefix] = array_forms(statements)
+        return forms
+
     @asynccontextmanager
     async def _tx(self, tenant: str, *, write: bool) -> AsyncIterator[tuple[_Tx, Statements]]:
         statements = await self._schema(tenant)
@@ -258,7 +278,7 @@ class PostgresStore(SqlStore):
                 # reads see one snapshot across their statements (an execution and its attempts)
                 tx = conn.transaction() if write else conn.transaction(isolation="repeatable_read", readonly=True)
                 async with tx:
-                    yield _Tx(conn), statements
+                    yield _Tx(conn, self._array_forms(statements)), statements
 
 
 __all__ = ["PostgresStore", "quote_ident"]

@@ -365,6 +365,15 @@ class SqlStore(LeaseMixin, ABC):
             )
         return event_from_row(row, tenant, self.dialect)
 
+    async def get_events(self, tenant: str, event_ids: Sequence[str]) -> dict[str, Event]:
+        keys = [k for k in (lookup_id(i) for i in event_ids) if k is not None]
+        if not keys:
+            return {}
+        async with self._tx(tenant, write=False) as (tx, q):
+            rows = await tx.fetch(q.event_get_many, self.dialect.enc_ids(keys))
+        events = (event_from_row(r, tenant, self.dialect) for r in rows)
+        return {e.id: e for e in events}
+
     async def list_events(
         self, tenant: str, filter: EventFilter, page_size: int = DEFAULT_PAGE_SIZE, page_token: str = ""
     ) -> Page[Event]:

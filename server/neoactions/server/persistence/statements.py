@@ -82,6 +82,7 @@ class Statements:
     # events
     event_insert: str = f"INSERT INTO {{s}}events ({_E}) VALUES ({_values(len(EVENT_COLUMNS))})"
     event_get: str = f"SELECT {_E} FROM {{s}}events WHERE id = $1"
+    event_get_many: str = f"SELECT {_E} FROM {{s}}events WHERE id {{ids1}}"
     event_set_status: str = "UPDATE {s}events SET status = $2 WHERE id = $1"
     event_lock_many: str = "SELECT id FROM {s}events WHERE id {ids1} ORDER BY id{for_update}"
     #: per event of $1: (event id, unfinished executions, executions that did not succeed)
