@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import asyncpg
 import pytest
 from store_backends import Backend
 from test_store_contract import T0, attempt, event, execution, reason_of
@@ -46,6 +47,27 @@ async def test_concurrent_claims_never_share_an_execution(store: SqlStore, backe
         await other.close()
     ids = [x.id for batch in results for x in batch]
     assert len(ids) == len(set(ids)) == 40
+
+
+async def test_claim_by_id_waits_for_a_row_held_by_another_transaction(store: SqlStore, backend: Backend) -> None:
+    """A queued execution delivered while its publisher still marks it queued must be claimed
+    once that commits, not skipped (skipped, it would wait for the visibility timeout)."""
+    if backend.kind != "postgres":
+        pytest.skip("SQLite serializes writers: no transaction holds a row another one reads")
+    x = execution(mode=ExecutionMode.QUEUED)
+    await store.append("admin", [], [x])
+    conn = await asyncpg.connect(backend.location)
+    try:
+        tx = conn.transaction()
+        await tx.start()
+        await conn.execute('SELECT id FROM "admin".executions WHERE id = $1 FOR UPDATE', x.id)
+        claim = asyncio.create_task(store.claim("admin", [x.id], "me", utcnow() + LATER))
+        await asyncio.sleep(0.2)
+        assert not claim.done()
+        await tx.commit()
+        assert [c.id for c in await claim] == [x.id]
+    finally:
+        await conn.close()
 
 
 async def test_expired_leases_are_claimable_with_attempts(store: SqlStore) -> None:

@@ -104,3 +104,26 @@ async def test_blocking_consume_of_an_empty_queue_waits(queue: WorkQueue) -> Non
     assert await queue.consume("c", 10, block_seconds=0.3) == []
     # a consumer loop over an empty queue must yield, not spin
     assert loop.time() - started >= 0.25
+
+
+async def test_every_entry_read_is_returned_whatever_the_batch_size(queue: WorkQueue) -> None:
+    """Reads over many streams (tenants x priorities) may deliver more than asked: nothing read
+    may be dropped, or it would sit pending until the visibility timeout."""
+    enqueued = [*items("a", 7, 3), *items("a", 5, 1), *items("b", 6, 2), *items("c", 4, 3), *items("c", 3, 4)]
+    await queue.enqueue(enqueued)
+    seen: list[str] = []
+    for _ in range(50):
+        got = await queue.consume("c1", 3)
+        if not got:
+            break
+        seen += [d.item.execution_id for d in got]
+    assert sorted(seen) == sorted(i.execution_id for i in enqueued)
+
+    # what a dead consumer holds comes back whole too, whatever the count asked for
+    await asyncio.sleep(0.05)
+    reclaimed = await queue.reclaim("c2", 0.01, 2)
+    taken = [d.item.execution_id for d in reclaimed]
+    while reclaimed:
+        reclaimed = await queue.reclaim("c2", 0.01, 2)
+        taken += [d.item.execution_id for d in reclaimed]
+    assert sorted(taken) == sorted(seen)

@@ -129,10 +129,12 @@ class Statements:
         " ORDER BY priority DESC, created_at, id LIMIT $4{skip_locked})"
         f" RETURNING {_X}"
     )
-    #: claim the executions $4 that are due: lease them to $1 until $2 (now = $3)
+    #: claim the executions $4 that are due: lease them to $1 until $2 (now = $3). It waits for
+    #: rows another transaction holds (the publisher marking them queued) instead of skipping
+    #: them — a skipped one would wait for the queue's visibility timeout; id order, no deadlock
     execution_claim_ids: str = (
         "UPDATE {s}executions SET lease_owner = $1, lease_expires_at = $2 WHERE id IN"
-        f" (SELECT id FROM {{s}}executions WHERE id {{ids4}} AND {_UNFINISHED} AND {_DUE}{{skip_locked}})"
+        f" (SELECT id FROM {{s}}executions WHERE id {{ids4}} AND {_UNFINISHED} AND {_DUE} ORDER BY id{{for_update}})"
         f" RETURNING {_X}"
     )
     execution_states: str = (

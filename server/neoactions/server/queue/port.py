@@ -49,12 +49,14 @@ class WorkQueue(Protocol):
         """Append ``items`` (one round trip for the batch)."""
 
     async def consume(self, consumer: str, count: int, block_seconds: float = 0.0) -> list[Delivery]:
-        """Up to ``count`` new entries for ``consumer``, highest priority first and fair across
-        tenants; waits up to ``block_seconds`` when there are none."""
+        """About ``count`` new entries for ``consumer`` (each tenant's fair share rounds up),
+        highest priority first and fair across tenants; waits up to ``block_seconds`` when there
+        are none. Every entry delivered is returned: none is left pending unseen."""
 
     async def reclaim(self, consumer: str, min_idle_seconds: float, count: int) -> list[Delivery]:
-        """Take over up to ``count`` entries delivered to any consumer and neither acknowledged nor
-        touched for ``min_idle_seconds`` (their consumer is presumed dead)."""
+        """Take over about ``count`` entries (up to ``count`` per stream) delivered to any consumer
+        and neither acknowledged nor touched for ``min_idle_seconds`` (their consumer is presumed
+        dead); returns every entry taken."""
 
     async def touch(self, consumer: str, deliveries: Sequence[Delivery]) -> None:
         """Reset the idle time of entries ``consumer`` is still working on (keeps them from reclaim)."""

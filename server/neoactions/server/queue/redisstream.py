@@ -143,24 +143,27 @@ class RedisStreamQueue:
                 # let the caller look again (the tenant set is re-read by then)
                 await asyncio.sleep(min(block_seconds, _TENANTS_TTL))
                 return []
-            share = fair_share(count, len(order))
+            # Everything XREADGROUP returns is delivered to this consumer (it sits in its pending
+            # list): it is all returned, never cut to ``count`` — an entry dropped here would wait
+            # for the visibility timeout. So each read asks for no more than is still wanted.
             out: list[Delivery] = []
             for band in BANDS:
                 # one round trip per band: an even share from each tenant's stream of this band
+                share = fair_share(count - len(out), len(order))
                 reply = await self._r.xreadgroup(
                     GROUP, consumer, {self.stream(t, band): ">" for t in order}, count=share
                 )
-                got = self._deliveries(reply)
-                out.extend(got[: count - len(out)])
+                out.extend(self._deliveries(reply))
                 if len(out) >= count:
                     break
             if out or block_seconds <= 0:
                 return out
             streams = {self.stream(t, b): ">" for b in BANDS for t in order}
+            share = fair_share(count, len(streams))
             reply = await self._r.xreadgroup(
                 GROUP, consumer, streams, count=share, block=max(1, int(block_seconds * 1000))
             )
-            return self._deliveries(reply)[:count]
+            return self._deliveries(reply)
 
     async def reclaim(self, consumer: str, min_idle_seconds: float, count: int) -> list[Delivery]:
         async with self._translated():
@@ -174,7 +177,7 @@ class RedisStreamQueue:
             for key, result in zip(streams, await pipe.execute(), strict=True):
                 claimed = result[1]
                 out.extend(self._deliveries([(key, claimed)]))
-            return out[:count] if len(out) > count else out
+            return out  # all of it: what XAUTOCLAIM took is this consumer's now
 
     async def touch(self, consumer: str, deliveries: Sequence[Delivery]) -> None:
         if not deliveries:
