@@ -118,3 +118,18 @@ async def test_factory_builds_the_shared_implementation_from_a_url(prefix: str) 
         assert isinstance(refusal, Refused) and refusal.reason is RefusalReason.TENANT_RATE_LIMIT
     finally:
         await flow.aclose()
+
+
+async def test_concurrent_calls_share_pipelines_and_survive_a_script_flush(redis_client: Redis, prefix: str) -> None:
+    """Many attempts admitted at once: each gets its own answer (the limit holds exactly), and
+    scripts Redis forgot (SCRIPT FLUSH, as after a restart) are loaded again."""
+    flow = RedisFlowControl(redis_client, FlowControlConfig(key_prefix=prefix))
+    await redis_client.script_flush()
+    results = await asyncio.gather(*(flow.admit(request(n, max_concurrency=7)) for n in range(40)))
+    admitted = [r.lease for r in results if isinstance(r, Admitted)]
+    assert len(admitted) == 7
+    refused = [r for r in results if isinstance(r, Refused)]
+    assert len(refused) == 33 and all(r.reason is RefusalReason.MAX_CONCURRENCY for r in refused)
+    await asyncio.gather(*(flow.release(lease) for lease in admitted))
+    again = await asyncio.gather(*(flow.admit(request(100 + n, max_concurrency=7)) for n in range(7)))
+    assert all(isinstance(r, Admitted) for r in again)

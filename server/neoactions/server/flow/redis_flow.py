@@ -1,20 +1,24 @@
 """Flow control shared by every worker, in Redis.
 
-Each operation is one Lua script (one EVALSHA round trip, atomic): see
+Each operation is one Lua script (one EVALSHA, atomic): see
 :mod:`neoactions.server.flow.lua` for the algorithms and ``docs/flow-control.md``
-for the keys. Redis errors are translated here, at the edge: a lost connection is
-``Unavailable`` (the caller delays the execution), a script error ``Internal``.
+for the keys. Calls made while a pipeline is on the wire go together in the next
+one — one round trip for every attempt admitted, recorded or released meanwhile
+(each script stays atomic; they were never atomic together). Redis errors are
+translated here, at the edge: a lost connection is ``Unavailable`` (the caller
+delays the execution), a script error ``Internal``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from neoactions.server.errors import Internal, Unavailable
 from neoactions.server.flow import lua
@@ -31,12 +35,25 @@ from neoactions.server.flow.port import (
 )
 
 _US = 1_000_000
+#: script calls per pipeline at most
+_PIPELINE_MAX = 512
+
+_Call = tuple[AsyncScript, Sequence[str], Sequence[str | int | float], "asyncio.Future[Any]"]
 
 
 def _part(text: str) -> str:
     """Escape one key component so ``:`` in a name cannot make two keys collide,
     and braces cannot pick a Redis Cluster hash slot."""
     return text.replace("%", "%25").replace(":", "%3A").replace("{", "%7B").replace("}", "%7D")
+
+
+def _settle(done: asyncio.Future[Any], outcome: Any) -> None:
+    if done.done():  # its caller left
+        return
+    if isinstance(outcome, Exception):
+        done.set_exception(outcome)
+    else:
+        done.set_result(outcome)
 
 
 def _text(value: Any) -> str:
@@ -68,6 +85,8 @@ class RedisFlowControl:
         self._extend = self._script(lua.EXTEND)
         self._record = self._script(lua.RECORD)
         self._state = self._script(lua.STATE)
+        self._calls: list[_Call] = []
+        self._sending: asyncio.Task[None] | None = None
         breaker = self._config.breaker
         # Long enough to outlive an open breaker's cool-down and its probe, and the
         # window of counted failures; an idle target's breaker then simply vanishes.
@@ -104,12 +123,44 @@ class RedisFlowControl:
         return self._key("breaker", target)
 
     async def _call(self, script: AsyncScript, keys: Sequence[str], args: Sequence[str | int | float]) -> Any:
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._calls.append((script, keys, args, done))
+        if self._sending is None:
+            self._sending = asyncio.create_task(self._send(), name="flow-control-pipeline")
+        return await done
+
+    async def _send(self) -> None:
         try:
-            return await script(keys=keys, args=args)
-        except ResponseError as exc:
-            raise Internal(f"flow control script failed: {exc}") from exc
-        except RedisError as exc:
-            raise Unavailable(f"flow control state in Redis is unreachable: {exc}") from exc
+            while self._calls:
+                batch, self._calls = self._calls[:_PIPELINE_MAX], self._calls[_PIPELINE_MAX:]
+                try:
+                    replies = await self._pipeline(batch)
+                except RedisError as exc:
+                    for *_, done in batch:
+                        _settle(done, Unavailable(f"flow control state in Redis is unreachable: {exc}"))
+                    continue
+                for (*_, done), reply in zip(batch, replies, strict=True):
+                    if isinstance(reply, ResponseError):
+                        _settle(done, Internal(f"flow control script failed: {reply}"))
+                    elif isinstance(reply, Exception):
+                        _settle(done, Unavailable(f"flow control state in Redis is unreachable: {reply}"))
+                    else:
+                        _settle(done, reply)
+        finally:
+            self._sending = None
+
+    async def _pipeline(self, batch: Sequence[_Call]) -> list[Any]:
+        """One round trip for ``batch``; the scripts are loaded again if Redis forgot them (a restart)."""
+        for _ in range(2):
+            pipe = self._redis.pipeline(transaction=False)
+            for script, keys, args, _ in batch:
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+            if not any(isinstance(r, NoScriptError) for r in replies):
+                return replies
+            for script in {id(c[0]): c[0] for c in batch}.values():
+                script.sha = await self._redis.script_load(script.script)
+        return replies
 
     # --- admission ------------------------------------------------------------------
     async def admit(self, request: AdmissionRequest) -> Admission:
