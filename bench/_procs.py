@@ -108,7 +108,7 @@ def server(store_url: str, log: Path, starts_file: Path, **settings: str) -> Lis
     """``python -m neoactions.server`` on ``store_url`` with ``bench`` importable."""
     env = child_env(
         NEOACTIONS_PORT="0",
-        NEOACTIONS_LOG_LEVEL="warning",
+        NEOACTIONS_LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "warning"),
         NEOACTIONS_SHUTDOWN_GRACE_SECONDS="5",
         NEOACTIONS_BENCH_STARTS=str(starts_file),
     )

@@ -3,8 +3,10 @@
 Method (one run, every figure measured in it):
 
 1. **neoactions**, per mode — ``embedded`` (SQLite data dir in a temp dir), ``postgres``
-   (a fresh database, dropped after) and ``queued`` (PostgreSQL + Redis Streams,
-   ``execution_mode: queued``) — a real ``python -m neoactions.server`` process (uvloop,
+   (a fresh database, dropped after), ``queued`` (PostgreSQL + Redis Streams,
+   ``execution_mode: queued``) and ``queued-workers`` (the same with an ``api`` process and
+   ``BENCH_WORKERS`` ``worker`` processes, CPU summed over them) — a real
+   ``python -m neoactions.server`` process (uvloop,
    ``NEOACTIONS_*`` settings) with one action: ``bench.order.created`` → the ``python``
    handler ``bench.handlers:noop`` (async, records its start time). A separate client
    process (``bench._publisher``) publishes over gRPC ``PublishEvents``:
@@ -37,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -93,7 +96,9 @@ ROWS = int(_env("BENCH_ROWS", 50_000))
 ROW_BATCH = int(_env("BENCH_ROW_BATCH", 500))
 COMMIT_SECONDS = _env("BENCH_COMMIT_SECONDS", 2)
 PATTERN_ROWS = int(_env("BENCH_PATTERN_ROWS", 9_000))
-MODES = os.environ.get("BENCH_MODES", "embedded,postgres,queued").split(",")
+MODES = os.environ.get("BENCH_MODES", "embedded,postgres,queued,queued-workers").split(",")
+#: worker processes beside the api process in the ``queued-workers`` mode
+WORKERS = int(_env("BENCH_WORKERS", 1))
 PROFILE_DIR = os.environ.get("BENCH_PROFILE_DIR", "")
 #: Redis databases the test suite does not use (it uses 0)
 QUEUE_DB, CELERY_BROKER_DB, CELERY_BACKEND_DB = 13, 11, 12
@@ -143,15 +148,24 @@ def _percentiles(values: list[float]) -> dict[str, float]:
     return {"p50": q[49], "p99": q[98], "max": values[-1], "n": float(len(values))}
 
 
-async def _pipeline(name: str, store_url: str, probe: Probe, tmp: Path, **settings: str) -> Run:
+async def _pipeline(name: str, store_url: str, probe: Probe, tmp: Path, workers: int = 0, **settings: str) -> Run:
+    """One mode; with ``workers``, the server is an ``api`` process and that many ``worker``
+    processes run the executions (CPU is the sum of all of them)."""
     run = Run(name)
-    starts_file = tmp / f"{name}-starts.txt"
-    sends_file = tmp / f"{name}-sends.txt"
-    srv = server(store_url, tmp / f"{name}-server.log", starts_file, **settings)
+    slug = re.sub(r"[^a-z0-9]+", "-", name).strip("-")  # for file names
+    starts_file = tmp / f"{slug}-starts.txt"
+    sends_file = tmp / f"{slug}-sends.txt"
+    srv = server(store_url, tmp / f"{slug}-server.log", starts_file, **settings, **({"role": "api"} if workers else {}))
+    helpers = [
+        server(store_url, tmp / f"{slug}-worker{i}.log", tmp / f"{slug}-starts-{i}.txt", **settings, role="worker")
+        for i in range(workers)
+    ]
     srv.start()
     try:
+        for helper in helpers:
+            helper.start()
         target = srv.target
-        await _create_action(target, queued=name == "queued")
+        await _create_action(target, queued="queued" in name)
         done = 0
 
         # warm-up: connections, statement caches, the handler import
@@ -174,17 +188,18 @@ async def _pipeline(name: str, store_url: str, probe: Probe, tmp: Path, **settin
             run.notes.append("latency phase did not finish within 120 s")
 
         # throughput
-        profiler = _start_profiler(srv.pid, tmp / f"{name}-pyspy.txt")
+        profiler = _start_profiler(srv.pid, tmp / f"{slug}-pyspy.txt")
         commits0 = await probe.commits()
-        cpu0, db0 = cpu_seconds(srv.pid), await probe.backend_cpu()
+        pids = [srv.pid, *(h.pid for h in helpers)]
+        cpu0, db0 = sum(cpu_seconds(p) for p in pids), await probe.backend_cpu()
         pub = await run_json(
             "bench._publisher", target, "burst", str(BURST_SEQ), str(EVENTS), str(BATCH), str(IN_FLIGHT)
         )
         done += EVENTS
         final = await probe.wait_final(done, within=max(120.0, EVENTS / 50))
-        cpu1, db1 = cpu_seconds(srv.pid), await probe.backend_cpu()
+        cpu1, db1 = sum(cpu_seconds(p) for p in pids), await probe.backend_cpu()
         if profiler is not None:
-            run.profile = _stop_profiler(profiler, tmp / f"{name}-pyspy.txt", name)
+            run.profile = _stop_profiler(profiler, tmp / f"{slug}-pyspy.txt", name)
         _, last_finish = await probe.finish_times()
         commits1 = await probe.commits()
         run.actions = final - (done - EVENTS)
@@ -198,8 +213,12 @@ async def _pipeline(name: str, store_url: str, probe: Probe, tmp: Path, **settin
             # the probe's own polling transactions included: a few per second
             run.commits_per_action = (commits1 - commits0) / run.actions
     finally:
+        for helper in helpers:
+            helper.stop()
         srv.stop()  # the handler module writes its start times on exit
     sends, starts = read_times(sends_file), read_times(starts_file)
+    for i in range(workers):
+        starts.update(read_times(tmp / f"{slug}-starts-{i}.txt"))
     latencies = [(starts[s] - t) * 1000 for s, t in sends.items() if s in starts]
     run.latency_ms = _percentiles(latencies)
     if len(latencies) < len(sends):
@@ -240,7 +259,7 @@ async def _embedded(tmp: Path) -> Run:
         await probe.close()
 
 
-async def _postgres(tmp: Path, queued: bool) -> Run:
+async def _postgres(tmp: Path, queued: bool, workers: int = 0) -> Run:
     async with fresh_database() as (db, url):
         probe = PostgresProbe(url, db)
         settings: dict[str, str] = {}
@@ -248,7 +267,8 @@ async def _postgres(tmp: Path, queued: bool) -> Run:
         if queued:
             settings = {"redis_url": f"{REDIS_BASE}/{QUEUE_DB}", "queue_prefix": prefix}
         try:
-            run = await _pipeline("queued" if queued else "postgres", url, probe, tmp, **settings)
+            name = ("queued" if queued else "postgres") + (f", api + {workers} worker" if workers else "")
+            run = await _pipeline(name, url, probe, tmp, workers, **settings)
         finally:
             await probe.close()
         if queued:
@@ -385,6 +405,8 @@ def main() -> str:
                 runs.append(asyncio.run(_embedded(tmp)))
             elif mode in ("postgres", "queued"):
                 runs.append(asyncio.run(_postgres(tmp, queued=mode == "queued")))
+            elif mode == "queued-workers":
+                runs.append(asyncio.run(_postgres(tmp, queued=True, workers=WORKERS)))
             loads.append(f"after {mode} {load_average()}")
         celery = asyncio.run(_celery(tmp))
         loads.append(f"after celery {load_average()}")

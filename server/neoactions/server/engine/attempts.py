@@ -141,6 +141,7 @@ class AttemptRunner:
         """Run the next attempt of ``job.execution`` and record it; returns the new status, or
         :class:`Deferred` when flow control did not admit the attempt (nothing recorded)."""
         ex = job.execution
+        job.settling = False
         plan, action = await self._plan(ex)
         number = ex.attempt_count + 1
         prepared = await self._prepare(job, plan, number)
@@ -296,6 +297,9 @@ class AttemptRunner:
         finish = AttemptFinish(
             ex.id, attempt, status, attempt.output, attempt.error, next_at, self._leases.owner, job.keep_lease
         )
+        # the write gives the lease up (unless kept for the next attempt): from here on the
+        # heartbeat must not call it lost and stop the job before its outcome is announced
+        job.settling = True
         await self._recorder.record(ex.tenant, finish)
         ex.attempts.append(attempt)
         ex.status, ex.next_attempt_at, ex.updated_at = status, next_at, attempt.finished_at

@@ -57,6 +57,8 @@ class Job:
     delivery: Delivery | None = None
     #: a caller waits in this process: keep the lease through retries and run them here
     keep_lease: bool = False
+    #: its outcome is being recorded (a write that gives up the lease): not a lost lease
+    settling: bool = False
     task: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
@@ -188,6 +190,7 @@ class Dispatcher:
                     await asyncio.sleep(status.seconds)
                     continue
                 # flow control said not now: store when to try again and let the lease go
+                job.settling = True
                 if not await self._store.defer_execution(ex.tenant, ex.id, due, self._leases.owner):
                     raise Aborted(f"execution {ex.id} was taken over while deferred", reason=LEASE_LOST)
                 log.debug("execution %s deferred %.2fs (%s)", ex.id, status.seconds, status.reason)

@@ -85,7 +85,8 @@ class LeaseKeeper:
             kept = await self._store.extend_leases(tenant, [j.execution.id for j in jobs], self.owner, until)
             for job in jobs:
                 ex = job.execution
-                if ex.id not in kept and self._held.get((tenant, ex.id)) is job:
+                # a job recording its outcome gave its lease up itself (or its write is fenced)
+                if ex.id not in kept and self._held.get((tenant, ex.id)) is job and not job.settling:
                     log.info("lease on execution %s lost; stopping its attempt here", ex.id)
                     self.drop(job)
                     self.on_lost(job)
