@@ -211,11 +211,15 @@ async def test_client_cancel_a_scheduled_execution_and_retry_failed_ones(client:
         lambda: client.get_execution(scheduled.id), lambda x: x.status is S.SCHEDULED and x.attempt_count == 1
     )
     assert series(waiting) == [(1, S.FAILED)]
+    # when the retry is due is visible: ten minutes after the failed attempt
+    assert waiting.next_attempt_at is not None and waiting.attempts[0].finished_at is not None
+    assert (waiting.next_attempt_at - waiting.attempts[0].finished_at).total_seconds() == pytest.approx(600, abs=1)
     cancelled = await client.cancel_execution(scheduled.id, "the customer withdrew")
     assert cancelled.id == scheduled.id and cancelled.status is S.CANCELLED
     assert cancelled.error is not None and cancelled.error.message == "the customer withdrew"
     stored = await client.get_execution(scheduled.id)
     assert stored.status is S.CANCELLED and stored.attempt_count == 1 and stored.finished_at is not None
+    assert stored.next_attempt_at is None
     with pytest.raises(FailedPrecondition) as info:
         await client.cancel_execution(scheduled.id)
     assert info.value.reason == "EXECUTION_FINISHED"
@@ -443,6 +447,7 @@ async def test_publish_dedup_by_idempotency_key_request_id_and_cloudevents_id(
             assert (b.event.id, b.event.name) == (a.event.id, a.event.name)
             assert b.event.data_json == a.event.data_json, "the duplicate's own payload was not stored"
             assert [x.id for x in b.executions] == [x.id for x in a.executions]
+            assert b.duplicate and not a.duplicate
 
         # the idempotency key; the second publish carries another payload
         first = await publish({"n": 1}, idempotency_key="order-1")

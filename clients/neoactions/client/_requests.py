@@ -133,6 +133,7 @@ def publish_result(resp: events_pb2.PublishEventResponse) -> PublishResult:
     return PublishResult(
         event=convert.event_from_stored_pb(resp.event),
         executions=[convert.execution_from_pb(e) for e in resp.executions],
+        duplicate=resp.duplicate,
     )
 
 

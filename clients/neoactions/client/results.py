@@ -37,6 +37,9 @@ class PublishResult:
 
     event: Event
     executions: list[Execution] = field(default_factory=list)
+    #: the event was accepted before (same idempotency key or CloudEvents source + id within
+    #: the deduplication window): these are the original event and executions
+    duplicate: bool = False
 
 
 @dataclass(slots=True)

@@ -26,31 +26,31 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from neoactions.v1 import executions_pb2 as neoactions_dot_v1_dot_executions__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aneoactions/v1/events.proto\x12\rneoactions.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1eneoactions/v1/executions.proto\"\xf6\x02\n\x05\x45vent\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x0e\n\x06source\x18\x04 \x01(\t\x12\x0f\n\x07subject\x18\x05 \x01(\t\x12\x16\n\x0e\x61ggregate_type\x18\x06 \x01(\t\x12\x14\n\x0c\x61ggregate_id\x18\x07 \x01(\t\x12(\n\x04time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tdata_json\x18\t \x01(\t\x12\x15\n\rmetadata_json\x18\n \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x0b \x01(\t\x12\x14\n\x0c\x63\x61usation_id\x18\x0c \x01(\t\x12\x17\n\x0fidempotency_key\x18\r \x01(\t\x12*\n\x06status\x18\x0e \x01(\x0e\x32\x1a.neoactions.v1.EventStatus\x12/\n\x0breceived_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"l\n\x13PublishEventRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12#\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x14.neoactions.v1.Event\x12\x0c\n\x04wait\x18\x03 \x01(\x08\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"i\n\x14PublishEventResponse\x12#\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x14.neoactions.v1.Event\x12,\n\nexecutions\x18\x02 \x03(\x0b\x32\x18.neoactions.v1.Execution\"L\n\x14PublishEventsRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12$\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x14.neoactions.v1.Event\"M\n\x15PublishEventsResponse\x12\x34\n\x07results\x18\x01 \x03(\x0b\x32#.neoactions.v1.PublishEventResponse\"\x1f\n\x0fGetEventRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x82\x02\n\x11ListEventsRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x14\n\x0ctype_pattern\x18\x04 \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x05 \x01(\t\x12*\n\x06status\x18\x06 \x01(\x0e\x32\x1a.neoactions.v1.EventStatus\x12.\n\nstart_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"S\n\x12ListEventsResponse\x12$\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x14.neoactions.v1.Event\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\x97\x01\n\x0b\x45ventStatus\x12\x1c\n\x18\x45VENT_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14\x45VENT_STATUS_PENDING\x10\x01\x12\x1b\n\x17\x45VENT_STATUS_PROCESSING\x10\x02\x12\x1a\n\x16\x45VENT_STATUS_COMPLETED\x10\x03\x12\x17\n\x13\x45VENT_STATUS_FAILED\x10\x04\x32\xd8\x02\n\x0c\x45ventService\x12W\n\x0cPublishEvent\x12\".neoactions.v1.PublishEventRequest\x1a#.neoactions.v1.PublishEventResponse\x12Z\n\rPublishEvents\x12#.neoactions.v1.PublishEventsRequest\x1a$.neoactions.v1.PublishEventsResponse\x12@\n\x08GetEvent\x12\x1e.neoactions.v1.GetEventRequest\x1a\x14.neoactions.v1.Event\x12Q\n\nListEvents\x12 .neoactions.v1.ListEventsRequest\x1a!.neoactions.v1.ListEventsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aneoactions/v1/events.proto\x12\rneoactions.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1eneoactions/v1/executions.proto\"\xf6\x02\n\x05\x45vent\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x0e\n\x06source\x18\x04 \x01(\t\x12\x0f\n\x07subject\x18\x05 \x01(\t\x12\x16\n\x0e\x61ggregate_type\x18\x06 \x01(\t\x12\x14\n\x0c\x61ggregate_id\x18\x07 \x01(\t\x12(\n\x04time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tdata_json\x18\t \x01(\t\x12\x15\n\rmetadata_json\x18\n \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x0b \x01(\t\x12\x14\n\x0c\x63\x61usation_id\x18\x0c \x01(\t\x12\x17\n\x0fidempotency_key\x18\r \x01(\t\x12*\n\x06status\x18\x0e \x01(\x0e\x32\x1a.neoactions.v1.EventStatus\x12/\n\x0breceived_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"l\n\x13PublishEventRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12#\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x14.neoactions.v1.Event\x12\x0c\n\x04wait\x18\x03 \x01(\x08\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"|\n\x14PublishEventResponse\x12#\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x14.neoactions.v1.Event\x12,\n\nexecutions\x18\x02 \x03(\x0b\x32\x18.neoactions.v1.Execution\x12\x11\n\tduplicate\x18\x03 \x01(\x08\"L\n\x14PublishEventsRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12$\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x14.neoactions.v1.Event\"M\n\x15PublishEventsResponse\x12\x34\n\x07results\x18\x01 \x03(\x0b\x32#.neoactions.v1.PublishEventResponse\"\x1f\n\x0fGetEventRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x82\x02\n\x11ListEventsRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x14\n\x0ctype_pattern\x18\x04 \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x05 \x01(\t\x12*\n\x06status\x18\x06 \x01(\x0e\x32\x1a.neoactions.v1.EventStatus\x12.\n\nstart_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"S\n\x12ListEventsResponse\x12$\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x14.neoactions.v1.Event\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\x97\x01\n\x0b\x45ventStatus\x12\x1c\n\x18\x45VENT_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14\x45VENT_STATUS_PENDING\x10\x01\x12\x1b\n\x17\x45VENT_STATUS_PROCESSING\x10\x02\x12\x1a\n\x16\x45VENT_STATUS_COMPLETED\x10\x03\x12\x17\n\x13\x45VENT_STATUS_FAILED\x10\x04\x32\xd8\x02\n\x0c\x45ventService\x12W\n\x0cPublishEvent\x12\".neoactions.v1.PublishEventRequest\x1a#.neoactions.v1.PublishEventResponse\x12Z\n\rPublishEvents\x12#.neoactions.v1.PublishEventsRequest\x1a$.neoactions.v1.PublishEventsResponse\x12@\n\x08GetEvent\x12\x1e.neoactions.v1.GetEventRequest\x1a\x14.neoactions.v1.Event\x12Q\n\nListEvents\x12 .neoactions.v1.ListEventsRequest\x1a!.neoactions.v1.ListEventsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'neoactions.v1.events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_EVENTSTATUS']._serialized_start=1241
-  _globals['_EVENTSTATUS']._serialized_end=1392
+  _globals['_EVENTSTATUS']._serialized_start=1260
+  _globals['_EVENTSTATUS']._serialized_end=1411
   _globals['_EVENT']._serialized_start=111
   _globals['_EVENT']._serialized_end=485
   _globals['_PUBLISHEVENTREQUEST']._serialized_start=487
   _globals['_PUBLISHEVENTREQUEST']._serialized_end=595
   _globals['_PUBLISHEVENTRESPONSE']._serialized_start=597
-  _globals['_PUBLISHEVENTRESPONSE']._serialized_end=702
-  _globals['_PUBLISHEVENTSREQUEST']._serialized_start=704
-  _globals['_PUBLISHEVENTSREQUEST']._serialized_end=780
-  _globals['_PUBLISHEVENTSRESPONSE']._serialized_start=782
-  _globals['_PUBLISHEVENTSRESPONSE']._serialized_end=859
-  _globals['_GETEVENTREQUEST']._serialized_start=861
-  _globals['_GETEVENTREQUEST']._serialized_end=892
-  _globals['_LISTEVENTSREQUEST']._serialized_start=895
-  _globals['_LISTEVENTSREQUEST']._serialized_end=1153
-  _globals['_LISTEVENTSRESPONSE']._serialized_start=1155
-  _globals['_LISTEVENTSRESPONSE']._serialized_end=1238
-  _globals['_EVENTSERVICE']._serialized_start=1395
-  _globals['_EVENTSERVICE']._serialized_end=1739
+  _globals['_PUBLISHEVENTRESPONSE']._serialized_end=721
+  _globals['_PUBLISHEVENTSREQUEST']._serialized_start=723
+  _globals['_PUBLISHEVENTSREQUEST']._serialized_end=799
+  _globals['_PUBLISHEVENTSRESPONSE']._serialized_start=801
+  _globals['_PUBLISHEVENTSRESPONSE']._serialized_end=878
+  _globals['_GETEVENTREQUEST']._serialized_start=880
+  _globals['_GETEVENTREQUEST']._serialized_end=911
+  _globals['_LISTEVENTSREQUEST']._serialized_start=914
+  _globals['_LISTEVENTSREQUEST']._serialized_end=1172
+  _globals['_LISTEVENTSRESPONSE']._serialized_start=1174
+  _globals['_LISTEVENTSRESPONSE']._serialized_end=1257
+  _globals['_EVENTSERVICE']._serialized_start=1414
+  _globals['_EVENTSERVICE']._serialized_end=1758
 # @@protoc_insertion_point(module_scope)

@@ -71,12 +71,14 @@ class PublishEventRequest(_message.Message):
     def __init__(self, parent: _Optional[str] = ..., event: _Optional[_Union[Event, _Mapping]] = ..., wait: _Optional[bool] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class PublishEventResponse(_message.Message):
-    __slots__ = ("event", "executions")
+    __slots__ = ("event", "executions", "duplicate")
     EVENT_FIELD_NUMBER: _ClassVar[int]
     EXECUTIONS_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_FIELD_NUMBER: _ClassVar[int]
     event: Event
     executions: _containers.RepeatedCompositeFieldContainer[_executions_pb2.Execution]
-    def __init__(self, event: _Optional[_Union[Event, _Mapping]] = ..., executions: _Optional[_Iterable[_Union[_executions_pb2.Execution, _Mapping]]] = ...) -> None: ...
+    duplicate: bool
+    def __init__(self, event: _Optional[_Union[Event, _Mapping]] = ..., executions: _Optional[_Iterable[_Union[_executions_pb2.Execution, _Mapping]]] = ..., duplicate: _Optional[bool] = ...) -> None: ...
 
 class PublishEventsRequest(_message.Message):
     __slots__ = ("parent", "events")

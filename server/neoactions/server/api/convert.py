@@ -410,6 +410,7 @@ def execution_to_pb(e: Execution) -> executions_pb2.Execution:
         update_time=ts(e.updated_at),
         start_time=ts(e.started_at),
         end_time=ts(e.finished_at),
+        next_attempt_time=ts(e.next_attempt_at if e.status is ExecutionStatus.SCHEDULED else None),
     )
 
 
@@ -440,6 +441,7 @@ def execution_from_pb(msg: executions_pb2.Execution) -> Execution:
         updated_at=dt(msg.update_time),
         started_at=opt_dt(msg, "start_time"),
         finished_at=opt_dt(msg, "end_time"),
+        next_attempt_at=opt_dt(msg, "next_attempt_time"),
         attempts=[
             Attempt(
                 number=a.number,

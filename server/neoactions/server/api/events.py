@@ -81,5 +81,7 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
 
 def _response(p: Published) -> events_pb2.PublishEventResponse:
     return events_pb2.PublishEventResponse(
-        event=convert.event_to_pb(p.event), executions=[convert.execution_to_pb(e) for e in p.executions]
+        event=convert.event_to_pb(p.event),
+        executions=[convert.execution_to_pb(e) for e in p.executions],
+        duplicate=p.duplicate,
     )
