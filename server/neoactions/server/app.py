@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import AsyncIterator
@@ -44,6 +45,14 @@ class Running:
     engine: Engine
     server: grpc.aio.Server
     port: int
+
+
+def _freeze_startup_objects() -> None:
+    """Move everything start-up made (modules, compiled triggers and templates, runner
+    state) out of the collector's reach. A full collection walks every tracked object: with
+    them it paused the event loop for 50-60 ms, the p99 of publish to handler start."""
+    gc.collect()
+    gc.freeze()
 
 
 @contextlib.asynccontextmanager
@@ -80,6 +89,7 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
         stack.push_async_callback(changes.close)
         await engine.start()
         stack.push_async_callback(engine.stop, settings.shutdown_grace_seconds)
+        _freeze_startup_objects()
 
         server = grpc.aio.server(
             options=[
