@@ -488,6 +488,34 @@ class ExecutionUpdate:
     #: position on the update bus; a resume token names it
     sequence: int = 0
 
+    @classmethod
+    def about(
+        cls,
+        ex: Execution,
+        kind: UpdateKind,
+        *,
+        attempt: int = 0,
+        message: str = "",
+        progress: float = 0.0,
+        output: JSON = None,
+        error: ExecutionError | None = None,
+    ) -> ExecutionUpdate:
+        """An update about ``ex`` as it stands now."""
+        return cls(
+            tenant=ex.tenant,
+            kind=kind,
+            execution_id=ex.id,
+            action_name=ex.action_name,
+            event_id=ex.event_id,
+            correlation_id=ex.correlation_id,
+            status=ex.status,
+            attempt=attempt,
+            message=message,
+            progress=progress,
+            output=output,
+            error=error,
+        )
+
 
 __all__ = [
     "ADMIN_TENANT",

@@ -274,6 +274,14 @@ def execution_detail(ex: Execution) -> None:
         console.print(table)
 
 
+def execution(ex: Execution, *, as_json: bool) -> None:
+    """One execution: JSON, or its detail view."""
+    if as_json:
+        emit_json(ex)
+    else:
+        execution_detail(ex)
+
+
 def update_line(u: ExecutionUpdate) -> None:
     """One streamed update as one readable line."""
     style = KIND_STYLE.get(u.kind, "")

@@ -83,10 +83,7 @@ def cancel(
     state = CliState.of(ctx, tenant=tenant, json=json_)
     with state.client() as client:
         execution = client.cancel_execution(execution_id, reason)
-    if state.json:
-        _render.emit_json(execution)
-    else:
-        _render.execution_detail(execution)
+    _render.execution(execution, as_json=state.json)
 
 
 @executions_app.command()
@@ -100,10 +97,7 @@ def retry(
     state = CliState.of(ctx, tenant=tenant, json=json_)
     with state.client() as client:
         execution = client.retry_execution(execution_id)
-    if state.json:
-        _render.emit_json(execution)
-    else:
-        _render.execution_detail(execution)
+    _render.execution(execution, as_json=state.json)
 
 
 __all__ = ["app"]

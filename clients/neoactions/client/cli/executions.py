@@ -95,10 +95,7 @@ def get(
     state = CliState.of(ctx, tenant=tenant, json=json_)
     with state.client() as client:
         execution = client.get_execution(execution_id)
-    if state.json:
-        _render.emit_json(execution)
-    else:
-        _render.execution_detail(execution)
+    _render.execution(execution, as_json=state.json)
 
 
 @app.command()

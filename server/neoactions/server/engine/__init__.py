@@ -294,7 +294,7 @@ class Engine:
         error = ExecutionError("cancelled", reason or "cancelled through the API")
         ex = await self.store.cancel_execution(await self.tenant(tenant), execution_id, error)
         self.dispatcher.cancel_local(tenant, execution_id)
-        self._announce(ex, UpdateKind.CANCELLED, error=error, attempt=ex.attempt_count)
+        self.bus.publish(ExecutionUpdate.about(ex, UpdateKind.CANCELLED, error=error, attempt=ex.attempt_count))
         return ex
 
     async def retry_execution(self, tenant: str, execution_id: str) -> Execution:
@@ -322,19 +322,8 @@ class Engine:
         if self.settings.runs_work:
             self.scheduler.wakeup.set()
 
-    def _announce(self, ex: Execution, kind: UpdateKind, **fields: object) -> None:
-        self.bus.publish(
-            ExecutionUpdate(
-                tenant=ex.tenant,
-                kind=kind,
-                execution_id=ex.id,
-                action_name=ex.action_name,
-                event_id=ex.event_id,
-                correlation_id=ex.correlation_id,
-                status=ex.status,
-                **fields,  # type: ignore[arg-type]
-            )
-        )
+    def _announce(self, ex: Execution, kind: UpdateKind, message: str = "") -> None:
+        self.bus.publish(ExecutionUpdate.about(ex, kind, message=message))
 
 
 __all__ = ["Engine", "Published"]

@@ -323,18 +323,7 @@ class AttemptRunner:
         return await self._envelopes.load(ex.tenant, ex.event_id)
 
     def announce(self, ex: Execution, kind: UpdateKind, **fields: Any) -> None:
-        self._bus.publish(
-            ExecutionUpdate(
-                tenant=ex.tenant,
-                kind=kind,
-                execution_id=ex.id,
-                action_name=ex.action_name,
-                event_id=ex.event_id,
-                correlation_id=ex.correlation_id,
-                status=ex.status,
-                **fields,
-            )
-        )
+        self._bus.publish(ExecutionUpdate.about(ex, kind, **fields))
 
 
 __all__ = ["FINAL_KIND", "INTERRUPTED", "AttemptRunner", "Deferred", "Plan", "retry_decision"]

@@ -158,17 +158,7 @@ class Publisher:
             )
             envelope = event.envelope()
             for ex in planned:
-                self._bus.publish(
-                    ExecutionUpdate(
-                        tenant=tenant,
-                        kind=UpdateKind.SCHEDULED,
-                        execution_id=ex.id,
-                        action_name=ex.action_name,
-                        event_id=ex.event_id,
-                        correlation_id=ex.correlation_id,
-                        status=ex.status,
-                    )
-                )
+                self._bus.publish(ExecutionUpdate.about(ex, UpdateKind.SCHEDULED))
                 if ex.mode is ExecutionMode.QUEUED:
                     queued.append(ex)
                 elif ex.lease_owner:
