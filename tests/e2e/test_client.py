@@ -189,6 +189,13 @@ async def test_publish_with_wait_returns_the_sync_results(client: AsyncClient) -
     small = await client.publish("orders.created", {"amount": 5})
     assert small.executions == []
 
+    # a W3C trace context in the event's metadata reaches the handler (and runners' requests)
+    parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    traced = await client.publish(
+        "orders.created", {"amount": 300}, metadata={"traceparent": parent, "other": "x"}, wait=True
+    )
+    assert traced.executions[0].output["trace_context"] == {"traceparent": parent}
+
     stored = await client.get_event(result.event.id)
     assert stored.data == {"amount": 250, "order_id": 7}
     listed = await client.list_events(correlation_id="o-7")

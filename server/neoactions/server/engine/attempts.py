@@ -94,6 +94,23 @@ class Plan:
     retry: RetryPolicy
 
 
+#: W3C trace context (``traceparent`` is 55 characters; ``tracestate`` at most 32 members)
+_TRACE_KEYS = {"traceparent": 55, "tracestate": 512}
+
+
+def _trace_context(envelope: JSONObject | None) -> dict[str, str]:
+    """The W3C trace context the publisher put in the event's metadata (the CloudEvents
+    distributed-tracing extension), for runners to pass on (HTTP headers, gRPC metadata)."""
+    metadata = (envelope or {}).get("metadata")
+    if not isinstance(metadata, dict):
+        return {}
+    return {
+        key: value
+        for key, limit in _TRACE_KEYS.items()
+        if isinstance(value := metadata.get(key), str) and 0 < len(value) <= limit and value.isprintable()
+    }
+
+
 def retry_decision(ex: Execution, policy: RetryPolicy, attempt: Attempt, error: ExecutionError) -> float | None:
     """The delay (ms) before the next attempt, or ``None`` when there is none."""
     if not error.retryable:
@@ -251,6 +268,7 @@ class AttemptRunner:
             correlation_id=ex.correlation_id,
             event_id=ex.event_id,
             event_type=str(envelope.get("type", "")) if envelope else "",
+            trace_context=_trace_context(envelope),
         )
         outcome: Result | Failure | None = None
         try:
