@@ -11,13 +11,15 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import asyncpg
 import grpc
 import pytest
 
+from neoactions.client import AsyncClient
 from tests.conftest import FIXTURES, POSTGRES_DSN, ROOT, require_postgres
 
 LISTENING = re.compile(r"listening on [^:]+:(\d+)")
@@ -112,6 +114,38 @@ async def _drop_database(name: str) -> None:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
     finally:
         await conn.close()
+
+
+@contextmanager
+def module_server(store: str, base: Path, env: Mapping[str, str] | None = None) -> Iterator[ServerProcess]:
+    """A server on ``store`` ("sqlite": a data dir under ``base``; "postgres": a fresh
+    database, dropped after), started with ``env`` added — for a module to share."""
+    database = ""
+    if store == "sqlite":
+        url = str(base / "data")
+    else:
+        require_postgres()
+        database, url = asyncio.run(_create_database())
+    proc = ServerProcess(url, base / "server.log")
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in (env or {}).items():
+            patch.setenv(key, value)
+        proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+        if database:
+            asyncio.run(_drop_database(database))
+
+
+@asynccontextmanager
+async def tenant_client(target: str) -> AsyncIterator[AsyncClient]:
+    """An async client working in a fresh tenant of its own."""
+    async with AsyncClient(target, timeout=30) as admin:
+        tenant = await admin.create_tenant(f"t_{uuid.uuid4().hex[:12]}")
+    async with AsyncClient(target, tenant=tenant.slug, timeout=30) as c:
+        yield c
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -20,8 +20,7 @@ from neoactions.client import (
     StreamedUpdate,
 )
 from neoactions.server.model import ExecutionStatus, Priority, UpdateKind
-from tests.conftest import require_postgres
-from tests.e2e.conftest import ServerProcess, _create_database, _drop_database
+from tests.e2e.conftest import ServerProcess, module_server, tenant_client
 
 ACTIONS = """
 actions:
@@ -46,29 +45,14 @@ actions:
 def shared_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """One server per store for the whole module (a server takes seconds to stop);
     every test works in a tenant of its own."""
-    base = tmp_path_factory.mktemp("client-e2e")
-    database = ""
-    if request.param == "sqlite":
-        url = str(base / "data")
-    else:
-        require_postgres()
-        database, url = asyncio.run(_create_database())
-    proc = ServerProcess(url, base / "server.log")
-    proc.start()
-    try:
+    with module_server(request.param, tmp_path_factory.mktemp("client-e2e")) as proc:
         yield proc
-    finally:
-        proc.stop()
-        if database:
-            asyncio.run(_drop_database(database))
 
 
 @pytest.fixture
 async def client(shared_server: ServerProcess) -> AsyncIterator[AsyncClient]:
     """A client working in a fresh tenant of its own."""
-    async with AsyncClient(shared_server.target, timeout=30) as admin:
-        tenant = await admin.create_tenant(f"t_{uuid.uuid4().hex[:12]}")
-    async with AsyncClient(shared_server.target, tenant=tenant.slug, timeout=30) as c:
+    async with tenant_client(shared_server.target) as c:
         yield c
 
 

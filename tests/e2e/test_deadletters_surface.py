@@ -25,8 +25,7 @@ import pytest
 from neoactions.client import AsyncClient, Execution, ExecutionStatus, FailedPrecondition
 from neoactions.server.model import EventStatus
 from neoactions.v1 import events_pb2, events_pb2_grpc, executions_pb2, executions_pb2_grpc
-from tests.conftest import require_postgres
-from tests.e2e.conftest import ServerProcess, _create_database, _drop_database
+from tests.e2e.conftest import ServerProcess, module_server, tenant_client
 from tests.e2e.test_cli_e2e import Cli
 
 T = TypeVar("T")
@@ -53,32 +52,18 @@ S = ExecutionStatus
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def shared_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """One server per store for the module, its breaker off and its store polled often."""
-    base = tmp_path_factory.mktemp("dlq-e2e")
-    database = ""
-    if request.param == "sqlite":
-        url = str(base / "data")
-    else:
-        require_postgres()
-        database, url = asyncio.run(_create_database())
-    proc = ServerProcess(url, base / "server.log")
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("NEOACTIONS_FLOW_CONTROL", json.dumps({"breaker": {"failure_threshold": 0}}))
-        env.setenv("NEOACTIONS_POLL_INTERVAL_SECONDS", "0.2")
-        proc.start()
-    try:
+    env = {
+        "NEOACTIONS_FLOW_CONTROL": json.dumps({"breaker": {"failure_threshold": 0}}),
+        "NEOACTIONS_POLL_INTERVAL_SECONDS": "0.2",
+    }
+    with module_server(request.param, tmp_path_factory.mktemp("dlq-e2e"), env) as proc:
         yield proc
-    finally:
-        proc.stop()
-        if database:
-            asyncio.run(_drop_database(database))
 
 
 @pytest.fixture
 async def client(shared_server: ServerProcess) -> AsyncIterator[AsyncClient]:
     """An async client working in a fresh tenant of its own."""
-    async with AsyncClient(shared_server.target, timeout=30) as admin:
-        tenant = await admin.create_tenant(f"t_{uuid.uuid4().hex[:12]}")
-    async with AsyncClient(shared_server.target, tenant=tenant.slug, timeout=30) as c:
+    async with tenant_client(shared_server.target) as c:
         yield c
 
 
