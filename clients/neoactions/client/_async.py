@@ -389,14 +389,10 @@ class AsyncClient:
         tenant: str | None = None,
     ) -> Page[Execution]:
         """One page of the dead-letter queue, newest first."""
-        request = executions_pb2.ListDeadLettersRequest(
-            parent=rq.parent(self._tenant(tenant)),
-            filter=_dl.dead_letter_filter(action, error_type, start_time, end_time),
-            page_size=page_size,
-            page_token=page_token,
+        request = _dl.list_request(
+            self._tenant(tenant), action, error_type, start_time, end_time, page_size, page_token
         )
-        response = await self._call(self._executions.ListDeadLetters, request)
-        return Page([convert.execution_from_pb(e) for e in response.executions], response.next_page_token)
+        return _dl.page(await self._call(self._executions.ListDeadLetters, request))
 
     async def requeue_dead_letters(
         self,
@@ -408,10 +404,7 @@ class AsyncClient:
         tenant: str | None = None,
     ) -> int:
         """Requeue every dead letter matching the filter; returns how many."""
-        request = executions_pb2.RequeueDeadLettersRequest(
-            parent=rq.parent(self._tenant(tenant)),
-            filter=_dl.dead_letter_filter(action, error_type, start_time, end_time),
-        )
+        request = _dl.requeue_request(self._tenant(tenant), action, error_type, start_time, end_time)
         response = await self._call(self._executions.RequeueDeadLetters, request)
         return int(response.requeued_count)
 

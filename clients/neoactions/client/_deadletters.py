@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from neoactions.client import _requests as rq
+from neoactions.client.results import Page
 from neoactions.server.api import convert
+from neoactions.server.model import Execution
 from neoactions.v1 import executions_pb2
 
 
@@ -26,4 +28,33 @@ def dead_letter_filter(
     )
 
 
-__all__ = ["cancel_request", "dead_letter_filter", "retry_request"]
+def list_request(
+    tenant: str,
+    action: str,
+    error_type: str,
+    start_time: datetime | None,
+    end_time: datetime | None,
+    page_size: int,
+    page_token: str,
+) -> executions_pb2.ListDeadLettersRequest:
+    return executions_pb2.ListDeadLettersRequest(
+        parent=rq.parent(tenant),
+        filter=dead_letter_filter(action, error_type, start_time, end_time),
+        page_size=page_size,
+        page_token=page_token,
+    )
+
+
+def page(response: executions_pb2.ListDeadLettersResponse) -> Page[Execution]:
+    return Page([convert.execution_from_pb(e) for e in response.executions], response.next_page_token)
+
+
+def requeue_request(
+    tenant: str, action: str, error_type: str, start_time: datetime | None, end_time: datetime | None
+) -> executions_pb2.RequeueDeadLettersRequest:
+    return executions_pb2.RequeueDeadLettersRequest(
+        parent=rq.parent(tenant), filter=dead_letter_filter(action, error_type, start_time, end_time)
+    )
+
+
+__all__ = ["cancel_request", "dead_letter_filter", "list_request", "page", "requeue_request", "retry_request"]

@@ -388,14 +388,10 @@ class Client:
         tenant: str | None = None,
     ) -> Page[Execution]:
         """One page of the dead-letter queue, newest first."""
-        request = executions_pb2.ListDeadLettersRequest(
-            parent=rq.parent(self._tenant(tenant)),
-            filter=_dl.dead_letter_filter(action, error_type, start_time, end_time),
-            page_size=page_size,
-            page_token=page_token,
+        request = _dl.list_request(
+            self._tenant(tenant), action, error_type, start_time, end_time, page_size, page_token
         )
-        response = self._call(self._executions.ListDeadLetters, request)
-        return Page([convert.execution_from_pb(e) for e in response.executions], response.next_page_token)
+        return _dl.page(self._call(self._executions.ListDeadLetters, request))
 
     def requeue_dead_letters(
         self,
@@ -407,10 +403,7 @@ class Client:
         tenant: str | None = None,
     ) -> int:
         """Requeue every dead letter matching the filter; returns how many."""
-        request = executions_pb2.RequeueDeadLettersRequest(
-            parent=rq.parent(self._tenant(tenant)),
-            filter=_dl.dead_letter_filter(action, error_type, start_time, end_time),
-        )
+        request = _dl.requeue_request(self._tenant(tenant), action, error_type, start_time, end_time)
         response = self._call(self._executions.RequeueDeadLetters, request)
         return int(response.requeued_count)
 
