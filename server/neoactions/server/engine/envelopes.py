@@ -40,8 +40,8 @@ class EnvelopeLoader:
     async def _read(self, tenant: str) -> None:
         try:
             while wanted := self._wanted.pop(tenant, None):
-                batch = dict(list(wanted.items())[:_MAX_BATCH])
-                rest = {k: v for k, v in wanted.items() if k not in batch}
+                items = list(wanted.items())
+                batch, rest = dict(items[:_MAX_BATCH]), dict(items[_MAX_BATCH:])
                 if rest:
                     self._wanted.setdefault(tenant, {}).update(rest)
                 try:
