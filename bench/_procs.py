@@ -9,6 +9,7 @@ import json
 import os
 import re
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -44,6 +45,12 @@ def children(pid: int) -> list[int]:
             if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
                 out.append(int(stat.parent.name))
     return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def load_average() -> str:
@@ -107,7 +114,7 @@ class Listening:
 def server(store_url: str, log: Path, starts_file: Path, **settings: str) -> Listening:
     """``python -m neoactions.server`` on ``store_url`` with ``bench`` importable."""
     env = child_env(
-        NEOACTIONS_PORT="0",
+        NEOACTIONS_PORT=settings.pop("port", "0"),
         NEOACTIONS_LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "warning"),
         NEOACTIONS_SHUTDOWN_GRACE_SECONDS="5",
         NEOACTIONS_BENCH_STARTS=str(starts_file),
@@ -120,10 +127,10 @@ def server(store_url: str, log: Path, starts_file: Path, **settings: str) -> Lis
     return Listening([sys.executable, "-m", "neoactions.server"], env, log)
 
 
-async def run_json(*argv: str) -> dict:
-    """Run ``python -m ARGV`` (a bench client) and return the JSON line it prints."""
+async def run_json(*argv: str, **env: str) -> dict:
+    """Run ``python -m ARGV`` (a bench client, ``env`` added) and return the JSON line it prints."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", *argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env(), cwd=ROOT
+        sys.executable, "-m", *argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env(**env), cwd=ROOT
     )
     out, err = await proc.communicate()
     if proc.returncode != 0:
@@ -258,10 +265,12 @@ def _epoch(value: datetime) -> float:
 
 
 def read_times(path: Path) -> dict[int, float]:
-    """``seq time`` lines → the first time seen per seq."""
+    """``seq time`` lines of ``path`` and of ``path.*`` (one file per process) → the first
+    time seen per seq."""
     out: dict[int, float] = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            seq, at = line.split()
-            out.setdefault(int(seq), float(at))
+    for file in sorted([path, *path.parent.glob(f"{path.name}.*")]):
+        if file.exists():
+            for line in file.read_text().splitlines():
+                seq, at = line.split()
+                out.setdefault(int(seq), float(at))
     return out

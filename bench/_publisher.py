@@ -10,11 +10,15 @@
 Each event carries ``data.seq`` (the correlation key of the latency figures). Prints one
 JSON line: first send, last answer (``time.time()``), events accepted, own CPU seconds.
 The target may be a neoactions server or the bare echo server of ``bench._echo``.
+``BENCH_CHANNELS`` (default 1) spreads the calls over that many connections, round robin —
+as many publishers would — so a server of several processes sharing its port
+(``SO_REUSEPORT``, which balances connections, not calls) gets work in each process.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import sys
@@ -47,7 +51,10 @@ def _cpu() -> float:
     return t.user + t.system
 
 
-async def burst(stub: events_pb2_grpc.EventServiceStub, first: int, count: int, batch: int, in_flight: int) -> dict:
+Stubs = itertools.cycle  # of events_pb2_grpc.EventServiceStub
+
+
+async def burst(stubs: Stubs, first: int, count: int, batch: int, in_flight: int) -> dict:
     requests = [make_request(s, min(batch, first + count - s)) for s in range(first, first + count, batch)]
     pending = iter(requests)
     accepted = 0
@@ -55,7 +62,7 @@ async def burst(stub: events_pb2_grpc.EventServiceStub, first: int, count: int, 
     async def lane() -> None:
         nonlocal accepted
         for request in pending:
-            response = await stub.PublishEvents(request, timeout=120)
+            response = await next(stubs).PublishEvents(request, timeout=120)
             accepted += len(response.results)
 
     cpu0, t0 = _cpu(), time.time()
@@ -63,9 +70,7 @@ async def burst(stub: events_pb2_grpc.EventServiceStub, first: int, count: int, 
     return {"first_send": t0, "last_answer": time.time(), "accepted": accepted, "cpu": _cpu() - cpu0}
 
 
-async def rate(
-    stub: events_pb2_grpc.EventServiceStub, first: int, per_second: float, seconds: float, batch: int, out: str
-) -> dict:
+async def rate(stubs: Stubs, first: int, per_second: float, seconds: float, batch: int, out: str) -> dict:
     batches = int(per_second * seconds / batch)
     requests = [make_request(first + i * batch, batch) for i in range(batches)]
     interval = batch / per_second
@@ -77,7 +82,7 @@ async def rate(
         nonlocal accepted
         at = time.time()
         sent.append((json.loads(request.events[0].data_json)["seq"], at))
-        response = await stub.PublishEvents(request, timeout=120)
+        response = await next(stubs).PublishEvents(request, timeout=120)
         accepted += len(response.results)
 
     tasks = []
@@ -109,14 +114,21 @@ def _write_send_times(path: str, sent: list[tuple[int, float]], batch: int) -> N
 
 async def main(argv: list[str]) -> dict:
     target, mode, *args = argv
-    async with grpc.aio.insecure_channel(target) as channel:
-        await asyncio.wait_for(channel.channel_ready(), 30)
-        stub = events_pb2_grpc.EventServiceStub(channel)
+    # a local subchannel pool: otherwise channels to one target share one connection
+    channels = [
+        grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
+        for _ in range(int(os.environ.get("BENCH_CHANNELS", "1")))
+    ]
+    try:
+        await asyncio.wait_for(asyncio.gather(*(c.channel_ready() for c in channels)), 30)
+        stubs = itertools.cycle([events_pb2_grpc.EventServiceStub(c) for c in channels])
         if mode == "burst":
             first, count, batch, in_flight = map(int, args)
-            return await burst(stub, first, count, batch, in_flight)
+            return await burst(stubs, first, count, batch, in_flight)
         first, per_second, seconds, batch, out = int(args[0]), float(args[1]), float(args[2]), int(args[3]), args[4]
-        return await rate(stub, first, per_second, seconds, batch, out)
+        return await rate(stubs, first, per_second, seconds, batch, out)
+    finally:
+        await asyncio.gather(*(c.close() for c in channels))
 
 
 if __name__ == "__main__":

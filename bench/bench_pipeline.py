@@ -69,6 +69,7 @@ from bench._procs import (
     children,
     cpu_delta,
     cpu_seconds,
+    free_port,
     fresh_database,
     load_average,
     read_times,
@@ -96,9 +97,12 @@ ROWS = int(_env("BENCH_ROWS", 50_000))
 ROW_BATCH = int(_env("BENCH_ROW_BATCH", 500))
 COMMIT_SECONDS = _env("BENCH_COMMIT_SECONDS", 2)
 PATTERN_ROWS = int(_env("BENCH_PATTERN_ROWS", 9_000))
-MODES = os.environ.get("BENCH_MODES", "embedded,postgres,queued,queued-workers").split(",")
+MODES = os.environ.get("BENCH_MODES", "embedded,postgres,postgres-processes,queued,queued-workers").split(",")
 #: worker processes beside the api process in the ``queued-workers`` mode
 WORKERS = int(_env("BENCH_WORKERS", 1))
+#: server processes of the ``postgres-processes`` mode, and the publisher's connections to it
+PROCESSES = int(_env("BENCH_PROCESSES", 2))
+CHANNELS = int(_env("BENCH_CHANNELS", 8))
 PROFILE_DIR = os.environ.get("BENCH_PROFILE_DIR", "")
 #: Redis databases the test suite does not use (it uses 0)
 QUEUE_DB, CELERY_BROKER_DB, CELERY_BACKEND_DB = 13, 11, 12
@@ -148,10 +152,18 @@ def _percentiles(values: list[float]) -> dict[str, float]:
     return {"p50": q[49], "p99": q[98], "max": values[-1], "n": float(len(values))}
 
 
-async def _pipeline(name: str, store_url: str, probe: Probe, tmp: Path, workers: int = 0, **settings: str) -> Run:
+async def _pipeline(
+    name: str, store_url: str, probe: Probe, tmp: Path, workers: int = 0, processes: int = 1, **settings: str
+) -> Run:
     """One mode; with ``workers``, the server is an ``api`` process and that many ``worker``
-    processes run the executions (CPU is the sum of all of them)."""
+    processes run the executions; with ``processes``, one server of that many processes
+    sharing its port, published to over ``CHANNELS`` connections. CPU is the sum of all
+    of them."""
     run = Run(name)
+    clients: dict[str, str] = {}
+    if processes > 1:
+        settings = {**settings, "processes": str(processes), "port": str(free_port())}
+        clients["BENCH_CHANNELS"] = str(CHANNELS)
     slug = re.sub(r"[^a-z0-9]+", "-", name).strip("-")  # for file names
     starts_file = tmp / f"{slug}-starts.txt"
     sends_file = tmp / f"{slug}-sends.txt"
@@ -169,7 +181,7 @@ async def _pipeline(name: str, store_url: str, probe: Probe, tmp: Path, workers:
         done = 0
 
         # warm-up: connections, statement caches, the handler import
-        await run_json("bench._publisher", target, "burst", str(WARM_SEQ), str(WARMUP), str(BATCH), "2")
+        await run_json("bench._publisher", target, "burst", str(WARM_SEQ), str(WARMUP), str(BATCH), "2", **clients)
         done += WARMUP
         if await probe.wait_final(done, 120) < done:
             run.notes.append("warm-up did not finish within 120 s")
@@ -179,7 +191,7 @@ async def _pipeline(name: str, store_url: str, probe: Probe, tmp: Path, workers:
         total = int(RATE * RATE_SECONDS / RATE_BATCH) * RATE_BATCH
         pub = await run_json(
             "bench._publisher", target, "rate", str(RATE_SEQ), str(RATE), str(RATE_SECONDS), str(RATE_BATCH),
-            str(sends_file),
+            str(sends_file), **clients,
         )  # fmt: skip
         if pub["late_batches"]:
             run.notes.append(f"publisher fell behind its schedule on {pub['late_batches']} batches")
@@ -190,10 +202,10 @@ async def _pipeline(name: str, store_url: str, probe: Probe, tmp: Path, workers:
         # throughput
         profiler = _start_profiler(srv.pid, tmp / f"{slug}-pyspy.txt")
         commits0 = await probe.commits()
-        pids = [srv.pid, *(h.pid for h in helpers)]
+        pids = [srv.pid, *children(srv.pid), *(h.pid for h in helpers)]
         cpu0, db0 = sum(cpu_seconds(p) for p in pids), await probe.backend_cpu()
         pub = await run_json(
-            "bench._publisher", target, "burst", str(BURST_SEQ), str(EVENTS), str(BATCH), str(IN_FLIGHT)
+            "bench._publisher", target, "burst", str(BURST_SEQ), str(EVENTS), str(BATCH), str(IN_FLIGHT), **clients
         )
         done += EVENTS
         final = await probe.wait_final(done, within=max(120.0, EVENTS / 50))
@@ -231,7 +243,20 @@ def _start_profiler(pid: int, out: Path) -> subprocess.Popen[bytes] | None:
         return None
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     return subprocess.Popen(
-        [py_spy, "record", "--pid", str(pid), "--rate", "250", "--format", "raw", "--nonblocking", "-o", str(out)],
+        [
+            py_spy,
+            "record",
+            "--pid",
+            str(pid),
+            "--subprocesses",
+            "--rate",
+            "250",
+            "--format",
+            "raw",
+            "--nonblocking",
+            "-o",
+            str(out),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -259,24 +284,26 @@ async def _embedded(tmp: Path) -> Run:
         await probe.close()
 
 
-async def _postgres(tmp: Path, queued: bool, workers: int = 0) -> Run:
+async def _postgres(tmp: Path, queued: bool, workers: int = 0, processes: int = 1) -> Run:
     async with fresh_database() as (db, url):
         probe = PostgresProbe(url, db)
         settings: dict[str, str] = {}
         prefix = f"neoactions-bench-{uuid.uuid4().hex[:8]}"
-        if queued:
+        if queued or processes > 1:  # several processes share flow control through Redis
             settings = {"redis_url": f"{REDIS_BASE}/{QUEUE_DB}", "queue_prefix": prefix}
         try:
             name = ("queued" if queued else "postgres") + (f", api + {workers} worker" if workers else "")
-            run = await _pipeline(name, url, probe, tmp, workers, **settings)
+            if processes > 1:
+                name += f", {processes} processes"
+            run = await _pipeline(name, url, probe, tmp, workers, processes, **settings)
         finally:
             await probe.close()
-        if queued:
+        if queued or processes > 1:
             r = redis.Redis.from_url(f"{REDIS_BASE}/{QUEUE_DB}")
             keys = list(r.scan_iter(match=f"{prefix}*", count=1000))
             if keys:
                 r.delete(*keys)
-            else:
+            elif queued:
                 run.notes.append(
                     "no Redis keys under the queue prefix: this server build does not route queued "
                     "executions through Redis yet (they ran through the in-process queue)"
@@ -407,6 +434,8 @@ def main() -> str:
                 runs.append(asyncio.run(_postgres(tmp, queued=mode == "queued")))
             elif mode == "queued-workers":
                 runs.append(asyncio.run(_postgres(tmp, queued=True, workers=WORKERS)))
+            elif mode == "postgres-processes":
+                runs.append(asyncio.run(_postgres(tmp, queued=False, processes=PROCESSES)))
             loads.append(f"after {mode} {load_average()}")
         celery = asyncio.run(_celery(tmp))
         loads.append(f"after celery {load_average()}")

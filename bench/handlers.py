@@ -3,7 +3,8 @@
 Imported by the server under test (``bench`` is put on its ``PYTHONPATH``). ``noop``
 is an ``async`` function, so the python runner calls it on the event loop (no thread
 hop). It records ``(seq, time.time())`` at its start — a list append, flushed to the
-file named by ``NEOACTIONS_BENCH_STARTS`` when the server process exits — so the
+file named by ``NEOACTIONS_BENCH_STARTS`` plus ``.PID`` when the server process exits
+(a server may be several processes) — so the
 benchmark can correlate publish and start times by the event's ``seq``.
 """
 
@@ -25,5 +26,5 @@ async def noop(config: dict[str, Any], data: dict[str, Any], ctx: Any) -> None:
 def _flush() -> None:
     path = os.environ.get("NEOACTIONS_BENCH_STARTS")
     if path and _starts:
-        with open(path, "w") as f:
+        with open(f"{path}.{os.getpid()}", "w") as f:
             f.writelines(f"{seq} {t:.6f}\n" for seq, t in _starts)

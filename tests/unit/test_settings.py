@@ -24,3 +24,24 @@ def test_unknown_settings_are_refused(tmp_path: Path) -> None:
     config.write_text("prot: 1\n")
     with pytest.raises(ValueError, match="prot"):
         Settings.load(config)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"processes": 0}, "at least 1"),
+        ({"processes": 2, "redis_url": "redis://r"}, "needs database_url"),
+        ({"processes": 2, "database_url": "postgresql://db"}, "needs redis_url"),
+        ({"processes": 2, "database_url": "postgresql://db", "redis_url": "redis://r", "port": 0}, "fixed port"),
+    ],
+)
+def test_several_processes_need_a_shared_store_shared_limits_and_a_fixed_port(
+    overrides: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        Settings.load(**overrides)
+
+
+def test_several_processes_on_postgres_and_redis() -> None:
+    s = Settings.load(processes=3, database_url="postgresql://db", redis_url="redis://r", port=6001)
+    assert s.processes == 3

@@ -17,7 +17,7 @@ import contextlib
 import gc
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import grpc
@@ -56,8 +56,9 @@ def _freeze_startup_objects() -> None:
 
 
 @contextlib.asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[Running]:
-    """The whole service, started; leaving the block shuts it down gracefully."""
+async def running(settings: Settings, reuse_port: bool = False) -> AsyncIterator[Running]:
+    """The whole service, started; leaving the block shuts it down gracefully. With
+    ``reuse_port``, other processes may listen on the same port (a supervised group)."""
     async with contextlib.AsyncExitStack() as stack:
         if not settings.database_url:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -95,7 +96,7 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.so_reuseport", 0),
+                ("grpc.so_reuseport", int(reuse_port)),
             ]
         )
         services: tuple[str, ...] = ()
@@ -133,29 +134,40 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
         yield Running(engine, server, port)
 
 
-async def serve(settings: Settings) -> None:
-    """Run until SIGINT/SIGTERM."""
+def _announce(settings: Settings, port: int) -> None:
+    print(f"neoactions listening on {settings.host}:{port}", flush=True)
+
+
+async def serve(
+    settings: Settings, reuse_port: bool = False, on_ready: Callable[[Settings, int], None] = _announce
+) -> None:
+    """Run until SIGINT/SIGTERM; ``on_ready`` is told the port once the service serves."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with running(settings) as r:
-        print(f"neoactions listening on {settings.host}:{r.port}", flush=True)
+    async with running(settings, reuse_port) as r:
+        on_ready(settings, r.port)
         await stop.wait()
         log.info("stopping: no new calls, draining for %gs", settings.shutdown_grace_seconds)
 
 
-def run(settings: Settings) -> None:
+def run(settings: Settings, reuse_port: bool = False, on_ready: Callable[[Settings, int], None] = _announce) -> None:
+    """Serve until a signal; with ``processes`` > 1, supervise that many serving processes."""
     logging.basicConfig(
         level=settings.log_level.upper(),
         format='{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","message":"%(message)s"}',
     )
+    if settings.processes > 1:
+        from neoactions.server.supervisor import supervise
+
+        raise SystemExit(supervise(settings))
     try:
         import uvloop
 
-        uvloop.run(serve(settings))
+        uvloop.run(serve(settings, reuse_port, on_ready))
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        asyncio.run(serve(settings))
+        asyncio.run(serve(settings, reuse_port, on_ready))
 
 
 __all__ = ["Running", "run", "running", "serve"]

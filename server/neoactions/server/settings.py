@@ -40,7 +40,11 @@ class Settings:
     dedup_window_seconds: float = 24 * 3600.0
     #: Redis key prefix of the work queue (one per deployment)
     queue_prefix: str = "neoactions"
-    #: executions run at once in this process
+    #: server processes on this host, sharing the port (``SO_REUSEPORT``); each runs its own
+    #: engine. More than one needs PostgreSQL (``database_url``), Redis (``redis_url``, so
+    #: limits hold across them) and a fixed ``port``
+    processes: int = 1
+    #: executions run at once in each process
     concurrency: int = 256
     #: largest accepted event (data + metadata JSON), bytes
     max_event_bytes: int = 256 * 1024
@@ -65,6 +69,15 @@ class Settings:
             raise ValueError("visibility_timeout_seconds must be >= lease_seconds")
         if self.dedup_window_seconds < 0:
             raise ValueError("dedup_window_seconds must not be negative")
+        if self.processes < 1:
+            raise ValueError("processes must be at least 1")
+        if self.processes > 1:
+            if not self.database_url:
+                raise ValueError("processes > 1 needs database_url: the embedded store is one process's")
+            if not self.redis_url:
+                raise ValueError("processes > 1 needs redis_url: concurrency and rate limits must be shared")
+            if self.port == 0:
+                raise ValueError("processes > 1 needs a fixed port: the processes share it")
 
     @property
     def runs_work(self) -> bool:

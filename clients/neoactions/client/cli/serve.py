@@ -17,6 +17,10 @@ def serve(
     database_url: Annotated[str | None, typer.Option(help="postgresql://... selects PostgreSQL.")] = None,
     redis_url: Annotated[str | None, typer.Option(help="redis://... for the queued mode.")] = None,
     role: Annotated[str | None, typer.Option(help="api, worker or all [default: all].")] = None,
+    processes: Annotated[
+        int | None,
+        typer.Option(help="Server processes sharing the port (needs PostgreSQL and Redis) [default: 1]."),
+    ] = None,
     config: Annotated[
         Path | None,
         typer.Option("--config", "-c", exists=True, dir_okay=False, help="A YAML file of settings."),
@@ -35,6 +39,7 @@ def serve(
             database_url=database_url,
             redis_url=redis_url,
             role=role,
+            processes=processes,
         )
     except (ValueError, TypeError) as exc:
         raise typer.BadParameter(str(exc)) from None

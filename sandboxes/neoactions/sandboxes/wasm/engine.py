@@ -26,7 +26,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,16 +71,39 @@ class WasmEngine:
         self._prepared: collections.OrderedDict[str, Prepared] = collections.OrderedDict()
         self._locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
+        self._stop = False
         self._max_ticks = 0
+        self._guests = 0
+        self._clock = threading.Condition()
         self._ticker = threading.Thread(target=self._tick, name="wasm-epoch", daemon=True)
         self._ticker.start()
 
     # --- epochs -----------------------------------------------------------
 
     def _tick(self) -> None:
-        while not self._stop.wait(TICK_SECONDS):
-            self.engine.increment_epoch()
+        """Advance the epoch every tick while a guest runs; sleep while none does (an idle
+        clock would wake up, and take the GIL, 100 times a second for nothing). Deadlines
+        count ticks from when they are set, so pausing the clock between guests is exact."""
+        with self._clock:
+            while not self._stop:
+                if self._guests:
+                    self._clock.wait(TICK_SECONDS)
+                    self.engine.increment_epoch()
+                else:
+                    self._clock.wait()
+
+    @contextlib.contextmanager
+    def guest(self) -> Iterator[None]:
+        """Keep the epoch clock running while the block runs a guest."""
+        with self._clock:
+            self._guests += 1
+            if self._guests == 1:
+                self._clock.notify()
+        try:
+            yield
+        finally:
+            with self._clock:
+                self._guests -= 1
 
     def ticks(self, seconds: float) -> int:
         """Epoch ticks for a budget, at least one whole tick past it."""
@@ -99,7 +122,9 @@ class WasmEngine:
 
     def close(self) -> None:
         """Stop the epoch clock. Call only once no guest runs: none could stop after."""
-        self._stop.set()
+        with self._clock:
+            self._stop = True
+            self._clock.notify()
         self._ticker.join(timeout=1)
         wait_for_output_finalizers()
 

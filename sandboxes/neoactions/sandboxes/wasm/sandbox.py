@@ -58,7 +58,8 @@ def run(engine: WasmEngine, prepared: Prepared, job: Job, output: GuestOutput) -
         store.set_wasi(wasi)
         store.set_limits(memory_size=job.limits.memory_bytes, instances=1, memories=1, tables=4)
         store.set_epoch_deadline(engine.ticks(budget))
-        return _instantiate_and_call(store, prepared, job, output)
+        with engine.guest():
+            return _instantiate_and_call(store, prepared, job, output)
     finally:
         del store  # drop the store (and its WASI callbacks) on this thread, now
         if stdin_path is not None:
