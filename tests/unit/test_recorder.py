@@ -10,7 +10,7 @@ import pytest
 from neoactions.server.engine.recorder import AttemptRecorder
 from neoactions.server.errors import Aborted, Unavailable
 from neoactions.server.model import Attempt
-from neoactions.server.store import AttemptChange, AttemptStart
+from neoactions.server.store import TRANSACTION_CONFLICT, AttemptChange, AttemptStart
 
 
 class _Store:
@@ -20,6 +20,8 @@ class _Store:
         self.batches: list[list[str]] = []
         self.refuse: set[str] = set()
         self.down = False
+        #: transactions the database aborts (a deadlock) before one commits
+        self.conflicts = 0
 
     async def record_attempts(self, tenant: str, changes: Sequence[AttemptChange]) -> list[Exception | None]:
         ids = [c.execution_id for c in changes]
@@ -27,6 +29,9 @@ class _Store:
         await asyncio.sleep(0.01)  # the commit
         if self.down:
             raise Unavailable("database down")
+        if self.conflicts:
+            self.conflicts -= 1
+            raise Aborted("deadlock detected", reason=TRANSACTION_CONFLICT)
         self.batches.append(ids)
         return [Aborted("not yours", reason="LEASE_LOST") if i in self.refuse else None for i in ids]
 
@@ -81,3 +86,15 @@ async def test_a_cancelled_caller_is_dropped_before_its_commit_and_drain_waits()
     assert first.done() and kept.done()
     with pytest.raises(asyncio.CancelledError):
         await gone
+
+
+async def test_a_transaction_the_database_aborted_is_tried_again_a_few_times() -> None:
+    store = _Store()
+    store.conflicts = 2
+    recorder = AttemptRecorder(store)  # type: ignore[arg-type]
+    await asyncio.gather(*(recorder.record("t", _start(i)) for i in "ab"))
+    assert [i for b in store.batches for i in b] == ["a", "b"]
+
+    store.conflicts = 3  # every try aborted: the callers get the conflict
+    results = await asyncio.gather(*(recorder.record("t", _start(i)) for i in "cd"), return_exceptions=True)
+    assert all(isinstance(r, Aborted) and r.reason == TRANSACTION_CONFLICT for r in results)

@@ -100,6 +100,9 @@ AttemptChange = AttemptStart | AttemptFinish
 
 LEASE_LOST = "LEASE_LOST"
 DUPLICATE_EVENT = "DUPLICATE_EVENT"
+#: the database broke a deadlock or a serialization conflict by aborting this transaction;
+#: nothing of it was written and it may simply be tried again
+TRANSACTION_CONFLICT = "TRANSACTION_CONFLICT"
 
 
 class Store(Protocol):

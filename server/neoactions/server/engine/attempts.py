@@ -72,6 +72,15 @@ _FLOW_MARGIN_SECONDS = 5.0
 _FLOW_UNAVAILABLE_RETRY = 1.0
 
 
+#: releases finishing after their attempt's task was cancelled
+_background: set[asyncio.Future[None]] = set()
+
+
+def _cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 @dataclass(frozen=True, slots=True)
 class Deferred:
     """Flow control refused the attempt: try again after ``seconds``; no attempt was spent."""
@@ -190,7 +199,7 @@ class AttemptRunner:
             return await self._finish(job, plan, attempt, outcome)
         finally:
             if flow_lease is not None:
-                await asyncio.shield(self._release(flow_lease))
+                await self._release_surely(flow_lease)
 
     async def _admit(self, ex: Execution, plan: Plan, action: Action | None, target: str) -> Lease | Deferred:
         assert self._flow is not None
@@ -221,6 +230,22 @@ class AttemptRunner:
             await self._flow.record_outcome(target, healthy, lease=lease)
         except Unavailable as exc:
             log.warning("could not record an outcome for breaker %s: %s", target, exc)
+
+    async def _release_surely(self, lease: Lease) -> None:
+        """Release ``lease`` even when this task is cancelled meanwhile: the release then
+        goes on in a task of its own (not one per attempt, which costs more than most
+        releases: the in-process one never waits, the Redis one rides a pipeline)."""
+        release = asyncio.ensure_future(self._release(lease)) if _cancelling() else None
+        if release is None:
+            try:
+                await self._release(lease)
+                return
+            except asyncio.CancelledError:
+                release = asyncio.ensure_future(self._release(lease))
+                _background.add(release)
+                release.add_done_callback(_background.discard)
+                raise
+        await asyncio.shield(release)
 
     async def _release(self, lease: Lease) -> None:
         assert self._flow is not None

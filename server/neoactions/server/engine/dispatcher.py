@@ -44,6 +44,9 @@ from neoactions.server.templating import ConfigRenderer
 
 log = logging.getLogger(__name__)
 
+#: jobs a publisher may queue here beyond the running ones, as a multiple of the concurrency
+WAITING_ROOM = 3
+
 
 @dataclass(slots=True, eq=False)
 class Job:
@@ -101,6 +104,13 @@ class Dispatcher:
 
     def free_slots(self) -> int:
         return self._concurrency - self._in_flight - self._queue.qsize()
+
+    def room(self) -> int:
+        """How much more work the publisher may keep here: the free slots and a waiting room
+        of ``WAITING_ROOM`` times the concurrency. Work accepted here runs here without a
+        claim (a write and a read per execution); beyond the room it waits unleased in the
+        store for whichever process has a free worker first."""
+        return self._concurrency * (1 + WAITING_ROOM) - self._in_flight - self._queue.qsize()
 
     async def slot_freed(self) -> None:
         """Wait until a worker finishes a job."""

@@ -9,8 +9,8 @@ as the event (a unique key), so two concurrent publishes of one key store one ev
 Hand-off after the commit: ``queued`` executions go to the work queue (the outbox
 catches a failure); ``sync`` executions the caller waits for are stored leased to
 this process and run here; other executions are stored leased to this process as far
-as it has free workers (no claim round trip on the hot path) and unleased beyond
-that, for any process's scheduler to claim.
+as its workers and their waiting room take them (no claim round trip on the hot path)
+and unleased beyond that, for any process's scheduler to claim.
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ class Publisher:
         fresh: list[Event] = []
         executions: list[Execution] = []
         first_of_key: dict[str, Published] = {}
-        local = self._dispatcher.free_slots() if self._wakeup is not None else 0
+        local = self._dispatcher.room() if self._wakeup is not None else 0
         for event, key in zip(events, keys, strict=True):
             if key in originals:
                 results.append(originals[key])

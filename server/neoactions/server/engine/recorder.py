@@ -18,9 +18,13 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from neoactions.server.store import AttemptChange, Store
+from neoactions.server.errors import Aborted
+from neoactions.server.store import TRANSACTION_CONFLICT, AttemptChange, Store
 
 log = logging.getLogger(__name__)
+
+#: tries of a transaction the database aborted to break a deadlock
+_CONFLICT_TRIES = 3
 
 _Waiting = tuple[AttemptChange, "asyncio.Future[None]"]
 
@@ -89,8 +93,17 @@ class AttemptRecorder:
                 self._committing.pop(tenant, None)
 
     async def _write(self, tenant: str, batch: list[_Waiting]) -> None:
+        changes = [change for change, _ in batch]
         try:
-            refusals = await self._store.record_attempts(tenant, [change for change, _ in batch])
+            for tries_left in range(_CONFLICT_TRIES - 1, -1, -1):
+                try:
+                    refusals = await self._store.record_attempts(tenant, changes)
+                    break
+                except Aborted as exc:
+                    # the database aborted the whole transaction to break a deadlock: try again
+                    if exc.reason != TRANSACTION_CONFLICT or not tries_left:
+                        raise
+                    log.info("group commit of %d changes tried again: %s", len(changes), exc.message)
         except Exception as exc:
             for _, done in batch:
                 if not done.done():

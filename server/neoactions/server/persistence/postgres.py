@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 
 from neoactions.server.errors import (
+    Aborted,
     AlreadyExists,
     Internal,
     InvalidArgument,
@@ -38,6 +39,7 @@ from neoactions.server.persistence.codec import (
 from neoactions.server.persistence.migrations import ADMIN_TRACK, TENANT_TRACK, load
 from neoactions.server.persistence.sqlstore import SqlStore
 from neoactions.server.persistence.statements import Statements
+from neoactions.server.store import TRANSACTION_CONFLICT
 
 #: pg_advisory_xact_lock key serializing migrations and tenant creation across processes
 _MIGRATION_LOCK = 0x6E656F61_6374696F
@@ -96,6 +98,8 @@ def _translated() -> Iterator[None]:
         if isinstance(exc, ValueError):  # a parameter the driver could not encode
             raise InvalidArgument(f"value refused by the PostgreSQL driver: {exc}") from exc
         raise Unavailable(f"PostgreSQL connection unusable: {exc}") from exc
+    except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as exc:
+        raise Aborted(f"PostgreSQL aborted the transaction: {exc}", reason=TRANSACTION_CONFLICT) from exc
     except asyncpg.PostgresError as exc:
         raise Internal(f"PostgreSQL error: {exc}") from exc
 

@@ -140,14 +140,17 @@ class Statements:
     execution_states: str = (
         "SELECT id, status, lease_owner, lease_expires_at, next_attempt_at FROM {s}executions WHERE id {ids1}"
     )
+    #: every multi-row UPDATE locks its rows in id order first, as ``execution_lock_many`` and
+    #: the claims do: two transactions taking rows in different orders deadlock
     lease_extend: str = (
-        "UPDATE {s}executions SET lease_expires_at = $3"
-        f" WHERE id {{ids1}} AND lease_owner = $2 AND {_UNFINISHED} RETURNING id"
+        "UPDATE {s}executions SET lease_expires_at = $3 WHERE id IN (SELECT id FROM {s}executions"
+        f" WHERE id {{ids1}} AND lease_owner = $2 AND {_UNFINISHED} ORDER BY id{{for_update}}) RETURNING id"
     )
     #: give up every lease of $1; queued work goes back to the outbox so it is enqueued at once
     lease_release: str = (
-        "UPDATE {s}executions SET lease_owner = NULL, lease_expires_at = NULL, queued_at = NULL"
-        f" WHERE lease_owner = $1 AND {_UNFINISHED} RETURNING id"
+        "UPDATE {s}executions SET lease_owner = NULL, lease_expires_at = NULL, queued_at = NULL WHERE id IN"
+        f" (SELECT id FROM {{s}}executions WHERE lease_owner = $1 AND {_UNFINISHED} ORDER BY id{{for_update}})"
+        " RETURNING id"
     )
     #: the outbox: mark up to $4 queued executions that are due and not on the queue (or marked
     #: before $2, stale) as queued at $1; a pending one only once its publisher had $3 to enqueue it
@@ -160,9 +163,13 @@ class Statements:
         " RETURNING id, priority"
     )
     outbox_mark: str = (
-        "UPDATE {s}executions SET queued_at = $2 WHERE id {ids1} AND status = 'pending' AND queued_at IS NULL"
+        "UPDATE {s}executions SET queued_at = $2 WHERE id IN (SELECT id FROM {s}executions"
+        " WHERE id {ids1} AND status = 'pending' AND queued_at IS NULL ORDER BY id{for_update})"
     )
-    outbox_unmark: str = f"UPDATE {{s}}executions SET queued_at = NULL WHERE id {{ids1}} AND {_UNFINISHED}"
+    outbox_unmark: str = (
+        "UPDATE {s}executions SET queued_at = NULL WHERE id IN"
+        f" (SELECT id FROM {{s}}executions WHERE id {{ids1}} AND {_UNFINISHED} ORDER BY id{{for_update}})"
+    )
     outbox_reset: str = (
         f"UPDATE {{s}}executions SET queued_at = NULL WHERE mode = 'queued' AND {_UNFINISHED}"
         " AND queued_at IS NOT NULL RETURNING id"
@@ -181,7 +188,10 @@ class Statements:
         f"UPDATE {{s}}executions SET {_REQUEUE} WHERE id = $1"
         " AND status IN ('failed', 'timed_out', 'cancelled', 'dead_lettered') RETURNING event_id"
     )
-    events_reopen: str = "UPDATE {s}events SET status = 'processing' WHERE id {ids1}"
+    events_reopen: str = (
+        "UPDATE {s}events SET status = 'processing' WHERE id IN"
+        " (SELECT id FROM {s}events WHERE id {ids1} ORDER BY id{for_update})"
+    )
     attempts_of_ids: str = f"SELECT {_AT} FROM {{s}}attempts WHERE execution_id {{ids1}} ORDER BY execution_id, number"
     # event deduplication
     dedup_find: str = "SELECT key, event_id FROM {s}event_dedup WHERE key {texts1} AND created_at >= $2"
