@@ -377,6 +377,37 @@ async def test_probe_slot_returns_on_release_and_on_expiry(backend: FlowBackend,
     await refused(dead, req(4, target=TARGET))
 
 
+async def test_finish_counts_the_outcome_and_returns_the_slot(backend: FlowBackend, clock: ManualClock) -> None:
+    a, b = backend.workers(2, BREAKER, clock)
+    held = [await admitted(a, req(i, target=TARGET, max_concurrency=3)) for i in range(3)]
+    await refused(b, req(9, target=TARGET, max_concurrency=3))
+    await a.finish(held[0], True)
+    await a.finish(held[1], False)
+    assert await b.breaker_state(TARGET) is BreakerState.CLOSED
+    # both slots came back; the failure was counted: two more open the breaker
+    await admitted(b, req(10, target=TARGET, max_concurrency=3))
+    await admitted(b, req(11, target=TARGET, max_concurrency=3))
+    await a.finish(held[2], False)
+    assert await b.record_outcome(TARGET, False) is BreakerState.OPEN
+
+
+async def test_finish_of_the_probe_decides_and_frees_the_probe(backend: FlowBackend, clock: ManualClock) -> None:
+    a, b = backend.workers(2, BREAKER, clock)
+    await open_breaker(a)
+    clock.advance(30)
+    probe = await admitted(b, req(1, target=TARGET))
+    assert probe.probe
+    await b.finish(probe, False)  # the probe failed: a whole new cool-down
+    refusal = await refused(a, req(2, target=TARGET))
+    assert refusal.retry_after_seconds == pytest.approx(30, abs=1e-6)
+    clock.advance(30)
+    probe = await admitted(a, req(3, target=TARGET))
+    assert probe.probe
+    await a.finish(probe, True)  # the probe succeeded: closed, nothing held
+    assert await b.breaker_state(TARGET) is BreakerState.CLOSED
+    assert not (await admitted(b, req(4, target=TARGET))).probe
+
+
 async def test_admission_is_all_or_nothing(backend: FlowBackend, clock: ManualClock) -> None:
     """A half-open breaker's probe is not taken when another limit refuses the same admission."""
     flow = backend.worker(BREAKER, clock)

@@ -193,7 +193,8 @@ class AttemptRunner:
             if isinstance(prepared, _Prepared):
                 outcome = await self._attempt(job, prepared, attempt, attempt_deadline)
                 if flow_lease is not None:
-                    await self._record(target, outcome, flow_lease)
+                    lease, flow_lease = flow_lease, None
+                    await self._finish_flow(lease, outcome)
             else:
                 outcome = prepared
             return await self._finish(job, plan, attempt, outcome)
@@ -222,14 +223,19 @@ class AttemptRunner:
             return Deferred(admission.retry_after_seconds, admission.reason.value)
         return admission.lease
 
-    async def _record(self, target: str, outcome: Result | Failure, lease: Lease) -> None:
-        """Feed the target's breaker: only failures saying the target is unwell count."""
+    async def _finish_flow(self, lease: Lease, outcome: Result | Failure) -> None:
+        """Feed the target's breaker (only failures saying the target is unwell count) and give
+        the lease back, in one call; if cancelled meanwhile, the release still happens."""
         assert self._flow is not None
         healthy = isinstance(outcome, Result) or not outcome.error.retryable
         try:
-            await self._flow.record_outcome(target, healthy, lease=lease)
+            await self._flow.finish(lease, healthy)
         except Unavailable as exc:
-            log.warning("could not record an outcome for breaker %s: %s", target, exc)
+            log.warning("could not record an outcome for breaker %s: %s", lease.target, exc)
+            await self._release_surely(lease)
+        except asyncio.CancelledError:
+            await self._release_surely(lease)
+            raise
 
     async def _release_surely(self, lease: Lease) -> None:
         """Release ``lease`` even when this task is cancelled meanwhile: the release then

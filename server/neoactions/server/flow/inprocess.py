@@ -170,6 +170,10 @@ class InProcessFlowControl:
             breaker.probe_until = lease.expires_at
         return True
 
+    async def finish(self, lease: Lease, success: bool) -> None:
+        await self.record_outcome(lease.target, success, lease=lease)
+        await self.release(lease)
+
     # --- circuit breaker -----------------------------------------------------------
     async def record_outcome(self, target: str, success: bool, *, lease: Lease | None = None) -> BreakerState:
         if not target:

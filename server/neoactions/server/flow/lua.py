@@ -107,14 +107,6 @@ return {1, now, expiry, probe}
 """
 )
 
-#: KEYS: conc[, breaker]. ARGV: now (unused), lease id.
-RELEASE = """
-redis.call('ZREM', KEYS[1], ARGV[2])
-if KEYS[2] and redis.call('HGET', KEYS[2], 'probe') == ARGV[2] then
-  redis.call('HDEL', KEYS[2], 'probe', 'probe_until')
-end
-return 1
-"""
 
 #: KEYS: conc[, breaker]. ARGV: now, lease id, new ttl. Returns the new expiry or 0 if the lease was lost.
 EXTEND = (
@@ -137,63 +129,90 @@ return new_expiry
 """
 )
 
-#: KEYS: breaker. ARGV: now, success (1/0), from the probe ('1', '0', '' = unknown),
-#: cooldown, bucket width, buckets, failure threshold, failure rate threshold,
-#: minimum calls, key ttl (ms). Returns the state after the outcome.
-RECORD = (
-    _NOW
-    + """
-local success, from_probe = ARGV[2] == '1', ARGV[3]
-local cooldown, width, nbuckets = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local threshold, rate, min_calls = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
-local key_ttl = tonumber(ARGV[10])
+#: the breaker's bookkeeping of one outcome (RECORD and FINISH). ``args`` is ARGV from
+#: ``first`` on: success (1/0), from the probe ('1', '0', '' = unknown), cooldown, bucket
+#: width, buckets, failure threshold, failure rate threshold, minimum calls, key ttl (ms).
+#: Returns the state after the outcome.
+_RECORD_FN = """
+local function record(key, first)
+  local success, from_probe = ARGV[first] == '1', ARGV[first + 1]
+  local cooldown, width, nbuckets = tonumber(ARGV[first + 2]), tonumber(ARGV[first + 3]), tonumber(ARGV[first + 4])
+  local threshold, rate, min_calls = tonumber(ARGV[first + 5]), tonumber(ARGV[first + 6]), tonumber(ARGV[first + 7])
+  local key_ttl = tonumber(ARGV[first + 8])
 
-local b = redis.call('HMGET', KEYS[1], 'state', 'opened_at')
-if b[1] == 'open' then
-  -- cooling down: late outcomes change nothing; half-open: only the probe decides
-  if now < tonumber(b[2]) + cooldown then return 'open' end
-  if from_probe == '0' then return 'half_open' end
-  if success then
-    redis.call('DEL', KEYS[1])
-    return 'closed'
+  local b = redis.call('HMGET', key, 'state', 'opened_at')
+  if b[1] == 'open' then
+    -- cooling down: late outcomes change nothing; half-open: only the probe decides
+    if now < tonumber(b[2]) + cooldown then return 'open' end
+    if from_probe == '0' then return 'half_open' end
+    if success then
+      redis.call('DEL', key)
+      return 'closed'
+    end
+    redis.call('HSET', key, 'opened_at', now)
+    redis.call('HDEL', key, 'probe', 'probe_until')
+    extend_ttl(key, key_ttl)
+    return 'open'
   end
-  redis.call('HSET', KEYS[1], 'opened_at', now)
-  redis.call('HDEL', KEYS[1], 'probe', 'probe_until')
-  extend_ttl(KEYS[1], key_ttl)
-  return 'open'
-end
 
--- closed: with no failure rate configured only failures count
-if success and rate == 0 then return 'closed' end
-local bucket = math.floor(now / width)
-if not success then redis.call('HINCRBY', KEYS[1], 'f:' .. bucket, 1) end
-redis.call('HINCRBY', KEYS[1], 'c:' .. bucket, 1)
-local oldest = bucket - nbuckets + 1
-local failures, calls = 0, 0
-local fields = redis.call('HGETALL', KEYS[1])
-for i = 1, #fields, 2 do
-  local kind, n = string.match(fields[i], '^([fc]):(%-?%d+)$')
-  if kind then
-    if tonumber(n) < oldest then
-      redis.call('HDEL', KEYS[1], fields[i])
-    elseif kind == 'f' then
-      failures = failures + tonumber(fields[i + 1])
-    else
-      calls = calls + tonumber(fields[i + 1])
+  -- closed: with no failure rate configured only failures count
+  if success and rate == 0 then return 'closed' end
+  local bucket = math.floor(now / width)
+  if not success then redis.call('HINCRBY', key, 'f:' .. bucket, 1) end
+  redis.call('HINCRBY', key, 'c:' .. bucket, 1)
+  local oldest = bucket - nbuckets + 1
+  local failures, calls = 0, 0
+  local fields = redis.call('HGETALL', key)
+  for i = 1, #fields, 2 do
+    local kind, n = string.match(fields[i], '^([fc]):(%-?%d+)$')
+    if kind then
+      if tonumber(n) < oldest then
+        redis.call('HDEL', key, fields[i])
+      elseif kind == 'f' then
+        failures = failures + tonumber(fields[i + 1])
+      else
+        calls = calls + tonumber(fields[i + 1])
+      end
     end
   end
+  -- a success never opens a breaker
+  if not success and ((threshold > 0 and failures >= threshold)
+      or (rate > 0 and calls >= min_calls and failures >= rate * calls)) then
+    redis.call('DEL', key)
+    redis.call('HSET', key, 'state', 'open', 'opened_at', now)
+    redis.call('PEXPIRE', key, key_ttl)
+    return 'open'
+  end
+  extend_ttl(key, key_ttl)
+  return 'closed'
 end
--- a success never opens a breaker
-if not success and ((threshold > 0 and failures >= threshold)
-    or (rate > 0 and calls >= min_calls and failures >= rate * calls)) then
-  redis.call('DEL', KEYS[1])
-  redis.call('HSET', KEYS[1], 'state', 'open', 'opened_at', now)
-  redis.call('PEXPIRE', KEYS[1], key_ttl)
-  return 'open'
-end
-extend_ttl(KEYS[1], key_ttl)
-return 'closed'
 """
+
+#: give the lease back (RELEASE and FINISH): its concurrency slot, and the half-open probe if it is one
+_RELEASE_LEASE = """
+redis.call('ZREM', KEYS[1], lease)
+if KEYS[2] and redis.call('HGET', KEYS[2], 'probe') == lease then
+  redis.call('HDEL', KEYS[2], 'probe', 'probe_until')
+end
+return 1
+"""
+
+#: KEYS: conc[, breaker]. ARGV: now (unused), lease id.
+RELEASE = "local lease = ARGV[2]\n" + _RELEASE_LEASE
+
+#: KEYS: breaker. ARGV: now, then the outcome as ``_RECORD_FN`` reads it. Returns the state after it.
+RECORD = _NOW + _RECORD_FN + "return record(KEYS[1], 2)\n"
+
+#: An attempt ended: RECORD its outcome, then RELEASE its lease — one call instead of two.
+#: KEYS: conc[, breaker]. ARGV: now, lease id, then the outcome as ``_RECORD_FN`` reads it.
+FINISH = (
+    _NOW
+    + _RECORD_FN
+    + """
+local lease = ARGV[2]
+if KEYS[2] then record(KEYS[2], 3) end
+"""
+    + _RELEASE_LEASE
 )
 
 #: KEYS: breaker. ARGV: now, cooldown. Returns the state now.
@@ -207,4 +226,4 @@ return 'half_open'
 """
 )
 
-__all__ = ["ADMIT", "EXTEND", "RECORD", "RELEASE", "STATE"]
+__all__ = ["ADMIT", "EXTEND", "FINISH", "RECORD", "RELEASE", "STATE"]

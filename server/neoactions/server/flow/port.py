@@ -8,7 +8,8 @@ spend an attempt*: it says why and, as precisely as the limit allows, after how 
 seconds admission can succeed, so delayed executions do not spin.
 
 After the attempt, :meth:`FlowControl.record_outcome` feeds the circuit breaker of
-the attempt's target (see :func:`neoactions.server.flow.targets.breaker_target`).
+the attempt's target (see :func:`neoactions.server.flow.targets.breaker_target`);
+:meth:`FlowControl.finish` does that and the release in one call.
 """
 
 from __future__ import annotations
@@ -134,6 +135,11 @@ class FlowControl(Protocol):
         outcome (``lease.probe``, or an outcome reported without a lease) closes
         or re-opens it, so a straggler admitted before the breaker opened cannot.
         """
+        ...
+
+    async def finish(self, lease: Lease, success: bool) -> None:
+        """The attempt holding ``lease`` ended: ``record_outcome`` for its target (with the
+        lease), then ``release`` it — in one call, the one an attempt normally makes."""
         ...
 
     async def breaker_state(self, target: str) -> BreakerState:

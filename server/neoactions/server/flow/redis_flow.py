@@ -33,10 +33,13 @@ from neoactions.server.flow.port import (
     RefusalReason,
     Refused,
 )
+from neoactions.server.redis_client import redis_from_url
 
 _US = 1_000_000
 #: script calls per pipeline at most
 _PIPELINE_MAX = 512
+#: keys remembered at most (then forgotten all at once)
+_KEY_CACHE = 10_000
 
 _Call = tuple[AsyncScript, Sequence[str], Sequence[str | int | float], "asyncio.Future[Any]"]
 
@@ -84,8 +87,11 @@ class RedisFlowControl:
         self._release = self._script(lua.RELEASE)
         self._extend = self._script(lua.EXTEND)
         self._record = self._script(lua.RECORD)
+        self._finish = self._script(lua.FINISH)
         self._state = self._script(lua.STATE)
         self._calls: list[_Call] = []
+        #: built keys by their parts (the same few actions and targets, every attempt)
+        self._keys: dict[tuple[str, ...], str] = {}
         self._sending: asyncio.Task[None] | None = None
         breaker = self._config.breaker
         # Long enough to outlive an open breaker's cool-down and its probe, and the
@@ -99,7 +105,7 @@ class RedisFlowControl:
         cls, url: str, config: FlowControlConfig | None = None, *, clock: Callable[[], float] | None = None
     ) -> RedisFlowControl:
         """A flow control with its own connection pool to ``url`` (closed by ``aclose``)."""
-        return cls(Redis.from_url(url), config, clock=clock, owns_client=True)
+        return cls(redis_from_url(url), config, clock=clock, owns_client=True)
 
     @property
     def config(self) -> FlowControlConfig:
@@ -114,7 +120,12 @@ class RedisFlowControl:
         return "" if self._clock is None else str(round(self._clock() * _US))
 
     def _key(self, *parts: str) -> str:
-        return ":".join((self._config.key_prefix, *(_part(p) for p in parts)))
+        key = self._keys.get(parts)
+        if key is None:
+            if len(self._keys) >= _KEY_CACHE:
+                self._keys.clear()
+            key = self._keys[parts] = ":".join((self._config.key_prefix, *(_part(p) for p in parts)))
+        return key
 
     def _slots_key(self, tenant: str, action: str) -> str:
         return self._key("conc", tenant, action)
@@ -224,13 +235,9 @@ class RedisFlowControl:
         return True
 
     # --- circuit breaker -----------------------------------------------------------
-    async def record_outcome(self, target: str, success: bool, *, lease: Lease | None = None) -> BreakerState:
-        if not target:
-            return BreakerState.CLOSED
+    def _outcome_args(self, success: bool, from_probe: str) -> list[str | int | float]:
         b = self._config.breaker
-        from_probe = "" if lease is None else ("1" if lease.probe else "0")
-        args: list[str | int | float] = [
-            self._now(),
+        return [
             "1" if success else "0",
             from_probe,
             round(b.cooldown_seconds * _US),
@@ -241,8 +248,18 @@ class RedisFlowControl:
             b.minimum_calls,
             self._breaker_ttl_ms,
         ]
+
+    async def record_outcome(self, target: str, success: bool, *, lease: Lease | None = None) -> BreakerState:
+        if not target:
+            return BreakerState.CLOSED
+        from_probe = "" if lease is None else ("1" if lease.probe else "0")
+        args = [self._now(), *self._outcome_args(success, from_probe)]
         reply = await self._call(self._record, [self._breaker_key(target)], args)
         return BreakerState(_text(reply))
+
+    async def finish(self, lease: Lease, success: bool) -> None:
+        args = [self._now(), lease.id, *self._outcome_args(success, "1" if lease.probe else "0")]
+        await self._call(self._finish, self._lease_keys(lease), args)
 
     async def breaker_state(self, target: str) -> BreakerState:
         args: list[str | int] = [self._now(), round(self._config.breaker.cooldown_seconds * _US)]

@@ -29,6 +29,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from neoactions.server.errors import Unavailable
 from neoactions.server.queue.port import BANDS, Delivery, QueueItem, fair_share
+from neoactions.server.redis_client import redis_from_url
 
 GROUP = "workers"
 #: how long the tenant set is trusted before it is read again
@@ -78,7 +79,7 @@ class RedisStreamQueue:
 
     async def open(self) -> None:
         if self._redis is None:
-            self._redis = aioredis.from_url(
+            self._redis = redis_from_url(
                 self._url, decode_responses=True, socket_connect_timeout=2.0, socket_timeout=10.0
             )
         async with self._translated():
