@@ -38,6 +38,11 @@ class ServerProcess:
     def target(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None, "not running"
+        return self.proc.pid
+
     def start(self, timeout: float = 60.0) -> None:
         env = dict(os.environ)
         env.update(
