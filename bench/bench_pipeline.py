@@ -242,6 +242,8 @@ def _start_profiler(pid: int, out: Path) -> subprocess.Popen[bytes] | None:
     if not PROFILE_DIR:
         return None
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(py_spy).exists():
+        raise RuntimeError("BENCH_PROFILE_DIR needs py-spy: .venv/bin/pip install py-spy")
     return subprocess.Popen(
         [
             py_spy,
