@@ -104,6 +104,8 @@ WORKERS = int(_env("BENCH_WORKERS", 1))
 PROCESSES = int(_env("BENCH_PROCESSES", 2))
 CHANNELS = int(_env("BENCH_CHANNELS", 8))
 PROFILE_DIR = os.environ.get("BENCH_PROFILE_DIR", "")
+#: which phase the profiler records: ``throughput`` or ``latency``
+PROFILE_PHASE = os.environ.get("BENCH_PROFILE_PHASE", "throughput")
 #: Redis databases the test suite does not use (it uses 0)
 QUEUE_DB, CELERY_BROKER_DB, CELERY_BACKEND_DB = 13, 11, 12
 
@@ -188,6 +190,7 @@ async def _pipeline(
             return run
 
         # latency at a fixed offered load
+        profiler = _start_profiler(srv.pid, tmp / f"{slug}-pyspy.txt") if PROFILE_PHASE == "latency" else None
         total = int(RATE * RATE_SECONDS / RATE_BATCH) * RATE_BATCH
         pub = await run_json(
             "bench._publisher", target, "rate", str(RATE_SEQ), str(RATE), str(RATE_SECONDS), str(RATE_BATCH),
@@ -199,8 +202,13 @@ async def _pipeline(
         if await probe.wait_final(done, 120) < done:
             run.notes.append("latency phase did not finish within 120 s")
 
+        if profiler is not None:
+            run.profile = _stop_profiler(profiler, tmp / f"{slug}-pyspy.txt", name)
+            profiler = None
+
         # throughput
-        profiler = _start_profiler(srv.pid, tmp / f"{slug}-pyspy.txt")
+        if PROFILE_PHASE == "throughput":
+            profiler = _start_profiler(srv.pid, tmp / f"{slug}-pyspy.txt")
         commits0 = await probe.commits()
         pids = [srv.pid, *children(srv.pid), *(h.pid for h in helpers)]
         cpu0, db0 = sum(cpu_seconds(p) for p in pids), await probe.backend_cpu()
@@ -515,7 +523,7 @@ def main() -> str:
     ]
     for r in runs:
         if r.profile:
-            lines += ["", f"py-spy, {r.name} throughput phase (server process):", "", r.profile]
+            lines += ["", f"py-spy, {r.name} {PROFILE_PHASE} phase (server process):", "", r.profile]
     return "\n".join(lines)
 
 
