@@ -44,8 +44,10 @@ from neoactions.server.templating import ConfigRenderer
 
 log = logging.getLogger(__name__)
 
-#: jobs a publisher may queue here beyond the running ones, as a multiple of the concurrency
-WAITING_ROOM = 3
+#: jobs a publisher may queue here beyond the running ones, as a multiple of the concurrency:
+#: a burst of several 500-event calls stays here (2,304 jobs per process by default); if the
+#: process dies they wait out their lease, like the running ones
+WAITING_ROOM = 8
 
 
 @dataclass(slots=True, eq=False)
