@@ -22,6 +22,7 @@ from neoactions.server.flow import (
     RefusalReason,
     Refused,
 )
+from neoactions.server.flow.redis_flow import CLOSED_TRUST_SECONDS
 from neoactions.server.model import RateLimit
 from tests.conftest import require_redis
 from tests.integration.flow_backends import FlowBackend, ManualClock
@@ -271,10 +272,15 @@ async def test_breaker_opens_after_failures_and_refuses(backend: FlowBackend, cl
     assert await a.record_outcome(TARGET, False) is BreakerState.CLOSED
     await admitted(b, req(1, target=TARGET))
     assert await b.record_outcome(TARGET, False) is BreakerState.OPEN  # the third, from another worker
-    refusal = await refused(a, req(2, target=TARGET))
+    refusal = await refused(b, req(2, target=TARGET))
     assert refusal.reason is RefusalReason.BREAKER_OPEN
     assert refusal.retry_after_seconds == pytest.approx(30, abs=1e-6)
-    clock.advance(20)
+    # a worker that saw the breaker closed may trust that for CLOSED_TRUST_SECONDS (Redis)
+    clock.advance(CLOSED_TRUST_SECONDS)
+    refusal = await refused(a, req(2, target=TARGET))
+    assert refusal.reason is RefusalReason.BREAKER_OPEN
+    assert refusal.retry_after_seconds == pytest.approx(30 - CLOSED_TRUST_SECONDS, abs=1e-6)
+    clock.advance(20 - CLOSED_TRUST_SECONDS)
     assert (await refused(b, req(2, target=TARGET))).retry_after_seconds == pytest.approx(10, abs=1e-6)
     # other targets, and work with no target, are not affected
     await admitted(a, req(3, target="http:other.example.com"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -13,15 +14,18 @@ from neoactions.server.errors import Unavailable
 from neoactions.server.flow import (
     AdmissionRequest,
     Admitted,
+    BreakerConfig,
+    BreakerState,
     FlowControlConfig,
     RedisFlowControl,
     RefusalReason,
     Refused,
     create_flow_control,
 )
+from neoactions.server.flow.redis_flow import CLOSED_TRUST_SECONDS
 from neoactions.server.model import RateLimit
 from tests.conftest import REDIS_URL, require_redis
-from tests.integration.flow_backends import delete_prefix, unique_prefix
+from tests.integration.flow_backends import ManualClock, delete_prefix, unique_prefix
 
 
 @pytest.fixture
@@ -133,3 +137,54 @@ async def test_concurrent_calls_share_pipelines_and_survive_a_script_flush(redis
     await asyncio.gather(*(flow.release(lease) for lease in admitted))
     again = await asyncio.gather(*(flow.admit(request(100 + n, max_concurrency=7)) for n in range(7)))
     assert all(isinstance(r, Admitted) for r in again)
+
+
+async def test_attempts_with_no_limit_skip_redis_while_the_breaker_is_known_closed(
+    redis_client: Redis, prefix: str
+) -> None:
+    clock = ManualClock()
+    config = FlowControlConfig(key_prefix=prefix, breaker=BreakerConfig(failure_threshold=2, cooldown_seconds=30))
+    a, b = RedisFlowControl(redis_client, config, clock=clock), RedisFlowControl(redis_client, config, clock=clock)
+    target = "python:shop.handlers:alert"
+    first = await a.admit(request(1, target=target))
+    assert isinstance(first, Admitted) and first.lease.taken  # asked Redis; saw the breaker closed
+    calls = 0
+    send = a._pipeline
+
+    async def counting(batch: Any) -> list[Any]:
+        nonlocal calls
+        calls += len(batch)
+        return await send(batch)
+
+    a._pipeline = counting  # type: ignore[method-assign]
+    trusted = await a.admit(request(2, target=target))
+    assert isinstance(trusted, Admitted) and not trusted.lease.taken
+    await a.finish(trusted.lease, True)  # a success changes nothing: no call either
+    await a.release(trusted.lease)
+    assert calls == 0
+    limited = await a.admit(request(3, target=target, max_concurrency=5))  # a limit: always Redis
+    assert isinstance(limited, Admitted) and limited.lease.taken and calls == 1
+
+    # another worker opens the breaker: a trusts what it saw for CLOSED_TRUST_SECONDS at most...
+    await b.record_outcome(target, False)
+    assert await b.record_outcome(target, False) is BreakerState.OPEN
+    assert isinstance(await a.admit(request(4, target=target)), Admitted)
+    clock.advance(CLOSED_TRUST_SECONDS)
+    refused = await a.admit(request(5, target=target))
+    assert isinstance(refused, Refused) and refused.reason is RefusalReason.BREAKER_OPEN
+
+    # ...and a failure of an attempt admitted without Redis still counts, and is seen at once
+    clock.advance(30)
+    probe = await a.admit(request(6, target=target))
+    assert isinstance(probe, Admitted) and probe.lease.probe
+    await a.finish(probe.lease, True)  # closed again
+    assert await b.breaker_state(target) is BreakerState.CLOSED
+    admitted = await b.admit(request(7, target=target))
+    assert isinstance(admitted, Admitted) and admitted.lease.taken  # b had seen it open: asks
+    for n in (8, 9):
+        lease = await b.admit(request(n, target=target))
+        assert isinstance(lease, Admitted) and not lease.lease.taken
+        await b.finish(lease.lease, False)
+    assert await a.breaker_state(target) is BreakerState.OPEN
+    after = await b.admit(request(10, target=target))
+    assert isinstance(after, Refused)  # b's own failure opened it: no trust left

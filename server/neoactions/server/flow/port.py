@@ -79,6 +79,9 @@ class Lease:
     expires_at: float
     #: this attempt is the breaker's half-open probe: report its outcome with this lease
     probe: bool = False
+    #: ``False`` when admitting took nothing from the shared state (no limit applied and the
+    #: target's breaker was known closed): there is nothing to release or extend
+    taken: bool = True
 
 
 @dataclass(frozen=True, slots=True)

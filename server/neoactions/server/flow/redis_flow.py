@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -40,6 +41,9 @@ _US = 1_000_000
 _PIPELINE_MAX = 512
 #: keys remembered at most (then forgotten all at once)
 _KEY_CACHE = 10_000
+#: an attempt with no limit to take is admitted without a round trip while its target's
+#: breaker was seen closed this recently (by an admission or an outcome of this process)
+CLOSED_TRUST_SECONDS = 1.0
 
 _Call = tuple[AsyncScript, Sequence[str], Sequence[str | int | float], "asyncio.Future[Any]"]
 
@@ -92,6 +96,8 @@ class RedisFlowControl:
         self._calls: list[_Call] = []
         #: built keys by their parts (the same few actions and targets, every attempt)
         self._keys: dict[tuple[str, ...], str] = {}
+        #: target -> when (this process's clock) its breaker was last seen closed
+        self._closed_seen: dict[str, float] = {}
         self._sending: asyncio.Task[None] | None = None
         breaker = self._config.breaker
         # Long enough to outlive an open breaker's cool-down and its probe, and the
@@ -189,10 +195,16 @@ class RedisFlowControl:
                 keys.append(self._key("rate", scope, *owner, f"{int(window)}s"))
                 log_args += [n, round(window * _US), reason.value]
         nlogs = len(keys) - 1
-        if request.target:
-            keys.append(self._breaker_key(request.target))
         lease_id = new_lease_id(request.execution_id)
         ttl = request.lease_seconds or cfg.lease_ttl_seconds
+        if request.max_concurrency <= 0 and not nlogs and self._trusted_closed(request.target):
+            # nothing to take and nothing to check: no concurrency slot, no rate log, a breaker
+            # this process saw closed within CLOSED_TRUST_SECONDS (the only staleness allowed)
+            lease = Lease(lease_id, request.tenant, request.action_name, request.target, self._local_now() + ttl)
+            lease.taken = False
+            return Admitted(lease)
+        if request.target:
+            keys.append(self._breaker_key(request.target))
         args: list[str | int] = [
             self._now(),
             lease_id,
@@ -206,7 +218,11 @@ class RedisFlowControl:
         ]
         reply = await self._call(self._admit, keys, args)
         if int(reply[0]) == 0:
+            if request.target:
+                self._closed_seen.pop(request.target, None)
             return Refused(RefusalReason(_text(reply[1])), int(reply[2]) / _US)
+        if request.target and int(reply[3]) == 0:
+            self._seen_closed(request.target)  # admitted, and not as a half-open probe
         lease = Lease(
             id=lease_id,
             tenant=request.tenant,
@@ -225,9 +241,13 @@ class RedisFlowControl:
         return keys
 
     async def release(self, lease: Lease) -> None:
-        await self._call(self._release, self._lease_keys(lease), ["", lease.id])
+        if lease.taken:
+            await self._call(self._release, self._lease_keys(lease), ["", lease.id])
 
     async def extend(self, lease: Lease, seconds: float) -> bool:
+        if not lease.taken:
+            lease.expires_at = self._local_now() + seconds
+            return True
         reply = await self._call(self._extend, self._lease_keys(lease), [self._now(), lease.id, round(seconds * _US)])
         if int(reply) == 0:
             return False
@@ -254,12 +274,37 @@ class RedisFlowControl:
             return BreakerState.CLOSED
         from_probe = "" if lease is None else ("1" if lease.probe else "0")
         args = [self._now(), *self._outcome_args(success, from_probe)]
-        reply = await self._call(self._record, [self._breaker_key(target)], args)
-        return BreakerState(_text(reply))
+        state = BreakerState(_text(await self._call(self._record, [self._breaker_key(target)], args)))
+        if state is BreakerState.CLOSED:
+            self._seen_closed(target)
+        else:
+            self._closed_seen.pop(target, None)
+        return state
 
     async def finish(self, lease: Lease, success: bool) -> None:
+        if not lease.taken:
+            # nothing to give back; a success changes nothing when only failures count (a
+            # success that is no probe never closes nor opens a breaker: see lua.RECORD)
+            if lease.target and not (success and self._config.breaker.failure_rate_threshold == 0):
+                await self.record_outcome(lease.target, success, lease=lease)
+            return
         args = [self._now(), lease.id, *self._outcome_args(success, "1" if lease.probe else "0")]
         await self._call(self._finish, self._lease_keys(lease), args)
+
+    # --- the closed breakers this process trusts --------------------------------------
+    def _local_now(self) -> float:
+        return self._clock() if self._clock is not None else time.monotonic()
+
+    def _trusted_closed(self, target: str) -> bool:
+        if not target:
+            return True
+        seen = self._closed_seen.get(target)
+        return seen is not None and self._local_now() - seen < CLOSED_TRUST_SECONDS
+
+    def _seen_closed(self, target: str) -> None:
+        if len(self._closed_seen) >= _KEY_CACHE:
+            self._closed_seen.clear()
+        self._closed_seen[target] = self._local_now()
 
     async def breaker_state(self, target: str) -> BreakerState:
         args: list[str | int] = [self._now(), round(self._config.breaker.cooldown_seconds * _US)]
