@@ -105,7 +105,7 @@ MODES = os.environ.get("BENCH_MODES", "embedded,postgres,postgres-processes,queu
 #: worker processes beside the api process in the ``queued-workers`` mode
 WORKERS = int(_env("BENCH_WORKERS", 1))
 #: server processes of the ``postgres-processes`` mode, and the publisher's connections to it
-PROCESSES = int(_env("BENCH_PROCESSES", 2))
+PROCESSES = int(_env("BENCH_PROCESSES", 3))
 CHANNELS = int(_env("BENCH_CHANNELS", 8))
 PROFILE_DIR = os.environ.get("BENCH_PROFILE_DIR", "")
 #: which phase the profiler records: ``throughput`` or ``latency``

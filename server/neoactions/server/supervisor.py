@@ -21,6 +21,7 @@ import dataclasses
 import logging
 import multiprocessing
 import multiprocessing.connection
+import os
 import queue
 import signal
 import sys
@@ -41,6 +42,8 @@ _START_TIMEOUT = 120.0
 #: extra time a stopping process gets beyond its own grace period before it is killed
 _KILL_MARGIN = 15.0
 _PR_SET_PDEATHSIG = 1
+#: how long a process that did not stop gets to log its tasks before it is killed
+_DUMP_SECONDS = 1.0
 
 
 def supervise(settings: Settings) -> int:
@@ -132,8 +135,11 @@ class _Group:
         deadline = time.monotonic() + self._settings.shutdown_grace_seconds + _KILL_MARGIN
         for proc in self.processes:
             proc.join(max(0.0, deadline - time.monotonic()))
-            if proc.is_alive():
-                log.error("server process %s did not stop in time: killing it", proc.pid)
+            if proc.is_alive() and proc.pid is not None:
+                log.error("server process %s did not stop in time: logging its tasks, then killing it", proc.pid)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signal.SIGUSR1)  # app.log_tasks
+                proc.join(_DUMP_SECONDS)
                 proc.kill()
                 proc.join()
         self._ready.close()
