@@ -23,7 +23,7 @@ import redis
 
 from neoactions.client import AsyncClient
 from tests.conftest import FIXTURES, REDIS_URL, ROOT, require_postgres, require_redis
-from tests.e2e.conftest import _create_database, _drop_database
+from tests.e2e.conftest import ServerProcess, _create_database, _drop_database
 
 GROUP = re.compile(r"listening on [^:]+:(\d+) \((\d+) processes\)")
 WHO = {
@@ -158,3 +158,18 @@ async def test_a_dead_process_is_started_again_and_a_signal_stops_them_all(
     for pid in survivors:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_sigusr1_logs_where_every_task_waits(tmp_path: Path) -> None:
+    """What the supervisor asks of a process that does not stop in time, before killing it."""
+    proc = ServerProcess(str(tmp_path / "data"), tmp_path / "server.log")
+    proc.start()
+    try:
+        os.kill(proc.pid, signal.SIGUSR1)
+        deadline = time.monotonic() + 10
+        while "lease-heartbeat waits at" not in (tmp_path / "server.log").read_text():
+            assert time.monotonic() < deadline, (tmp_path / "server.log").read_text()[-2000:]
+            time.sleep(0.1)
+        assert proc.proc is not None and proc.proc.poll() is None  # logged, still serving
+    finally:
+        proc.stop()
