@@ -436,8 +436,9 @@ async def test_event_loop_stays_responsive_during_50_concurrent_executions(wasm:
             gaps.append(now - last)
             last = now
 
-    # the test process's own collector is not what is measured: late in a full suite a full
-    # collection alone paused this loop for more than 100 ms
+    # the test process's own collector is not what is measured: late in a full suite (hundreds
+    # of thousands of objects) a full collection can pause this loop by itself — the suspected
+    # cause of one 135 ms stall seen in CI, not reproduced when the module runs alone
     gc.collect()
     gc.disable()
     beat = asyncio.create_task(heartbeat())
