@@ -173,3 +173,32 @@ def test_sigusr1_logs_where_every_task_waits(tmp_path: Path) -> None:
         assert proc.proc is not None and proc.proc.poll() is None  # logged, still serving
     finally:
         proc.stop()
+
+
+async def test_a_watcher_sees_the_executions_of_every_process(group: tuple[subprocess.Popen[str], int]) -> None:
+    _, port = group
+    target = f"127.0.0.1:{port}"
+    async with AsyncClient(target, timeout=30) as admin:
+        await admin.create_action(WHO)
+    async with _connections(target, 1) as [watcher]:
+        seen: dict[str, int] = {}
+        stream = watcher.watch_executions(action="who")
+
+        async def watch() -> None:
+            async for update in stream:
+                if update.kind.value == "succeeded":
+                    seen[update.execution_id] = update.output["pid"]
+
+        watching = asyncio.create_task(watch())
+        await asyncio.sleep(2.5)  # every process learns that the tenant is watched (1 s refresh)
+        async with _connections(target, 16) as clients:
+            results = await asyncio.gather(*(c.publish("shop.who", {"n": i}, wait=True) for i, c in enumerate(clients)))
+        ran = {r.executions[0].id: r.executions[0].output["pid"] for r in results}
+        assert len(set(ran.values())) == 2, "the 16 connections reached both processes"
+        for _ in range(100):
+            if seen.keys() >= ran.keys():
+                break
+            await asyncio.sleep(0.1)
+        watching.cancel()
+        await asyncio.gather(watching, return_exceptions=True)
+    assert {k: seen.get(k) for k in ran} == ran  # every execution, from whichever process ran it

@@ -25,13 +25,14 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from neoactions.server.api.servicers import SERVICE_NAMES, add_servicers
-from neoactions.server.bus import InProcessUpdateBus
+from neoactions.server.bus import InProcessUpdateBus, UpdateBus
 from neoactions.server.changes import change_feed_for
 from neoactions.server.engine import Engine
 from neoactions.server.errors import Unavailable
 from neoactions.server.flow import create_flow_control
 from neoactions.server.persistence import open_store
 from neoactions.server.queue import RedisStreamQueue
+from neoactions.server.relay import RelayedUpdateBus
 from neoactions.server.runners import HandlerRegistry
 from neoactions.server.settings import Settings
 
@@ -87,7 +88,15 @@ async def running(settings: Settings, reuse_port: bool = False) -> AsyncIterator
         stack.push_async_callback(flow.aclose)
 
         changes = change_feed_for(settings.store_url)
-        engine = Engine(store, registry, InProcessUpdateBus(), settings, changes, queue, flow)
+        local = InProcessUpdateBus()
+        bus: UpdateBus = local
+        if settings.redis_url:
+            # watchers see the executions every process runs, not only this one's
+            relay = RelayedUpdateBus(local, settings.redis_url, settings.queue_prefix)
+            await relay.start()
+            stack.push_async_callback(relay.aclose)
+            bus = relay
+        engine = Engine(store, registry, bus, settings, changes, queue, flow)
         await changes.start(engine.actions.reload, engine.actions.loaded_tenants)
         stack.push_async_callback(changes.close)
         await engine.start()

@@ -59,6 +59,16 @@ class Subscription:
         self._on_close = on_close
         self.overflowed = False
 
+    def also_on_close(self, callback: Callable[[Subscription], None]) -> None:
+        """Call ``callback`` too when this subscription closes."""
+        first = self._on_close
+
+        def both(sub: Subscription) -> None:
+            first(sub)
+            callback(sub)
+
+        self._on_close = both
+
     def _offer(self, update: ExecutionUpdate) -> None:
         try:
             self._queue.put_nowait(update)
