@@ -105,6 +105,14 @@ async def _connections(target: str, n: int) -> AsyncIterator[list[AsyncClient]]:
         await asyncio.gather(*(c.close() for c in channels))
 
 
+async def _with_who(port: int) -> str:
+    """The group's target, with the ``who`` action created (the change feed tells every process)."""
+    target = f"127.0.0.1:{port}"
+    async with AsyncClient(target, timeout=30) as admin:
+        await admin.create_action(WHO)
+    return target
+
+
 async def _pids_serving(target: str, connections: int = 16) -> set[int]:
     async with _connections(target, connections) as clients:
         results = await asyncio.gather(*(c.publish("shop.who", {"n": i}, wait=True) for i, c in enumerate(clients)))
@@ -116,9 +124,7 @@ async def test_processes_share_the_port_and_each_runs_what_it_accepted(
     group: tuple[subprocess.Popen[str], int],
 ) -> None:
     proc, port = group
-    target = f"127.0.0.1:{port}"
-    async with AsyncClient(target, timeout=30) as admin:
-        await admin.create_action(WHO)
+    target = await _with_who(port)
     # the action is known to both processes (the change feed), and 16 connections reach both
     # (the chance that the kernel puts all 16 on one of two processes is 2**-15)
     served = await _pids_serving(target)
@@ -130,9 +136,7 @@ async def test_a_dead_process_is_started_again_and_a_signal_stops_them_all(
     group: tuple[subprocess.Popen[str], int],
 ) -> None:
     proc, port = group
-    target = f"127.0.0.1:{port}"
-    async with AsyncClient(target, timeout=30) as admin:
-        await admin.create_action(WHO)
+    target = await _with_who(port)
     before = _children(proc.pid)
     victim = min(before)
     os.kill(victim, signal.SIGKILL)
@@ -177,9 +181,7 @@ def test_sigusr1_logs_where_every_task_waits(tmp_path: Path) -> None:
 
 async def test_a_watcher_sees_the_executions_of_every_process(group: tuple[subprocess.Popen[str], int]) -> None:
     _, port = group
-    target = f"127.0.0.1:{port}"
-    async with AsyncClient(target, timeout=30) as admin:
-        await admin.create_action(WHO)
+    target = await _with_who(port)
     async with _connections(target, 1) as [watcher]:
         seen: dict[str, int] = {}
         stream = watcher.watch_executions(action="who")

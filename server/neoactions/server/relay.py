@@ -93,7 +93,7 @@ class RelayedUpdateBus:
         self._prefix = prefix
         self._origin = uuid.uuid4().hex
         self._redis: Redis | None = None
-        #: tenants some process watches (read from Redis)
+        #: tenants some other process watches (read from Redis)
         self._watched: set[str] = set()
         #: local watchers per tenant
         self._watching: dict[str, int] = {}
@@ -211,7 +211,9 @@ class RelayedUpdateBus:
                 watched: set[str] = set()
                 async for key in self._redis.scan_iter(match=pattern, count=1000):
                     name = key.decode() if isinstance(key, bytes) else key
-                    watched.add(name[len(pattern) - 1 :].rsplit(":", 1)[0])
+                    tenant, _, origin = name[len(pattern) - 1 :].rpartition(":")
+                    if origin != self._origin:  # watchers here get the local bus's updates already
+                        watched.add(tenant)
                 self._watched = watched
             except (RedisError, OSError) as exc:
                 log.warning("reading the watched tenants failed: %s", exc)

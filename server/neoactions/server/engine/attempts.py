@@ -76,11 +76,6 @@ _FLOW_UNAVAILABLE_RETRY = 1.0
 _background: set[asyncio.Future[None]] = set()
 
 
-def _cancelling() -> bool:
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
-
-
 @dataclass(frozen=True, slots=True)
 class Deferred:
     """Flow control refused the attempt: try again after ``seconds``; no attempt was spent."""
@@ -238,20 +233,16 @@ class AttemptRunner:
             raise
 
     async def _release_surely(self, lease: Lease) -> None:
-        """Release ``lease`` even when this task is cancelled meanwhile: the release then
-        goes on in a task of its own (not one per attempt, which costs more than most
-        releases: the in-process one never waits, the Redis one rides a pipeline)."""
-        release = asyncio.ensure_future(self._release(lease)) if _cancelling() else None
-        if release is None:
-            try:
-                await self._release(lease)
-                return
-            except asyncio.CancelledError:
-                release = asyncio.ensure_future(self._release(lease))
-                _background.add(release)
-                release.add_done_callback(_background.discard)
-                raise
-        await asyncio.shield(release)
+        """Release ``lease``; if this task is cancelled meanwhile, the release goes on in a
+        task of its own (not one task per attempt: most releases never wait, the Redis one
+        rides a pipeline)."""
+        try:
+            await self._release(lease)
+        except asyncio.CancelledError:
+            release = asyncio.ensure_future(self._release(lease))
+            _background.add(release)
+            release.add_done_callback(_background.discard)
+            raise
 
     async def _release(self, lease: Lease) -> None:
         assert self._flow is not None

@@ -200,9 +200,10 @@ class RedisFlowControl:
         if request.max_concurrency <= 0 and not nlogs and self._trusted_closed(request.target):
             # nothing to take and nothing to check: no concurrency slot, no rate log, a breaker
             # this process saw closed within CLOSED_TRUST_SECONDS (the only staleness allowed)
-            lease = Lease(lease_id, request.tenant, request.action_name, request.target, self._local_now() + ttl)
-            lease.taken = False
-            return Admitted(lease)
+            expires_at = self._local_now() + ttl
+            return Admitted(
+                Lease(lease_id, request.tenant, request.action_name, request.target, expires_at, taken=False)
+            )
         if request.target:
             keys.append(self._breaker_key(request.target))
         args: list[str | int] = [
