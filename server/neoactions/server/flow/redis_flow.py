@@ -42,7 +42,8 @@ _PIPELINE_MAX = 512
 #: keys remembered at most (then forgotten all at once)
 _KEY_CACHE = 10_000
 #: an attempt with no limit to take is admitted without a round trip while its target's
-#: breaker was seen closed this recently (by an admission or an outcome of this process)
+#: breaker was seen closed this recently (by an admission or a success of this process) and
+#: no failure of that target was reported here since
 CLOSED_TRUST_SECONDS = 1.0
 
 _Call = tuple[AsyncScript, Sequence[str], Sequence[str | int | float], "asyncio.Future[Any]"]
@@ -276,9 +277,10 @@ class RedisFlowControl:
         from_probe = "" if lease is None else ("1" if lease.probe else "0")
         args = [self._now(), *self._outcome_args(success, from_probe)]
         state = BreakerState(_text(await self._call(self._record, [self._breaker_key(target)], args)))
-        if state is BreakerState.CLOSED:
+        if success and state is BreakerState.CLOSED:
             self._seen_closed(target)
         else:
+            # a failing target is checked in Redis on every admission until it does well again
             self._closed_seen.pop(target, None)
         return state
 
@@ -289,6 +291,8 @@ class RedisFlowControl:
             if lease.target and not (success and self._config.breaker.failure_rate_threshold == 0):
                 await self.record_outcome(lease.target, success, lease=lease)
             return
+        if not success:
+            self._closed_seen.pop(lease.target, None)
         args = [self._now(), lease.id, *self._outcome_args(success, "1" if lease.probe else "0")]
         await self._call(self._finish, self._lease_keys(lease), args)
 
