@@ -182,6 +182,12 @@ class Probe:
     async def close(self) -> None:
         pass
 
+    async def commit_latencies(self, until: asyncio.Event, every: float = 0.005) -> list[float]:
+        """Milliseconds of one-row commits on a connection of its own, one every ``every``
+        seconds until ``until`` is set: what a durable commit costs on this disk meanwhile —
+        publish → start waits for at least one."""
+        raise NotImplementedError
+
     async def wait_final(self, total: int, within: float) -> int:
         deadline = time.monotonic() + within
         count = await self.final_count()
@@ -208,6 +214,27 @@ class SqliteProbe(Probe):
     async def finish_times(self) -> tuple[float, float]:
         lo, hi = self._conn().execute("SELECT min(started_at), max(finished_at) FROM executions").fetchone()
         return lo / 1e6, hi / 1e6
+
+    async def commit_latencies(self, until: asyncio.Event, every: float = 0.005) -> list[float]:
+        db = sqlite3.connect(self._path.parent / "commit-probe.db", check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("CREATE TABLE IF NOT EXISTS probe (at REAL)")
+
+        def commit() -> float:
+            t = time.perf_counter()
+            with db:
+                db.execute("INSERT INTO probe VALUES (?)", (t,))
+            return (time.perf_counter() - t) * 1000
+
+        out: list[float] = []
+        try:
+            while not until.is_set():
+                out.append(await asyncio.to_thread(commit))
+                await asyncio.sleep(every)
+        finally:
+            db.close()
+        return out
 
     async def close(self) -> None:
         if self._db is not None:
@@ -250,6 +277,20 @@ class PostgresProbe(Probe):
         self.statements += 1
         n = await c.fetchval("SELECT xact_commit FROM pg_stat_database WHERE datname = $1", self._database)
         return int(n) - self.statements
+
+    async def commit_latencies(self, until: asyncio.Event, every: float = 0.005) -> list[float]:
+        conn = await asyncpg.connect(self._url)  # its commits are not counted: it runs before
+        out: list[float] = []
+        try:
+            await conn.execute("CREATE TABLE IF NOT EXISTS bench_commit_probe (at double precision)")
+            while not until.is_set():
+                t = time.perf_counter()
+                await conn.execute("INSERT INTO bench_commit_probe VALUES ($1)", t)
+                out.append((time.perf_counter() - t) * 1000)
+                await asyncio.sleep(every)
+        finally:
+            await conn.close()
+        return out
 
     async def close(self) -> None:
         if self._conn is not None:

@@ -127,6 +127,8 @@ class Run:
     db_cpu_per_1000: float = 0.0
     commits_per_action: float | None = None
     latency_ms: dict[str, float] = field(default_factory=dict)
+    #: one-row commits of the store's database on a side connection during the latency phase
+    commit_ms: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     profile: str = ""
 
@@ -148,6 +150,23 @@ async def _create_action(target: str, queued: bool) -> None:
             ),
             timeout=30,
         )
+
+
+#: the latency target (ms) the disk's commit stalls are held against
+TARGET_P99_MS = 25.0
+#: seconds between the commit probe's commits
+PROBE_EVERY = 0.005
+
+
+def _commit_stalls(commits: list[float]) -> dict[str, float]:
+    """Percentiles of the probe's commits, and ``stalled``: the share of the phase during
+    which a commit had been waiting longer than the target — an event published then waits
+    longer than the target before it can start, whatever the server does."""
+    out = _percentiles(commits)
+    if commits:
+        elapsed = sum(commits) + 1000 * PROBE_EVERY * len(commits)
+        out["stalled"] = sum(max(0.0, ms - TARGET_P99_MS) for ms in commits) / elapsed
+    return out
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:
@@ -198,10 +217,16 @@ async def _pipeline(
         # latency at a fixed offered load
         profiler = _start_profiler(srv.pid, tmp / f"{slug}-pyspy.txt") if PROFILE_PHASE == "latency" else None
         total = int(RATE * RATE_SECONDS / RATE_BATCH) * RATE_BATCH
-        pub = await run_json(
-            "bench._publisher", target, "rate", str(RATE_SEQ), str(RATE), str(RATE_SECONDS), str(RATE_BATCH),
-            str(sends_file), **clients,
-        )  # fmt: skip
+        phase_over = asyncio.Event()
+        commits = asyncio.create_task(probe.commit_latencies(phase_over, PROBE_EVERY))
+        try:
+            pub = await run_json(
+                "bench._publisher", target, "rate", str(RATE_SEQ), str(RATE), str(RATE_SECONDS), str(RATE_BATCH),
+                str(sends_file), **clients,
+            )  # fmt: skip
+        finally:
+            phase_over.set()
+            run.commit_ms = _commit_stalls(await commits)
         if pub["late_batches"]:
             run.notes.append(f"publisher fell behind its schedule on {pub['late_batches']} batches")
         done += total
@@ -486,23 +511,24 @@ def main() -> str:
     )
     lines += [
         f"| system | actions/s | {TIMES} Celery | publish events/s | server CPU s / 1k | DB CPU s / 1k "
-        "| DB txns / action | p50 ms | p99 ms | max ms | notes |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| DB txns / action | p50 ms | p99 ms | max ms | disk commit p99 / max ms | disk stalled | notes |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     nan = float("nan")
     for r in runs:
-        lat = r.latency_ms
+        lat, disk = r.latency_ms, r.commit_ms
         txns = "—" if r.commits_per_action is None else f"{r.commits_per_action:.2f}"
         lines.append(
             f"| neoactions {r.name} | {_fmt(r.per_second)} | {r.per_second / celery.per_second:.2f}{TIMES} "
             f"| {_fmt(r.publish_per_second)} | {r.cpu_per_1000:.2f} | {r.db_cpu_per_1000:.2f} | {txns} "
             f"| {lat.get('p50', nan):.1f} | {lat.get('p99', nan):.1f} | {lat.get('max', nan):.0f} "
+            f"| {disk.get('p99', nan):.1f} / {disk.get('max', nan):.0f} | {100 * disk.get('stalled', nan):.1f}% "
             f"| {'; '.join(r.notes)} |"
         )
     lines.append(
         f"| Celery 5 + Redis (prefork 2, acks_late) | {_fmt(celery.per_second)} | 1.00{TIMES} "
         f"| {_fmt(celery.publish_per_second)} (one by one) | {celery.cpu_per_1000:.2f} (worker + pool) "
-        "| — | — | — | — | — | |"
+        "| — | — | — | — | — | — | — | |"
     )
 
     def frac(rate: float, pick: str) -> str:

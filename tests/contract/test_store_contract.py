@@ -325,6 +325,32 @@ async def test_failed_append_stores_nothing(store: SqlStore) -> None:
     assert len((await store.list_events("admin", EventFilter())).items) == 1
 
 
+async def test_append_stores_an_execution_begun_by_its_publisher_with_its_attempt_running(store: SqlStore) -> None:
+    ev = event()
+    begun = execution(ev, status=ExecutionStatus.RUNNING, attempt_count=1, started_at=T0, lease_owner="me")
+    begun.lease_expires_at = T0 + timedelta(minutes=5)
+    await store.append("admin", [ev], [begun, execution(ev, name="later")])
+    got = await store.get_execution("admin", begun.id)
+    assert (got.status, got.attempt_count, got.started_at) == (ExecutionStatus.RUNNING, 1, T0)
+    assert [(a.number, a.status, a.started_at, a.runner) for a in got.attempts] == [
+        (1, ExecutionStatus.RUNNING, T0, begun.handler_type)
+    ]
+    # from here it is like any started attempt: its finish is fenced by the lease
+    done = Attempt(number=1, runner=begun.handler_type, started_at=T0, finished_at=T0 + timedelta(seconds=1))
+    await store.finish_attempt("admin", begun.id, done, ExecutionStatus.SUCCEEDED, {"ok": 1}, None, None, owner="me")
+    got = await store.get_execution("admin", begun.id)
+    assert got.status is ExecutionStatus.SUCCEEDED
+    assert [(a.number, a.status) for a in got.attempts] == [(1, ExecutionStatus.SUCCEEDED)]
+
+
+async def test_append_refuses_a_running_execution_without_its_attempt_and_stores_nothing(store: SqlStore) -> None:
+    ev = event()
+    with pytest.raises(InvalidArgument):
+        await store.append("admin", [ev], [execution(ev, status=ExecutionStatus.RUNNING, started_at=T0)])
+    with pytest.raises(NotFound):
+        await store.get_event("admin", ev.id)
+
+
 async def test_append_refuses_records_of_another_tenant(store: SqlStore) -> None:
     await store.create_tenant(Tenant("acme"))
     with pytest.raises(InvalidArgument):

@@ -161,7 +161,12 @@ class Store(Protocol):
         """Store events and executions in one transaction. An event with executions is stored as
         ``processing``, one without as ``completed``. With ``dedup_since``, each event's
         ``dedup_key()`` is recorded too; a key already recorded at or after ``dedup_since`` makes the
-        whole append fail with ``AlreadyExists`` (DUPLICATE_EVENT) and store nothing."""
+        whole append fail with ``AlreadyExists`` (DUPLICATE_EVENT) and store nothing.
+
+        An execution appended ``running`` (its publisher began its first attempt, see
+        ``Dispatcher.begin``) is stored with that attempt — number ``attempt_count``, started
+        at ``started_at`` — as running: the same as appending it pending, then
+        ``start_attempt``."""
 
     async def find_duplicates(self, tenant: str, keys: Sequence[str], since: datetime) -> dict[str, str]:
         """``{dedup key: event id}`` of the keys recorded at or after ``since``."""

@@ -98,6 +98,20 @@ class Plan:
     retry: RetryPolicy
 
 
+@dataclass(slots=True)
+class Begun:
+    """An attempt planned and admitted, not yet running."""
+
+    plan: Plan
+    #: what the runner is called with, or the failure that ends the attempt at once
+    prepared: _Prepared | Failure
+    #: flow control's lease, given back when the attempt ends (or is abandoned)
+    flow_lease: Lease | None
+    attempt: Attempt
+    #: its start is stored already (the publisher stored it with the execution)
+    stored: bool = False
+
+
 #: W3C trace context (``traceparent`` is 55 characters; ``tracestate`` at most 32 members)
 _TRACE_KEYS = {"traceparent": 55, "tracestate": 512}
 
@@ -158,29 +172,46 @@ class AttemptRunner:
         self._renderer = renderer
         self._leases = leases
 
-    async def run(self, job: Job, deadline: datetime | None = None) -> ExecutionStatus | Deferred:
-        """Run the next attempt of ``job.execution`` and record it; returns the new status, or
-        :class:`Deferred` when flow control did not admit the attempt (nothing recorded)."""
+    async def begin(self, job: Job) -> Begun | Deferred:
+        """Plan the next attempt of ``job.execution`` and have flow control admit it: all that
+        comes before its start is stored. :class:`Deferred` when flow control said not now."""
         ex = job.execution
-        job.settling = False
         plan, action = await self._plan(ex)
         number = ex.attempt_count + 1
         prepared = await self._prepare(job, plan, number)
         flow_lease: Lease | None = None
-        target = ""
         if isinstance(prepared, _Prepared) and self._flow is not None:
-            target = breaker_target(plan.handler.type, prepared.config)
-            admission = await self._admit(ex, plan, action, target)
+            admission = await self._admit(ex, plan, action, breaker_target(plan.handler.type, prepared.config))
             if isinstance(admission, Deferred):
                 return admission
             flow_lease = admission
+        return Begun(plan, prepared, flow_lease, Attempt(number=number, runner=plan.handler.type))
+
+    async def abandon(self, begun: Begun) -> None:
+        """Give back what :meth:`begin` took when the attempt will not run after all."""
+        if begun.flow_lease is not None:
+            lease, begun.flow_lease = begun.flow_lease, None
+            await self._release_surely(lease)
+
+    async def run(self, job: Job, deadline: datetime | None = None) -> ExecutionStatus | Deferred:
+        """Run the next attempt of ``job.execution`` (begun already when ``job.begun`` is set)
+        and record it; returns the new status, or :class:`Deferred` when flow control did not
+        admit the attempt (nothing recorded)."""
+        ex = job.execution
+        job.settling = False
+        begun = job.begun or await self.begin(job)
+        job.begun = None
+        if isinstance(begun, Deferred):
+            return begun
+        plan, prepared, attempt = begun.plan, begun.prepared, begun.attempt
+        flow_lease, begun.flow_lease = begun.flow_lease, None
         try:
-            attempt = Attempt(number=number, runner=plan.handler.type)
-            await self._recorder.record(ex.tenant, AttemptStart(ex.id, attempt, self._leases.owner))
-            ex.attempt_count = number
+            if not begun.stored:
+                await self._recorder.record(ex.tenant, AttemptStart(ex.id, attempt, self._leases.owner))
+            ex.attempt_count = attempt.number
             ex.status = ExecutionStatus.RUNNING
             ex.started_at = ex.started_at or attempt.started_at
-            self.announce(ex, UpdateKind.STARTED, attempt=number)
+            self.announce(ex, UpdateKind.STARTED, attempt=attempt.number)
 
             attempt_deadline = attempt.started_at + timedelta(seconds=plan.timeout_seconds)
             if deadline is not None:
@@ -366,4 +397,4 @@ class AttemptRunner:
         self._bus.publish(ExecutionUpdate.about(ex, kind, **fields))
 
 
-__all__ = ["FINAL_KIND", "INTERRUPTED", "AttemptRunner", "Deferred", "Plan", "retry_decision"]
+__all__ = ["FINAL_KIND", "INTERRUPTED", "AttemptRunner", "Begun", "Deferred", "Plan", "retry_decision"]

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from neoactions.server.bus import UpdateBus
-from neoactions.server.engine.attempts import INTERRUPTED, AttemptRunner, Deferred
+from neoactions.server.engine.attempts import INTERRUPTED, AttemptRunner, Begun, Deferred
 from neoactions.server.engine.catalog import ActionCatalog
 from neoactions.server.engine.leases import LeaseKeeper
 from neoactions.server.engine.recorder import AttemptRecorder
@@ -64,6 +64,10 @@ class Job:
     keep_lease: bool = False
     #: its outcome is being recorded (a write that gives up the lease): not a lost lease
     settling: bool = False
+    #: its next attempt, planned and admitted before the job was queued (see ``Dispatcher.begin``)
+    begun: Begun | None = None
+    #: it holds a worker slot reserved for it (``Dispatcher.reserve``) until it is queued
+    reserved: bool = False
     task: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
@@ -91,6 +95,8 @@ class Dispatcher:
         self._order = itertools.count()
         self._workers: list[asyncio.Task[None]] = []
         self._in_flight = 0
+        #: slots promised to jobs not queued yet (``reserve``)
+        self._reserved = 0
         self._idle = asyncio.Event()
         self._idle.set()
         self._slot_freed = asyncio.Event()
@@ -105,7 +111,38 @@ class Dispatcher:
         self._workers = [asyncio.create_task(self._work(), name=f"dispatcher-{i}") for i in range(self._concurrency)]
 
     def free_slots(self) -> int:
-        return self._concurrency - self._in_flight - self._queue.qsize()
+        return self._concurrency - self._in_flight - self._queue.qsize() - self._reserved
+
+    def reserve(self, wanted: int) -> int:
+        """Promise up to ``wanted`` free worker slots to jobs about to be queued; returns how
+        many. Each job given one (``Job.reserved``) hands it back when it is queued, or
+        through ``unreserve`` when it is not."""
+        granted = max(0, min(wanted, self.free_slots()))
+        self._reserved += granted
+        return granted
+
+    def unreserve(self, job: Job) -> None:
+        if job.reserved:
+            job.reserved = False
+            self._reserved -= 1
+
+    async def begin(self, job: Job) -> bool:
+        """Plan the job's next attempt and have flow control admit it now, so that its start
+        can be stored with the execution (the publisher does). False, with nothing held,
+        when it cannot begin now."""
+        begun = await self._attempts.begin(job)
+        if isinstance(begun, Deferred):
+            return False
+        begun.stored = True
+        job.begun = begun
+        return True
+
+    async def abandon(self, job: Job) -> None:
+        """Give back what ``begin`` and ``reserve`` took for a job that will not be queued."""
+        self.unreserve(job)
+        if job.begun is not None:
+            begun, job.begun = job.begun, None
+            await self._attempts.abandon(begun)
 
     def room(self) -> int:
         """How much more work the publisher may keep here: the free slots and a waiting room
@@ -138,11 +175,14 @@ class Dispatcher:
             worker.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
         self._workers.clear()
+        while not self._queue.empty():  # never started: give their flow-control leases back
+            await self.abandon(self._queue.get_nowait()[2])
         await self.recorder.drain()
 
     def submit(self, job: Job) -> None:
         """Queue a leased job for a worker."""
         self._leases.hold(job)
+        self.unreserve(job)
         self._idle.clear()
         self._queue.put_nowait((-int(job.execution.priority), next(self._order), job))
 
@@ -166,6 +206,8 @@ class Dispatcher:
                     job.task = asyncio.create_task(self._run_job(job))
                     # wait, not await: a lost lease cancels the job's task, never this worker
                     await asyncio.wait({job.task})
+                else:
+                    await self.abandon(job)
             finally:
                 self._leases.drop(job)
                 self._in_flight -= 1
@@ -192,7 +234,7 @@ class Dispatcher:
         """Run ``job`` until its execution is final or a retry is stored; with ``keep_lease``,
         run the retries here too (the caller waits). Returns the execution."""
         ex = job.execution
-        if ex.status is ExecutionStatus.RUNNING:
+        if ex.status is ExecutionStatus.RUNNING and job.begun is None:
             await self._interrupted(job)
         while True:
             status = await self._attempts.run(job, deadline)

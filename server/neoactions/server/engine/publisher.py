@@ -11,6 +11,12 @@ catches a failure); ``sync`` executions the caller waits for are stored leased t
 this process and run here; other executions are stored leased to this process as far
 as its workers and their waiting room take them (no claim round trip on the hot path)
 and unleased beyond that, for any process's scheduler to claim.
+
+Executions that find an idle worker have their first attempt begun before the commit:
+planned, admitted by flow control, and stored ``running`` with that attempt in the same
+transaction as the event. The worker then calls the handler at once: publish → start
+waits for one durable commit, not two. A crash after the commit shows the attempt as
+cut, as it would after any stored start.
 """
 
 from __future__ import annotations
@@ -100,6 +106,7 @@ class Publisher:
         results: list[Published] = []
         fresh: list[Event] = []
         executions: list[Execution] = []
+        jobs: dict[str, Job] = {}
         first_of_key: dict[str, Published] = {}
         local = self._dispatcher.room() if self._wakeup is not None else 0
         for event, key in zip(events, keys, strict=True):
@@ -113,12 +120,14 @@ class Publisher:
             event.id = new_id()
             event.received_at = utcnow()
             planned = [_plan(event, action) for action in self._matcher.match(tenant, event)]
+            envelope = event.envelope() if planned else None
             for ex in planned:
                 lease = ex.mode is ExecutionMode.SYNC and wait
                 if not lease and ex.mode is not ExecutionMode.QUEUED and local > 0:
                     lease, local = True, local - 1
                 if lease:
                     ex.lease_owner, ex.lease_expires_at = self._leases.owner, self._leases.until()
+                    jobs[ex.id] = Job(ex, envelope)
             event.status = EventStatus.PROCESSING if planned else EventStatus.COMPLETED
             fresh.append(event)
             executions.extend(planned)
@@ -127,9 +136,36 @@ class Publisher:
             if key:
                 first_of_key[key] = published
         if fresh:
-            await self._store.append(tenant, fresh, executions, dedup_since=since)
-        await self._hand_on(tenant, fresh, executions, wait)
+            await self._begin(list(jobs.values()))
+            try:
+                await self._store.append(tenant, fresh, executions, dedup_since=since)
+            except BaseException:
+                for job in jobs.values():
+                    await self._dispatcher.abandon(job)
+                raise
+        await self._hand_on(tenant, fresh, executions, jobs, wait)
         return results
+
+    async def _begin(self, jobs: list[Job]) -> None:
+        """Begin the first attempt of as many of ``jobs`` as there are idle workers for, so
+        that it is stored with the execution and the worker calls the handler at once (no
+        transaction of its own between publish and start)."""
+        slots = self._dispatcher.reserve(len(jobs))
+        first = jobs[:slots]
+        for job in first:
+            job.reserved = True
+        try:
+            begun = await asyncio.gather(*(self._dispatcher.begin(job) for job in first))
+        except BaseException:
+            for job in first:
+                await self._dispatcher.abandon(job)
+            raise
+        for job, ok in zip(first, begun, strict=True):
+            if ok and job.begun is not None:
+                ex, attempt = job.execution, job.begun.attempt
+                ex.status, ex.attempt_count, ex.started_at = ExecutionStatus.RUNNING, attempt.number, attempt.started_at
+            else:
+                self._dispatcher.unreserve(job)
 
     async def _original(self, tenant: str, event_id: str) -> Published:
         event = await self._store.get_event(tenant, event_id)
@@ -137,7 +173,9 @@ class Publisher:
         executions = sorted(page.items, key=lambda x: (-int(x.priority), x.created_at, x.id))
         return Published(event, executions, duplicate=True)
 
-    async def _hand_on(self, tenant: str, events: list[Event], executions: list[Execution], wait: bool) -> None:
+    async def _hand_on(
+        self, tenant: str, events: list[Event], executions: list[Execution], jobs: dict[str, Job], wait: bool
+    ) -> None:
         by_event: dict[str, list[Execution]] = {}
         for ex in executions:
             by_event.setdefault(ex.event_id, []).append(ex)
@@ -156,13 +194,14 @@ class Publisher:
                     message=f"{event.type} matched {len(planned)} action(s)",
                 )
             )
-            envelope = event.envelope()
             for ex in planned:
-                self._bus.publish(ExecutionUpdate.about(ex, UpdateKind.SCHEDULED))
+                scheduled = ExecutionUpdate.about(ex, UpdateKind.SCHEDULED)
+                scheduled.status = ExecutionStatus.PENDING  # a begun attempt is announced by its worker
+                self._bus.publish(scheduled)
+                job = jobs.get(ex.id)
                 if ex.mode is ExecutionMode.QUEUED:
                     queued.append(ex)
-                elif ex.lease_owner:
-                    job = Job(ex, envelope)
+                elif job is not None:
                     if wait and ex.mode is ExecutionMode.SYNC:
                         job.keep_lease = True
                         job.done = loop.create_future()

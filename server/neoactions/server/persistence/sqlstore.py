@@ -110,6 +110,15 @@ def _fence(tenant: str, change: AttemptChange, row: Row | None) -> Exception | N
     )
 
 
+def _begun(x: Execution) -> Attempt:
+    """The running attempt of an execution appended ``running``."""
+    if x.attempt_count < 1 or x.started_at is None:
+        raise InvalidArgument.field("execution.status", "a running execution needs its attempt_count and started_at")
+    return Attempt(
+        number=x.attempt_count, runner=x.handler_type, status=ExecutionStatus.RUNNING, started_at=x.started_at
+    )
+
+
 def _start_params(key: str, change: AttemptStart, now: datetime, d: Dialect) -> tuple[Any, ...]:
     a = change.attempt
     return (key, a.number, d.enc_time(a.started_at), d.enc_time(now), change.owner)
@@ -314,9 +323,12 @@ class SqlStore(LeaseMixin, ABC):
             if key:
                 dedup_rows.append((key, canonical_id(e.id, "event.id"), d.enc_time(now)))
         execution_rows = []
+        attempt_rows = []
         for x in executions:
             check_tenant(x.tenant, tenant, "execution.tenant")
             execution_rows.append(execution_params(x, d))
+            if x.status is ExecutionStatus.RUNNING:
+                attempt_rows.append(attempt_params(canonical_id(x.id, "execution.id"), _begun(x), d))
         if not event_rows and not execution_rows:
             return
         async with self._tx(tenant, write=True) as (tx, q):
@@ -335,6 +347,8 @@ class SqlStore(LeaseMixin, ABC):
                     await tx.executemany(q.event_insert, event_rows)
                 if execution_rows:
                     await tx.executemany(q.execution_insert, execution_rows)
+                if attempt_rows:
+                    await tx.executemany(q.attempt_upsert, attempt_rows)
             except UniqueViolation as exc:
                 raise AlreadyExists(f"append: an id is already stored ({exc})") from None
 
