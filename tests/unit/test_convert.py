@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
+from google.protobuf import timestamp_pb2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -143,3 +145,21 @@ def test_execution_round_trip(output: object, status: ExecutionStatus, when: dat
         finished_at=None,
     )
     assert convert.execution_from_pb(convert.execution_to_pb(ex)) == ex
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        datetime(2026, 12, 2, 15, 47, 1, 123456, tzinfo=UTC),
+        datetime(1969, 7, 20, 20, 17, 40, 1, tzinfo=UTC),  # before the epoch: negative seconds
+        datetime(2026, 12, 2, 15, 47, 1, 999999),  # naive: UTC
+        datetime(2026, 12, 2, 16, 47, 1, tzinfo=timezone(timedelta(hours=1))),
+        datetime(1, 1, 1, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    ],
+)
+def test_timestamps_are_what_protobuf_makes_of_the_datetime(value: datetime) -> None:
+    expected = timestamp_pb2.Timestamp()
+    expected.FromDatetime(value)
+    assert convert.ts(value) == expected
+    assert convert.dt(expected) == (value if value.tzinfo else value.replace(tzinfo=UTC))

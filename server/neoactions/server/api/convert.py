@@ -41,12 +41,15 @@ from neoactions.v1 import actions_pb2, events_pb2, executions_pb2, tenants_pb2
 # --- scalars -------------------------------------------------------------------
 
 
-def ts(dt: datetime | None) -> timestamp_pb2.Timestamp | None:
-    if dt is None:
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def ts(value: datetime | None) -> timestamp_pb2.Timestamp | None:
+    """``value`` (naive means UTC) as a Timestamp; by hand, as ``FromDatetime`` costs 3 µs."""
+    if value is None:
         return None
-    out = timestamp_pb2.Timestamp()
-    out.FromDatetime(dt)
-    return out
+    delta = (value if value.tzinfo is not None else value.replace(tzinfo=UTC)) - _EPOCH
+    return timestamp_pb2.Timestamp(seconds=delta.days * 86_400 + delta.seconds, nanos=delta.microseconds * 1000)
 
 
 def dt(value: timestamp_pb2.Timestamp) -> datetime:
@@ -92,8 +95,11 @@ def parse_json(text: str, field: str, *, default: JSON = None, want_object: bool
     return value
 
 
+_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def dump_json(value: JSON) -> str:
-    return "" if value is None else json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return "" if value is None else _JSON.encode(value)
 
 
 # --- enums ---------------------------------------------------------------------
@@ -386,7 +392,8 @@ def attempt_to_pb(a: Attempt) -> executions_pb2.Attempt:
     )
 
 
-def execution_to_pb(e: Execution) -> executions_pb2.Execution:
+def execution_to_pb(e: Execution, input_json: str | None = None) -> executions_pb2.Execution:
+    """``input_json``: ``e.input`` already as JSON, when the caller has it."""
     return executions_pb2.Execution(
         name=names.execution_name(e.tenant, e.id),
         id=e.id,
@@ -395,7 +402,7 @@ def execution_to_pb(e: Execution) -> executions_pb2.Execution:
         handler_type=e.handler_type,
         event_id=e.event_id,
         status=_EXEC_STATUS_TO_PB[e.status],
-        input_json=dump_json(e.input),
+        input_json=dump_json(e.input) if input_json is None else input_json,
         output_json=dump_json(e.output),
         error=error_to_pb(e.error),
         idempotency_key=e.idempotency_key,

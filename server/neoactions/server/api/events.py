@@ -80,8 +80,12 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
 
 
 def _response(p: Published) -> events_pb2.PublishEventResponse:
+    event = convert.event_to_pb(p.event)
+    # a matched execution's input is the event's data: written as JSON once
     return events_pb2.PublishEventResponse(
-        event=convert.event_to_pb(p.event),
-        executions=[convert.execution_to_pb(e) for e in p.executions],
+        event=event,
+        executions=[
+            convert.execution_to_pb(e, event.data_json if e.input is p.event.data else None) for e in p.executions
+        ],
         duplicate=p.duplicate,
     )
