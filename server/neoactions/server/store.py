@@ -256,7 +256,8 @@ class Store(Protocol):
         pending one is taken only if stored before ``settle_before`` (its publisher enqueues it)."""
 
     async def mark_queued(self, tenant: str, execution_ids: Sequence[str], at: datetime) -> None:
-        """Record that pending executions were put on the work queue at ``at``."""
+        """Record that pending executions were put on the work queue at ``at``. Rows another
+        transaction holds are skipped (at worst the outbox enqueues one again: a duplicate)."""
 
     async def unmark_queued(self, tenant: str, execution_ids: Sequence[str]) -> None:
         """Undo ``mark_queued``/``take_for_queue`` (the enqueue failed): back to the outbox."""

@@ -42,16 +42,21 @@ class ArrayForm:
     sql: str
     #: positions whose values are JSON (sent as text)
     json_positions: tuple[int, ...]
+    #: parameters per row
+    width: int
 
     def arrays(self, rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
+        if not rows:
+            return [[] for _ in range(self.width)]
         columns = [list(c) for c in zip(*rows, strict=True)]
         for i in self.json_positions:
             columns[i] = [dump_json(v) for v in columns[i]]
         return columns
 
 
-def _unnest(names: Sequence[str]) -> tuple[str, tuple[int, ...]]:
-    """``unnest($1::t1[], …) AS r(n1, …)`` and the JSON positions, for parameters named ``names``."""
+def _unnest(names: Sequence[str], first: int = 1) -> tuple[str, tuple[int, ...]]:
+    """``unnest($1::t1[], …) AS r(n1, …)`` and the JSON positions, for parameters named ``names``
+    (numbered from ``first``)."""
     arrays = []
     json_positions = []
     for i, name in enumerate(names):
@@ -59,7 +64,7 @@ def _unnest(names: Sequence[str]) -> tuple[str, tuple[int, ...]]:
         if kind == "jsonb":
             kind = "text"
             json_positions.append(i)
-        arrays.append(f"${i + 1}::{kind}[]")
+        arrays.append(f"${first + i}::{kind}[]")
     return f"unnest({', '.join(arrays)}) AS r({', '.join(names)})", tuple(json_positions)
 
 
@@ -67,10 +72,36 @@ def _value(name: str) -> str:
     return f"r.{name}::jsonb" if _TYPES[name] == "jsonb" else f"r.{name}"
 
 
-def _insert(table: str, columns: Sequence[str], tail: str = "") -> ArrayForm:
-    rows, json_positions = _unnest(columns)
+def _insert(table: str, columns: Sequence[str], tail: str = "", first: int = 1) -> ArrayForm:
+    rows, json_positions = _unnest(columns, first)
     values = ", ".join(_value(c) for c in columns)
-    return ArrayForm(f"INSERT INTO {table} ({', '.join(columns)}) SELECT {values} FROM {rows}{tail}", json_positions)
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) SELECT {values} FROM {rows}{tail}"
+    return ArrayForm(sql, json_positions, len(columns))
+
+
+@dataclass(frozen=True, slots=True)
+class AppendForm:
+    """An append's events, executions and begun attempts as one statement: atomic by itself,
+    so it needs no transaction around it — one round trip instead of five (begin, three
+    inserts, commit). Foreign keys are checked at the end of the statement."""
+
+    sql: str
+    events: ArrayForm
+    executions: ArrayForm
+    attempts: ArrayForm
+
+    def arguments(
+        self, events: Sequence[Sequence[Any]], executions: Sequence[Sequence[Any]], attempts: Sequence[Sequence[Any]]
+    ) -> list[list[Any]]:
+        return [*self.events.arrays(events), *self.executions.arrays(executions), *self.attempts.arrays(attempts)]
+
+
+def append_form(q: Statements) -> AppendForm:
+    s = q.prefix
+    events = _insert(f"{s}events", EVENT_COLUMNS)
+    executions = _insert(f"{s}executions", EXECUTION_COLUMNS, first=1 + events.width)
+    attempts = _insert(f"{s}attempts", ATTEMPT_COLUMNS, first=1 + events.width + executions.width)
+    return AppendForm(f"WITH e AS ({events.sql}), x AS ({executions.sql}) {attempts.sql}", events, executions, attempts)
 
 
 def array_forms(q: Statements) -> dict[str, ArrayForm]:
@@ -99,6 +130,7 @@ def array_forms(q: Statements) -> dict[str, ArrayForm]:
             " started_at = COALESCE(e.started_at, r.started_at), next_attempt_at = NULL, updated_at = r.now"
             f" FROM {start_rows} WHERE e.id = r.id",
             (),
+            len(start),
         ),
         q.execution_finish: ArrayForm(
             f"UPDATE {s}executions e SET status = r.status, output = r.output::jsonb, error = r.error::jsonb,"
@@ -108,11 +140,12 @@ def array_forms(q: Statements) -> dict[str, ArrayForm]:
             " lease_expires_at = CASE WHEN r.keep_lease THEN e.lease_expires_at ELSE NULL END, queued_at = NULL"
             f" FROM {finish_rows} WHERE e.id = r.id",
             finish_json,
+            len(finish),
         ),
         q.event_set_status: ArrayForm(
-            f"UPDATE {s}events e SET status = r.status FROM {status_rows} WHERE e.id = r.id", ()
+            f"UPDATE {s}events e SET status = r.status FROM {status_rows} WHERE e.id = r.id", (), 2
         ),
     }
 
 
-__all__ = ["ArrayForm", "array_forms"]
+__all__ = ["AppendForm", "ArrayForm", "append_form", "array_forms"]

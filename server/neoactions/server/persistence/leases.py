@@ -47,6 +47,9 @@ class LeaseMixin:
     def _tx(self, tenant: str, *, write: bool) -> AbstractAsyncContextManager[tuple[Tx, Statements]]:
         raise NotImplementedError
 
+    def _one(self, tenant: str, *, write: bool) -> AbstractAsyncContextManager[tuple[Tx, Statements]]:
+        raise NotImplementedError
+
     async def _settle_event(self, tx: Tx, q: Statements, event_id: str) -> None:
         raise NotImplementedError
 
@@ -88,7 +91,7 @@ class LeaseMixin:
         if not keys:
             return {}
         d = self.dialect
-        async with self._tx(tenant, write=False) as (tx, q):
+        async with self._one(tenant, write=False) as (tx, q):
             rows = await tx.fetch(q.execution_states, d.enc_ids(keys))
         return {
             dec_id(r[0]): ExecutionState(
@@ -137,13 +140,13 @@ class LeaseMixin:
     async def mark_queued(self, tenant: str, execution_ids: Sequence[str], at: datetime) -> None:
         keys = _ids(execution_ids)
         if keys:
-            async with self._tx(tenant, write=True) as (tx, q):
+            async with self._one(tenant, write=True) as (tx, q):
                 await tx.execute(q.outbox_mark, self.dialect.enc_ids(keys), self.dialect.enc_time(at))
 
     async def unmark_queued(self, tenant: str, execution_ids: Sequence[str]) -> None:
         keys = _ids(execution_ids)
         if keys:
-            async with self._tx(tenant, write=True) as (tx, q):
+            async with self._one(tenant, write=True) as (tx, q):
                 await tx.execute(q.outbox_unmark, self.dialect.enc_ids(keys))
 
     async def reset_queued(self, tenant: str) -> int:

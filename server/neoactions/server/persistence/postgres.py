@@ -25,7 +25,7 @@ from neoactions.server.errors import (
     Unavailable,
 )
 from neoactions.server.model import ADMIN_TENANT, Tenant, utcnow
-from neoactions.server.persistence.arrays import ArrayForm, array_forms
+from neoactions.server.persistence.arrays import AppendForm, ArrayForm, append_form, array_forms
 from neoactions.server.persistence.codec import (
     POSTGRES,
     Row,
@@ -200,6 +200,7 @@ class PostgresStore(SqlStore):
         self._pool: Any = None
         self._statements: dict[str, Statements] = {}
         self._forms: dict[str, dict[str, ArrayForm]] = {}
+        self._appends: dict[str, AppendForm] = {}
 
     async def open(self) -> None:
         if self._pool is not None:
@@ -268,6 +269,23 @@ class PostgresStore(SqlStore):
         statements = self._statements[tenant] = _statements_for(tenant)
         return statements
 
+    async def _insert_rows(
+        self,
+        tenant: str,
+        events: Sequence[Sequence[Any]],
+        executions: Sequence[Sequence[Any]],
+        attempts: Sequence[Sequence[Any]],
+    ) -> None:
+        statements = await self._schema(tenant)
+        form = self._appends.get(statements.prefix)
+        if form is None:
+            form = self._appends[statements.prefix] = append_form(statements)
+        with _translated():
+            try:
+                await self._pool.execute(form.sql, *form.arguments(events, executions, attempts))
+            except asyncpg.UniqueViolationError as exc:
+                raise AlreadyExists(f"append: an id is already stored ({exc})") from None
+
     def _array_forms(self, statements: Statements) -> dict[str, ArrayForm]:
         forms = self._forms.get(statements.prefix)
         if forms is None:
@@ -283,6 +301,13 @@ class PostgresStore(SqlStore):
                 tx = conn.transaction() if write else conn.transaction(isolation="repeatable_read", readonly=True)
                 async with tx:
                     yield _Tx(conn, self._array_forms(statements)), statements
+
+    @asynccontextmanager
+    async def _one(self, tenant: str, *, write: bool) -> AsyncIterator[tuple[_Tx, Statements]]:
+        statements = await self._schema(tenant)
+        with _translated():
+            async with self._pool.acquire() as conn:
+                yield _Tx(conn, self._array_forms(statements)), statements
 
 
 __all__ = ["PostgresStore", "quote_ident"]

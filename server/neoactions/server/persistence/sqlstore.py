@@ -110,6 +110,24 @@ def _fence(tenant: str, change: AttemptChange, row: Row | None) -> Exception | N
     )
 
 
+async def _insert(
+    tx: Tx,
+    q: Statements,
+    events: Sequence[Sequence[Any]],
+    executions: Sequence[Sequence[Any]],
+    attempts: Sequence[Sequence[Any]],
+) -> None:
+    try:
+        if events:
+            await tx.executemany(q.event_insert, events)
+        if executions:
+            await tx.executemany(q.execution_insert, executions)
+        if attempts:
+            await tx.executemany(q.attempt_upsert, attempts)
+    except UniqueViolation as exc:
+        raise AlreadyExists(f"append: an id is already stored ({exc})") from None
+
+
 def _begun(x: Execution) -> Attempt:
     """The running attempt of an execution appended ``running``."""
     if x.attempt_count < 1 or x.started_at is None:
@@ -165,6 +183,11 @@ class SqlStore(LeaseMixin, ABC):
     @abstractmethod
     def _tx(self, tenant: str, *, write: bool) -> AbstractAsyncContextManager[tuple[Tx, Statements]]:
         """A transaction on ``tenant``'s data; ``NotFound`` (TENANT_NOT_FOUND) for an unknown tenant."""
+
+    def _one(self, tenant: str, *, write: bool) -> AbstractAsyncContextManager[tuple[Tx, Statements]]:
+        """For exactly one statement: a statement is atomic and reads one snapshot by itself, so a
+        store may run it without a transaction around it (saving the begin and commit)."""
+        return self._tx(tenant, write=write)
 
     @abstractmethod
     async def open(self) -> None: ...
@@ -331,32 +354,38 @@ class SqlStore(LeaseMixin, ABC):
                 attempt_rows.append(attempt_params(canonical_id(x.id, "execution.id"), _begun(x), d))
         if not event_rows and not execution_rows:
             return
+        if not dedup_rows:
+            await self._insert_rows(tenant, event_rows, execution_rows, attempt_rows)
+            return
+        assert dedup_since is not None  # keys are only recorded with a window
         async with self._tx(tenant, write=True) as (tx, q):
-            if dedup_rows and dedup_since is not None:
-                # a key outside the window no longer counts: forget it so the insert below succeeds
-                keys = [r[0] for r in dedup_rows]
-                await tx.execute(q.dedup_expire_keys, d.enc_ids(keys), d.enc_time(dedup_since))
-                try:
-                    await tx.executemany(q.dedup_insert, dedup_rows)
-                except UniqueViolation:
-                    raise AlreadyExists(
-                        "an event with the same idempotency key was accepted meanwhile", reason=DUPLICATE_EVENT
-                    ) from None
+            # a key outside the window no longer counts: forget it so the insert below succeeds
+            keys = [r[0] for r in dedup_rows]
+            await tx.execute(q.dedup_expire_keys, d.enc_ids(keys), d.enc_time(dedup_since))
             try:
-                if event_rows:
-                    await tx.executemany(q.event_insert, event_rows)
-                if execution_rows:
-                    await tx.executemany(q.execution_insert, execution_rows)
-                if attempt_rows:
-                    await tx.executemany(q.attempt_upsert, attempt_rows)
-            except UniqueViolation as exc:
-                raise AlreadyExists(f"append: an id is already stored ({exc})") from None
+                await tx.executemany(q.dedup_insert, dedup_rows)
+            except UniqueViolation:
+                raise AlreadyExists(
+                    "an event with the same idempotency key was accepted meanwhile", reason=DUPLICATE_EVENT
+                ) from None
+            await _insert(tx, q, event_rows, execution_rows, attempt_rows)
+
+    async def _insert_rows(
+        self,
+        tenant: str,
+        events: Sequence[Sequence[Any]],
+        executions: Sequence[Sequence[Any]],
+        attempts: Sequence[Sequence[Any]],
+    ) -> None:
+        """Insert an append's rows, all or none (a store may do it in fewer round trips)."""
+        async with self._tx(tenant, write=True) as (tx, q):
+            await _insert(tx, q, events, executions, attempts)
 
     async def find_duplicates(self, tenant: str, keys: Sequence[str], since: datetime) -> dict[str, str]:
         if not keys:
             return {}
         d = self.dialect
-        async with self._tx(tenant, write=False) as (tx, q):
+        async with self._one(tenant, write=False) as (tx, q):
             rows = await tx.fetch(q.dedup_find, d.enc_ids(list(keys)), d.enc_time(since))
         return {str(r[0]): dec_id(r[1]) for r in rows}
 
@@ -383,7 +412,7 @@ class SqlStore(LeaseMixin, ABC):
         keys = [k for k in (lookup_id(i) for i in event_ids) if k is not None]
         if not keys:
             return {}
-        async with self._tx(tenant, write=False) as (tx, q):
+        async with self._one(tenant, write=False) as (tx, q):
             rows = await tx.fetch(q.event_get_many, self.dialect.enc_ids(keys))
         events = (event_from_row(r, tenant, self.dialect) for r in rows)
         return {e.id: e for e in events}

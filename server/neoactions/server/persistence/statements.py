@@ -162,9 +162,11 @@ class Statements:
         " ORDER BY priority DESC, created_at, id LIMIT $4{skip_locked})"
         " RETURNING id, priority"
     )
+    #: rows another transaction holds (a consumer claiming them, an attempt being recorded) are
+    #: on their way already: skipped, not waited for
     outbox_mark: str = (
         "UPDATE {s}executions SET queued_at = $2 WHERE id IN (SELECT id FROM {s}executions"
-        " WHERE id {ids1} AND status = 'pending' AND queued_at IS NULL ORDER BY id{for_update})"
+        " WHERE id {ids1} AND status = 'pending' AND queued_at IS NULL ORDER BY id{skip_locked})"
     )
     outbox_unmark: str = (
         "UPDATE {s}executions SET queued_at = NULL WHERE id IN"
