@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 
 from neoactions.server.engine.dispatcher import Dispatcher, Job
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 #: how long a worker waits on an empty queue per read (bounds shutdown and tenant discovery)
 _BLOCK_SECONDS = 1.0
 _BACKOFF_SECONDS = 0.5
+#: batches of entries being claimed while the next read waits for more
+_TAKES_IN_FLIGHT = 4
 
 
 class QueueConsumer:
@@ -51,10 +54,13 @@ class QueueConsumer:
         self._batch = batch
         self._acks: list[Delivery] = []
         self._ack_ready = asyncio.Event()
+        self._takes: set[asyncio.Task[None]] = set()
+        #: after a claim failed, reads wait until then (``time.monotonic``)
+        self._resume_reads_at = 0.0
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._read())
+            tg.create_task(self._read(tg))
             tg.create_task(self._reclaim())
             tg.create_task(self._flush_acks())
 
@@ -72,19 +78,40 @@ class QueueConsumer:
         except NeoActionsError as exc:
             log.warning("could not touch in-flight queue entries: %s", exc)
 
-    async def _read(self) -> None:
+    async def _read(self, tg: asyncio.TaskGroup) -> None:
+        """Read entries for the free workers; claim each batch in a task of its own, so the next
+        read waits on the queue while the claim waits on the store."""
         while True:
             free = self._dispatcher.free_slots()
             if free <= 0:
                 await self._dispatcher.slot_freed()
                 continue
+            if len(self._takes) >= _TAKES_IN_FLIGHT:
+                await asyncio.wait(self._takes, return_when=asyncio.FIRST_COMPLETED)
+                continue
+            if (pause := self._resume_reads_at - time.monotonic()) > 0:
+                await asyncio.sleep(pause)
+                continue
             try:
                 deliveries = await self._queue.consume(self._name, min(free, self._batch), _BLOCK_SECONDS)
-                await self._take(deliveries)
             except NeoActionsError as exc:
-                # Redis or the store is down: the work waits in the store (and in Redis) meanwhile
+                # Redis is down: the work waits in the store (and in Redis) meanwhile
                 log.warning("reading the work queue failed (retrying): %s", exc)
                 await asyncio.sleep(_BACKOFF_SECONDS)
+                continue
+            if deliveries:
+                take = tg.create_task(self._take_reserved(deliveries, self._dispatcher.reserve(len(deliveries))))
+                self._takes.add(take)
+                take.add_done_callback(self._takes.discard)
+
+    async def _take_reserved(self, deliveries: Sequence[Delivery], slots: int) -> None:
+        try:
+            await self._take(deliveries, slots)
+        except NeoActionsError as exc:
+            # the store is down: these entries stay pending (reclaimed after the visibility
+            # timeout) and reading pauses, leaving the rest to other workers meanwhile
+            log.warning("claiming %d queue entries failed (pausing reads): %s", len(deliveries), exc)
+            self._resume_reads_at = time.monotonic() + _BACKOFF_SECONDS
 
     async def _reclaim(self) -> None:
         while True:
@@ -97,16 +124,24 @@ class QueueConsumer:
             except NeoActionsError as exc:
                 log.warning("reclaiming queue entries failed (retrying): %s", exc)
 
-    async def _take(self, deliveries: Sequence[Delivery]) -> None:
+    async def _take(self, deliveries: Sequence[Delivery], slots: int = 0) -> None:
+        """Claim and queue the executions of ``deliveries``; ``slots`` worker slots were reserved
+        for them (those not taken are given back)."""
         by_tenant: dict[str, dict[str, Delivery]] = {}
         for d in deliveries:
             by_tenant.setdefault(d.item.tenant, {})[d.item.execution_id] = d
-        for tenant, entries in by_tenant.items():
-            claimed = await self._store.claim(tenant, list(entries), self._leases.owner, self._leases.until())
-            for ex in claimed:
-                self._dispatcher.submit(Job(ex, delivery=entries.pop(ex.id)))
-            if entries:
-                await self._settle_unclaimed(tenant, entries)
+        try:
+            for tenant, entries in by_tenant.items():
+                claimed = await self._store.claim(tenant, list(entries), self._leases.owner, self._leases.until())
+                for ex in claimed:
+                    job = Job(ex, delivery=entries.pop(ex.id), reserved=slots > 0)
+                    if job.reserved:
+                        slots -= 1
+                    self._dispatcher.submit(job)
+                if entries:
+                    await self._settle_unclaimed(tenant, entries)
+        finally:
+            self._dispatcher.give_back(slots)
 
     async def _settle_unclaimed(self, tenant: str, entries: dict[str, Delivery]) -> None:
         states = await self._store.execution_states(tenant, list(entries))

@@ -126,6 +126,10 @@ class Dispatcher:
             job.reserved = False
             self._reserved -= 1
 
+    def give_back(self, slots: int) -> None:
+        """Return ``slots`` reserved slots no job took."""
+        self._reserved -= slots
+
     async def begin(self, job: Job) -> bool:
         """Plan the job's next attempt and have flow control admit it now, so that its start
         can be stored with the execution (the publisher does). False, with nothing held,
