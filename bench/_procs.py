@@ -182,10 +182,10 @@ class Probe:
     async def close(self) -> None:
         pass
 
-    async def commit_latencies(self, until: asyncio.Event, every: float = 0.005) -> list[float]:
-        """Milliseconds of one-row commits on a connection of its own, one every ``every``
-        seconds until ``until`` is set: what a durable commit costs on this disk meanwhile —
-        publish → start waits for at least one."""
+    async def commit_latencies(self, until: asyncio.Event, every: float = 0.005) -> list[tuple[float, float]]:
+        """``(start, milliseconds)`` of one-row commits on a connection of its own, one every
+        ``every`` seconds until ``until`` is set (start: ``time.time()``): what a durable commit
+        costs on this disk meanwhile — publish → start waits for at least one."""
         raise NotImplementedError
 
     async def wait_final(self, total: int, within: float) -> int:
@@ -215,19 +215,19 @@ class SqliteProbe(Probe):
         lo, hi = self._conn().execute("SELECT min(started_at), max(finished_at) FROM executions").fetchone()
         return lo / 1e6, hi / 1e6
 
-    async def commit_latencies(self, until: asyncio.Event, every: float = 0.005) -> list[float]:
+    async def commit_latencies(self, until: asyncio.Event, every: float = 0.005) -> list[tuple[float, float]]:
         db = sqlite3.connect(self._path.parent / "commit-probe.db", check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         db.execute("CREATE TABLE IF NOT EXISTS probe (at REAL)")
 
-        def commit() -> float:
-            t = time.perf_counter()
+        def commit() -> tuple[float, float]:
+            at, t = time.time(), time.perf_counter()
             with db:
                 db.execute("INSERT INTO probe VALUES (?)", (t,))
-            return (time.perf_counter() - t) * 1000
+            return at, (time.perf_counter() - t) * 1000
 
-        out: list[float] = []
+        out: list[tuple[float, float]] = []
         try:
             while not until.is_set():
                 out.append(await asyncio.to_thread(commit))
@@ -278,15 +278,15 @@ class PostgresProbe(Probe):
         n = await c.fetchval("SELECT xact_commit FROM pg_stat_database WHERE datname = $1", self._database)
         return int(n) - self.statements
 
-    async def commit_latencies(self, until: asyncio.Event, every: float = 0.005) -> list[float]:
+    async def commit_latencies(self, until: asyncio.Event, every: float = 0.005) -> list[tuple[float, float]]:
         conn = await asyncpg.connect(self._url)  # its commits are not counted: it runs before
-        out: list[float] = []
+        out: list[tuple[float, float]] = []
         try:
             await conn.execute("CREATE TABLE IF NOT EXISTS bench_commit_probe (at double precision)")
             while not until.is_set():
-                t = time.perf_counter()
+                at, t = time.time(), time.perf_counter()
                 await conn.execute("INSERT INTO bench_commit_probe VALUES ($1)", t)
-                out.append((time.perf_counter() - t) * 1000)
+                out.append((at, (time.perf_counter() - t) * 1000))
                 await asyncio.sleep(every)
         finally:
             await conn.close()

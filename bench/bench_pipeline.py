@@ -158,15 +158,28 @@ TARGET_P99_MS = 25.0
 PROBE_EVERY = 0.005
 
 
-def _commit_stalls(commits: list[float]) -> dict[str, float]:
+def _commit_stalls(commits: list[tuple[float, float]]) -> dict[str, float]:
     """Percentiles of the probe's commits, and ``stalled``: the share of the phase during
     which a commit had been waiting longer than the target — an event published then waits
     longer than the target before it can start, whatever the server does."""
-    out = _percentiles(commits)
-    if commits:
-        elapsed = sum(commits) + 1000 * PROBE_EVERY * len(commits)
-        out["stalled"] = sum(max(0.0, ms - TARGET_P99_MS) for ms in commits) / elapsed
+    times = [ms for _, ms in commits]
+    out = _percentiles(times)
+    if times:
+        elapsed = sum(times) + 1000 * PROBE_EVERY * len(times)
+        out["stalled"] = sum(max(0.0, ms - TARGET_P99_MS) for ms in times) / elapsed
     return out
+
+
+def _slow_in_stalls(
+    sends: dict[int, float], starts: dict[int, float], commits: list[tuple[float, float]]
+) -> tuple[int, int]:
+    """``(slow, in stalls)``: events that took longer than the target to start, and how many
+    of them were published while a probe commit was stalled past the target (or within one
+    probe interval before it began: their commit queued behind the same flush)."""
+    stalls = sorted((at - PROBE_EVERY, at + ms / 1000) for at, ms in commits if ms > TARGET_P99_MS)
+    slow = [t for s, t in sends.items() if s in starts and (starts[s] - t) * 1000 > TARGET_P99_MS]
+    caught = sum(1 for t in slow if any(lo <= t <= hi for lo, hi in stalls))
+    return len(slow), caught
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:
@@ -185,6 +198,7 @@ async def _pipeline(
     sharing its port, published to over ``CHANNELS`` connections. CPU is the sum of all
     of them."""
     run = Run(name)
+    probe_commits: list[tuple[float, float]] = []
     clients: dict[str, str] = {}
     if processes > 1:
         settings = {**settings, "processes": str(processes), "port": str(free_port())}
@@ -226,7 +240,8 @@ async def _pipeline(
             )  # fmt: skip
         finally:
             phase_over.set()
-            run.commit_ms = _commit_stalls(await commits)
+            probe_commits = await commits
+            run.commit_ms = _commit_stalls(probe_commits)
         if pub["late_batches"]:
             run.notes.append(f"publisher fell behind its schedule on {pub['late_batches']} batches")
         done += total
@@ -272,6 +287,9 @@ async def _pipeline(
         starts.update(read_times(tmp / f"{slug}-starts-{i}.txt"))
     latencies = [(starts[s] - t) * 1000 for s, t in sends.items() if s in starts]
     run.latency_ms = _percentiles(latencies)
+    slow, caught = _slow_in_stalls(sends, starts, probe_commits)
+    if slow:
+        run.notes.append(f"{caught} of the {slow} events over {TARGET_P99_MS:g} ms were published during a disk stall")
     if len(latencies) < len(sends):
         run.notes.append(f"{len(sends) - len(latencies)} of {len(sends)} latency-phase events never started")
     return run

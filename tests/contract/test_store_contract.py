@@ -673,3 +673,34 @@ async def test_unusable_data_directory_is_unavailable(tmp_path: Path) -> None:
     occupied.write_text("not a directory")
     with pytest.raises(Unavailable):
         await SqliteStore(occupied).open()
+
+
+async def test_embedded_writes_wait_for_another_process_holding_the_write_lock_without_blocking_the_loop(
+    tmp_path: Path,
+) -> None:
+    store = SqliteStore(tmp_path / "data")
+    await store.open()
+    try:
+        other = sqlite3.connect(store.path_of("admin"), isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process writing
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        ticker = asyncio.create_task(tick())
+        ev = event()
+        writing = asyncio.create_task(store.append("admin", [ev], [execution(ev)]))
+        await asyncio.sleep(0.3)
+        assert not writing.done()
+        other.execute("COMMIT")
+        await asyncio.wait_for(writing, 5)
+        ticker.cancel()
+        assert ticks >= 15  # the loop kept running while the write waited for the lock
+        assert (await store.get_event("admin", ev.id)).id == ev.id
+        other.close()
+    finally:
+        await store.close()
