@@ -91,7 +91,8 @@ class Dispatcher:
         self.recorder = AttemptRecorder(store)
         self._attempts = AttemptRunner(store, catalog, registry, bus, renderer, leases, self.recorder, flow)
         self._concurrency = concurrency
-        self._queue: asyncio.PriorityQueue[tuple[int, int, Job]] = asyncio.PriorityQueue()
+        #: (not begun, -priority, arrival, job): begun jobs first, then by priority
+        self._queue: asyncio.PriorityQueue[tuple[bool, int, int, Job]] = asyncio.PriorityQueue()
         self._order = itertools.count()
         self._workers: list[asyncio.Task[None]] = []
         self._in_flight = 0
@@ -100,6 +101,8 @@ class Dispatcher:
         self._idle = asyncio.Event()
         self._idle.set()
         self._slot_freed = asyncio.Event()
+        #: set when a job ends or a reservation is given back (workers holding back wait for it)
+        self._capacity = asyncio.Event()
         #: called after a retry was stored and the lease given up: (execution, when it is due)
         self.on_retry: Callable[[Execution, datetime], None] = lambda ex, due: None
         #: called once a job's outcome (final or a stored retry) is recorded
@@ -125,10 +128,13 @@ class Dispatcher:
         if job.reserved:
             job.reserved = False
             self._reserved -= 1
+            self._capacity.set()
 
     def give_back(self, slots: int) -> None:
         """Return ``slots`` reserved slots no job took."""
-        self._reserved -= slots
+        if slots:
+            self._reserved -= slots
+            self._capacity.set()
 
     async def begin(self, job: Job) -> bool:
         """Plan the job's next attempt and have flow control admit it now, so that its start
@@ -180,7 +186,7 @@ class Dispatcher:
         await asyncio.gather(*self._workers, return_exceptions=True)
         self._workers.clear()
         while not self._queue.empty():  # never started: give their flow-control leases back
-            await self.abandon(self._queue.get_nowait()[2])
+            await self.abandon(self._queue.get_nowait()[3])
         await self.recorder.drain()
 
     def submit(self, job: Job) -> None:
@@ -188,7 +194,7 @@ class Dispatcher:
         self._leases.hold(job)
         self.unreserve(job)
         self._idle.clear()
-        self._queue.put_nowait((-int(job.execution.priority), next(self._order), job))
+        self._queue.put_nowait((job.begun is None, -int(job.execution.priority), next(self._order), job))
 
     def cancel_local(self, tenant: str, execution_id: str) -> None:
         """Stop the attempt of an execution this process runs (it was cancelled in the store)."""
@@ -203,7 +209,15 @@ class Dispatcher:
 
     async def _work(self) -> None:
         while True:
-            _, _, job = await self._queue.get()
+            item = await self._queue.get()
+            job = item[3]
+            if job.begun is None and self._in_flight + self._reserved >= self._concurrency:
+                # the free workers are promised to jobs a publish has begun and is storing: they
+                # go first (their attempts are recorded as started), this one waits its turn
+                self._queue.put_nowait(item)
+                self._capacity.clear()
+                await self._capacity.wait()
+                continue
             self._in_flight += 1
             try:
                 if self._leases.holds(job.execution.tenant, job.execution.id) is job:
@@ -216,6 +230,7 @@ class Dispatcher:
                 self._leases.drop(job)
                 self._in_flight -= 1
                 self._slot_freed.set()
+                self._capacity.set()
                 if not self._in_flight and self._queue.empty():
                     self._idle.set()
 

@@ -71,7 +71,8 @@ class LeaseMixin:
         if limit <= 0:
             return []
         d = self.dialect
-        async with self._tx(tenant, write=True) as (tx, q):
+        # one UPDATE, atomic by itself; the attempts read after it sees rows now leased to us
+        async with self._one(tenant, write=True) as (tx, q):
             rows = await tx.fetch(q.execution_claim_due, owner, d.enc_time(until), d.enc_time(utcnow()), limit)
             return await self._with_attempts(tx, q, tenant, rows)
 
@@ -80,7 +81,7 @@ class LeaseMixin:
         if not keys:
             return []
         d = self.dialect
-        async with self._tx(tenant, write=True) as (tx, q):
+        async with self._one(tenant, write=True) as (tx, q):  # as in claim_due
             rows = await tx.fetch(
                 q.execution_claim_ids, owner, d.enc_time(until), d.enc_time(utcnow()), d.enc_ids(keys)
             )

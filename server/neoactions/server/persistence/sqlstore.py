@@ -185,8 +185,9 @@ class SqlStore(LeaseMixin, ABC):
         """A transaction on ``tenant``'s data; ``NotFound`` (TENANT_NOT_FOUND) for an unknown tenant."""
 
     def _one(self, tenant: str, *, write: bool) -> AbstractAsyncContextManager[tuple[Tx, Statements]]:
-        """For exactly one statement: a statement is atomic and reads one snapshot by itself, so a
-        store may run it without a transaction around it (saving the begin and commit)."""
+        """For statements that need no transaction around them — one statement (atomic, one
+        snapshot by itself), or a write and then reads that do not need its snapshot — so a
+        store may run each on its own (saving the begin and commit)."""
         return self._tx(tenant, write=write)
 
     @abstractmethod
