@@ -136,16 +136,14 @@ class Dispatcher:
             self._reserved -= slots
             self._capacity.set()
 
-    async def begin(self, job: Job) -> bool:
+    async def begin(self, job: Job) -> None:
         """Plan the job's next attempt and have flow control admit it now, so that its start
-        can be stored with the execution (the publisher does). False, with nothing held,
-        when it cannot begin now."""
+        can be stored with the execution (the publisher does): ``job.begun`` is set then; it
+        stays ``None``, with nothing held, when the attempt cannot begin now."""
         begun = await self._attempts.begin(job)
-        if isinstance(begun, Deferred):
-            return False
-        begun.stored = True
-        job.begun = begun
-        return True
+        if not isinstance(begun, Deferred):
+            begun.stored = True
+            job.begun = begun
 
     async def abandon(self, job: Job) -> None:
         """Give back what ``begin`` and ``reserve`` took for a job that will not be queued."""

@@ -155,13 +155,13 @@ class Publisher:
         for job in first:
             job.reserved = True
         try:
-            begun = await asyncio.gather(*(self._dispatcher.begin(job) for job in first))
+            await asyncio.gather(*(self._dispatcher.begin(job) for job in first))
         except BaseException:
             for job in first:
                 await self._dispatcher.abandon(job)
             raise
-        for job, ok in zip(first, begun, strict=True):
-            if ok and job.begun is not None:
+        for job in first:
+            if job.begun is not None:
                 ex, attempt = job.execution, job.begun.attempt
                 ex.status, ex.attempt_count, ex.started_at = ExecutionStatus.RUNNING, attempt.number, attempt.started_at
             else:

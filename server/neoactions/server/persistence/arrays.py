@@ -114,7 +114,8 @@ def array_forms(q: Statements) -> dict[str, ArrayForm]:
     )  # fmt: skip
     start_rows, _ = _unnest(start)
     finish_rows, finish_json = _unnest(finish)
-    status_rows, _ = _unnest(("id", "status"))
+    status = ("id", "status")
+    status_rows, _ = _unnest(status)
     upsert = (
         " ON CONFLICT (execution_id, number) DO UPDATE SET runner = excluded.runner,"
         " status = excluded.status, started_at = excluded.started_at,"
@@ -143,7 +144,7 @@ def array_forms(q: Statements) -> dict[str, ArrayForm]:
             len(finish),
         ),
         q.event_set_status: ArrayForm(
-            f"UPDATE {s}events e SET status = r.status FROM {status_rows} WHERE e.id = r.id", (), 2
+            f"UPDATE {s}events e SET status = r.status FROM {status_rows} WHERE e.id = r.id", (), len(status)
         ),
     }
 

@@ -83,7 +83,23 @@ def _translated() -> Iterator[None]:
         raise Internal(f"embedded store error: {exc}") from exc
 
 
-class _Tx:
+class _Fetching:
+    """``fetchrow`` and ``execute`` in terms of a transaction's ``fetch``."""
+
+    __slots__ = ()
+
+    async def fetch(self, sql: str, *args: Any) -> Sequence[Row]:
+        raise NotImplementedError
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        rows = await self.fetch(sql, *args)
+        return rows[0] if rows else None
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        await self.fetch(sql, *args)
+
+
+class _Tx(_Fetching):
     """A transaction on one connection (the ``Tx`` of :mod:`sqlstore`)."""
 
     __slots__ = ("_conn",)
@@ -97,13 +113,6 @@ class _Tx:
         except sqlite3.IntegrityError as exc:
             raise _unique(exc) from exc
 
-    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
-        rows = await self.fetch(sql, *args)
-        return rows[0] if rows else None
-
-    async def execute(self, sql: str, *args: Any) -> None:
-        await self.fetch(sql, *args)
-
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         try:
             cursor = await self._conn.executemany(_numbered(sql), rows)
@@ -116,7 +125,7 @@ def _unique(exc: sqlite3.IntegrityError) -> Exception:
     return UniqueViolation(str(exc)) if getattr(exc, "sqlite_errorname", "") in _UNIQUE else exc
 
 
-class _InlineTx:
+class _InlineTx(_Fetching):
     """A write transaction whose statements run inline on the writer connection."""
 
     __slots__ = ("_conn",)
@@ -129,13 +138,6 @@ class _InlineTx:
             return self._conn.execute(_numbered(sql), args).fetchall()
         except sqlite3.IntegrityError as exc:
             raise _unique(exc) from exc
-
-    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
-        rows = await self.fetch(sql, *args)
-        return rows[0] if rows else None
-
-    async def execute(self, sql: str, *args: Any) -> None:
-        await self.fetch(sql, *args)
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         try:
