@@ -49,11 +49,11 @@ def assert_running(server: ServerProcess) -> None:
     )
 
 
-async def probe(channel: grpc.aio.Channel, timeout: float) -> float:
+async def probe(channel: grpc.aio.Channel, deadline: float) -> float:
     """One health check through the server's event loop; seconds it took."""
     stub = health_pb2_grpc.HealthStub(channel)
     started = time.monotonic()
-    reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=timeout)
+    reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=deadline)
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
     return time.monotonic() - started
 
