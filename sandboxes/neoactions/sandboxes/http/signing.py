@@ -26,11 +26,17 @@ class InvalidSecret(ValueError):
 
 
 def check_secret(secret: str) -> None:
-    """Raise :class:`InvalidSecret` unless ``secret`` is ``whsec_`` + non-empty base64."""
+    """Raise :class:`InvalidSecret` unless ``secret`` is ``whsec_`` + non-empty base64 (padded or not)."""
     if not secret.startswith(SECRET_PREFIX):
         raise InvalidSecret("a webhook secret must start with 'whsec_'")
+    encoded = secret[len(SECRET_PREFIX) :]
+    digits = encoded.rstrip("=")
+    # Padding is optional (the reference library accepts both), but when given it must be
+    # complete; only what is missing is added (a fixed "==" broke padded 32-byte keys).
     try:
-        key = base64.b64decode(secret[len(SECRET_PREFIX) :] + "==", validate=True)
+        if digits != encoded and len(encoded) % 4:
+            raise binascii.Error("incomplete padding")
+        key = base64.b64decode(digits + "=" * (-len(digits) % 4), validate=True)
     except binascii.Error:
         raise InvalidSecret("a webhook secret must be base64 after 'whsec_'") from None
     if not key:
