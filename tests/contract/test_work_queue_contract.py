@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from neoactions.server.queue import InProcessWorkQueue, QueueItem, RedisStreamQueue, WorkQueue
+from neoactions.server.queue import InProcessWorkQueue, QueueItem, WorkQueue
+from neoactions.server.queue.redisstream import RedisStreamQueue
 
 
 def _root() -> object:

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 
-from neoactions.server.flow import FlowControl, FlowControlConfig, InProcessFlowControl, RedisFlowControl
+from neoactions.server.flow import FlowControl, FlowControlConfig, InProcessFlowControl
+from neoactions.server.flow.redis_flow import RedisFlowControl
 from tests.conftest import REDIS_URL
 
 

@@ -17,12 +17,11 @@ from neoactions.server.flow import (
     BreakerConfig,
     BreakerState,
     FlowControlConfig,
-    RedisFlowControl,
     RefusalReason,
     Refused,
     create_flow_control,
 )
-from neoactions.server.flow.redis_flow import CLOSED_TRUST_SECONDS
+from neoactions.server.flow.redis_flow import CLOSED_TRUST_SECONDS, RedisFlowControl
 from neoactions.server.model import RateLimit
 from tests.conftest import REDIS_URL, require_redis
 from tests.integration.flow_backends import ManualClock, delete_prefix, unique_prefix

@@ -26,12 +26,12 @@ from grpc_reflection.v1alpha import reflection
 
 from neoactions.server.api.servicers import SERVICE_NAMES, add_servicers
 from neoactions.server.bus import InProcessUpdateBus, UpdateBus
-from neoactions.server.changes import change_feed_for
 from neoactions.server.engine import Engine
 from neoactions.server.errors import Unavailable
 from neoactions.server.flow import create_flow_control
 from neoactions.server.persistence import open_store
-from neoactions.server.queue import RedisStreamQueue
+from neoactions.server.persistence.changefeed import change_feed_for
+from neoactions.server.queue.redisstream import RedisStreamQueue
 from neoactions.server.relay import RelayedUpdateBus
 from neoactions.server.runners import HandlerRegistry
 from neoactions.server.settings import Settings

@@ -3,7 +3,8 @@
 The dispatcher asks :meth:`FlowControl.admit` before each attempt and gives the
 lease back after it; a refusal delays the execution without spending an attempt.
 Two implementations: :class:`InProcessFlowControl` (embedded mode) and
-:class:`RedisFlowControl` (shared by every worker). See ``docs/flow-control.md``.
+:class:`~neoactions.server.flow.redis_flow.RedisFlowControl` (shared by every worker), an
+adapter imported from its module, not from this package. See ``docs/flow-control.md``.
 """
 
 from neoactions.server.flow.config import BreakerConfig, FlowControlConfig
@@ -19,7 +20,6 @@ from neoactions.server.flow.port import (
     RefusalReason,
     Refused,
 )
-from neoactions.server.flow.redis_flow import RedisFlowControl
 from neoactions.server.flow.targets import breaker_target
 
 __all__ = [
@@ -32,7 +32,6 @@ __all__ = [
     "FlowControlConfig",
     "InProcessFlowControl",
     "Lease",
-    "RedisFlowControl",
     "RefusalReason",
     "Refused",
     "breaker_target",

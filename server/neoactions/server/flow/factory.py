@@ -8,7 +8,6 @@ from typing import Any
 from neoactions.server.flow.config import FlowControlConfig
 from neoactions.server.flow.inprocess import InProcessFlowControl
 from neoactions.server.flow.port import FlowControl
-from neoactions.server.flow.redis_flow import RedisFlowControl
 
 
 def create_flow_control(
@@ -24,6 +23,9 @@ def create_flow_control(
     elif not isinstance(config, FlowControlConfig):
         config = FlowControlConfig.from_mapping(config)
     if redis_url:
+        # the Redis adapter (and the redis package) load only when a deployment uses them
+        from neoactions.server.flow.redis_flow import RedisFlowControl
+
         return RedisFlowControl.from_url(redis_url, config)
     return InProcessFlowControl(config)
 

@@ -7,14 +7,47 @@ index on event-type segments and literal conditions. Semantics: ``docs/matching.
 
 from __future__ import annotations
 
-from .compiler import CompiledTrigger, compile_condition, compile_trigger
-from .eventpattern import compile_event_pattern
-from .eventtypes import type_pattern_matches, validate_event_type
-from .explain import ActionExplanation, ConditionExplanation, PatternExplanation
-from .matcher import Matcher
-from .naive import NaiveMatcher
-from .operators import OPERATORS
-from .paths import ENVELOPE_FIELDS, MISSING
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .compiler import CompiledTrigger, compile_condition, compile_trigger
+    from .eventpattern import compile_event_pattern
+    from .eventtypes import type_pattern_matches, validate_event_type
+    from .explain import ActionExplanation, ConditionExplanation, PatternExplanation
+    from .matcher import Matcher
+    from .naive import NaiveMatcher
+    from .operators import OPERATORS
+    from .paths import ENVELOPE_FIELDS, MISSING
+
+#: where each public name lives. Loaded on first use, so that a reader of the plain-data
+#: modules (``explain``, which the client decodes into) does not load CEL and RE2.
+_HOMES = {
+    "CompiledTrigger": "compiler",
+    "compile_condition": "compiler",
+    "compile_trigger": "compiler",
+    "compile_event_pattern": "eventpattern",
+    "type_pattern_matches": "eventtypes",
+    "validate_event_type": "eventtypes",
+    "ActionExplanation": "explain",
+    "ConditionExplanation": "explain",
+    "PatternExplanation": "explain",
+    "Matcher": "matcher",
+    "NaiveMatcher": "naive",
+    "OPERATORS": "operators",
+    "ENVELOPE_FIELDS": "paths",
+    "MISSING": "paths",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ENVELOPE_FIELDS",

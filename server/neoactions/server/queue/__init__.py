@@ -5,6 +5,5 @@ from __future__ import annotations
 
 from neoactions.server.queue.memory import InProcessWorkQueue
 from neoactions.server.queue.port import BANDS, Delivery, QueueItem, WorkQueue, fair_share
-from neoactions.server.queue.redisstream import RedisStreamQueue
 
-__all__ = ["BANDS", "Delivery", "InProcessWorkQueue", "QueueItem", "RedisStreamQueue", "WorkQueue", "fair_share"]
+__all__ = ["BANDS", "Delivery", "InProcessWorkQueue", "QueueItem", "WorkQueue", "fair_share"]

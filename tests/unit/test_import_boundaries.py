@@ -1,0 +1,56 @@
+"""Adapters stay at the edge: the engine loads no database, queue, RPC or sandbox library,
+and the domain model loads no engine. Each import runs in a fresh interpreter, since this
+one has long loaded everything."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+ADAPTER_LIBRARIES = ("asyncpg", "redis", "grpc", "wasmtime", "docker")
+
+
+def loaded_after(module: str, candidates: tuple[str, ...]) -> list[str]:
+    code = (
+        f"import json, sys\nimport {module}\nprint(json.dumps([m for m in {list(candidates)!r} if m in sys.modules]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return list(json.loads(out.stdout))
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "neoactions.server.engine",
+        "neoactions.server.model",
+        "neoactions.server.matching",
+        "neoactions.server.flow",
+        "neoactions.server.queue",
+        "neoactions.server.changes",
+    ],
+)
+def test_the_core_loads_no_adapter_library(module: str) -> None:
+    assert loaded_after(module, ADAPTER_LIBRARIES) == []
+
+
+def test_the_domain_model_loads_no_engine() -> None:
+    assert loaded_after("neoactions.server.model", ("neoactions.server.engine", "neoactions.server.matching")) == []
+
+
+def test_the_check_can_fail() -> None:
+    """The probe sees a library when the module does load it."""
+    assert loaded_after("neoactions.server.queue.redisstream", ADAPTER_LIBRARIES) == ["redis"]
+
+
+def test_the_client_loads_no_engine() -> None:
+    engine = ("neoactions.server.engine", "neoactions.server.matching.matcher", "celpy", "cel", "re2", "jinja2")
+    assert loaded_after("neoactions.client", engine) == []
+
+
+def test_the_matching_package_still_exports_its_names() -> None:
+    code = "from neoactions.server.matching import Matcher, MISSING, compile_trigger; print('ok')"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "ok"
