@@ -20,9 +20,9 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, suppress
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
@@ -151,6 +151,20 @@ _T = TypeVar("_T")
 _BUSY_MS = 5000
 
 
+async def _settled(work: Awaitable[_T]) -> _T:
+    """``work``'s result, waiting for its end even if the caller is cancelled meanwhile (then the
+    cancellation is raised once it ended). For statements handed to a connection's thread: they
+    run there anyway, and whoever uses the connection next must find them finished."""
+    future = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        while not future.done():
+            with suppress(asyncio.CancelledError):
+                await asyncio.wait({future})
+        raise
+
+
 class _Writer:
     """The writer connection and its thread (for the waits: a busy lock, the commit's flush)."""
 
@@ -172,12 +186,7 @@ class _Writer:
         """``fn(*args)`` on the writer's thread; once started it runs to its end, and so does the
         wait for it, even if the caller is cancelled meanwhile (the connection must not be used
         by two threads at once)."""
-        done = asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
-        try:
-            return await asyncio.shield(done)
-        except asyncio.CancelledError:
-            await asyncio.wait({done})
-            raise
+        return await _settled(asyncio.get_running_loop().run_in_executor(self._thread, fn, *args))
 
     async def begin(self) -> None:
         """``BEGIN IMMEDIATE``: the write lock up front, so a write never fails half-way on BUSY.
@@ -296,13 +305,16 @@ class _TenantFile:
             conn = self._reader
             if conn is None:
                 raise Unavailable("the embedded store is closed")
-            await conn.execute_fetchall("BEGIN")
+            # BEGIN, COMMIT and ROLLBACK run on the reader's thread whether or not their caller
+            # is still waiting: each is awaited to its end, and a cancelled BEGIN is rolled back,
+            # so the next transaction never finds this one still open
             try:
+                await _settled(conn.execute_fetchall("BEGIN"))
                 yield _Tx(conn)
-                await conn.execute_fetchall("COMMIT")
+                await _settled(conn.execute_fetchall("COMMIT"))
             except BaseException:
                 if conn.in_transaction:
-                    await conn.execute_fetchall("ROLLBACK")
+                    await _settled(conn.execute_fetchall("ROLLBACK"))
                 raise
 
     @asynccontextmanager
@@ -310,8 +322,9 @@ class _TenantFile:
         writer = self._writer
         if writer is None:
             raise Unavailable("the embedded store is closed")
-        await writer.begin()
         try:
+            # inside the try: a begin cancelled while it waited on the thread has begun all the same
+            await writer.begin()
             yield _InlineTx(writer.conn)
             await writer.call(writer.conn.execute, "COMMIT")
         except BaseException:
