@@ -94,7 +94,7 @@ async def running(settings: Settings, reuse_port: bool = False) -> AsyncIterator
         elif settings.role != "all":
             log.warning("role %s without a redis_url: queued work stays in this process", settings.role)
 
-        flow = create_flow_control(settings.redis_url, settings.flow_control)
+        flow = create_flow_control(settings.redis_url, settings.flow_control, prefix=settings.queue_prefix)
         stack.push_async_callback(flow.aclose)
 
         changes = change_feed_for(settings.store_url)

@@ -11,17 +11,23 @@ from neoactions.server.flow.port import FlowControl
 
 
 def create_flow_control(
-    redis_url: str = "", config: FlowControlConfig | Mapping[str, Any] | None = None
+    redis_url: str = "",
+    config: FlowControlConfig | Mapping[str, Any] | None = None,
+    *,
+    prefix: str = "neoactions",
 ) -> FlowControl:
     """Redis-backed (shared by all workers) when ``redis_url`` is set, else in-process (embedded mode).
 
     ``config`` may be a :class:`FlowControlConfig` or the plain mapping of the
-    ``flow_control`` settings section.
+    ``flow_control`` settings section. ``prefix`` is the deployment's Redis key prefix
+    (``queue_prefix``): unless the mapping names a ``key_prefix``, flow-control keys live
+    under ``<prefix>:flow``, so two deployments sharing a Redis database share no
+    breakers, slots or rate windows.
     """
-    if config is None:
-        config = FlowControlConfig()
-    elif not isinstance(config, FlowControlConfig):
-        config = FlowControlConfig.from_mapping(config)
+    if not isinstance(config, FlowControlConfig):
+        values = dict(config or {})
+        values.setdefault("key_prefix", f"{prefix}:flow")
+        config = FlowControlConfig.from_mapping(values)
     if redis_url:
         # the Redis adapter (and the redis package) load only when a deployment uses them
         from neoactions.server.flow.redis_flow import RedisFlowControl
