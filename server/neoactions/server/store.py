@@ -1,9 +1,11 @@
 """The store port: where tenants, events, actions and executions live.
 
-Two implementations pass one contract suite (``tests/contract``):
-``SqliteStore`` (embedded default, one file per tenant) and ``PostgresStore``
-(one schema per tenant). Every method is scoped to one tenant; none reads
-across tenants.
+One protocol per role — ``TenantStore``, ``ActionStore``, ``EventStore``,
+``ExecutionStore``, ``LeaseStore``, ``OutboxStore`` (and ``StoreLifecycle``) — and
+``Store``, all of them together. Three implementations pass one contract suite
+(``tests/contract``): ``SqliteStore`` (embedded default, one file per tenant),
+``PostgresStore`` (one schema per tenant) and ``MemoryStore`` (in memory, the fake of
+the unit tests). Every method is scoped to one tenant; none reads across tenants.
 """
 
 from __future__ import annotations
@@ -105,15 +107,24 @@ DUPLICATE_EVENT = "DUPLICATE_EVENT"
 TRANSACTION_CONFLICT = "TRANSACTION_CONFLICT"
 
 
-class Store(Protocol):
-    """Persistence for every tenant. Errors raised are from ``neoactions.server.errors``."""
+# The port is split by role: a collaborator of the engine asks for the role it uses (the
+# lease heartbeat a ``LeaseStore``, the outbox an ``OutboxStore``, ...), and ``Store`` is
+# all of them, what a store implementation provides. Every method is scoped to one tenant.
+# Errors raised are from ``neoactions.server.errors``.
+
+
+class StoreLifecycle(Protocol):
+    """Opening and closing a store."""
 
     async def open(self) -> None:
         """Connect, create the admin tenant and apply pending migrations to every tenant."""
 
     async def close(self) -> None: ...
 
-    # --- tenants -----------------------------------------------------------
+
+class TenantStore(Protocol):
+    """The tenant registry."""
+
     async def create_tenant(self, tenant: Tenant) -> Tenant:
         """Create the tenant's schema/file and migrate it. ``AlreadyExists`` (TENANT_ALREADY_EXISTS)."""
 
@@ -122,7 +133,10 @@ class Store(Protocol):
 
     async def list_tenants(self, page_size: int = DEFAULT_PAGE_SIZE, page_token: str = "") -> Page[Tenant]: ...
 
-    # --- actions -----------------------------------------------------------
+
+class ActionStore(Protocol):
+    """Actions and their versions."""
+
     async def create_action(self, action: Action) -> Action:
         """Store version 1 (``action.id`` is set by the caller). ``AlreadyExists`` (ACTION_ALREADY_EXISTS)."""
 
@@ -150,7 +164,10 @@ class Store(Protocol):
     async def all_actions(self, tenant: str) -> list[Action]:
         """Every action not deleted, current versions, enabled or not (the matcher loads these)."""
 
-    # --- events and executions ------------------------------------------------
+
+class EventStore(Protocol):
+    """Events, appended with the executions they matched, and their deduplication keys."""
+
     async def append(
         self,
         tenant: str,
@@ -184,6 +201,11 @@ class Store(Protocol):
         self, tenant: str, filter: EventFilter, page_size: int = DEFAULT_PAGE_SIZE, page_token: str = ""
     ) -> Page[Event]:
         """Newest first."""
+
+
+class ExecutionStore(Protocol):
+    """Executions and their attempts: recording attempts, reading, cancel, retry and the
+    dead-letter queue."""
 
     async def start_attempt(self, tenant: str, execution_id: str, attempt: Attempt, owner: str = "") -> None:
         """Record attempt ``attempt.number`` as running; the execution becomes ``running``.
@@ -225,7 +247,23 @@ class Store(Protocol):
     async def unfinished_executions(self, tenant: str, limit: int = 10_000) -> list[Execution]:
         """Executions not in a final status (pending, scheduled, running), oldest first, with attempts."""
 
-    # --- leases: durable scheduling shared by processes -------------------------------
+    # --- cancel, retry and the dead-letter queue ----------------------------------------------
+    async def cancel_execution(self, tenant: str, execution_id: str, error: ExecutionError) -> Execution:
+        """Cancel an unfinished execution (its running attempt too). ``FailedPrecondition``
+        (EXECUTION_FINISHED) when it is final."""
+
+    async def requeue_execution(self, tenant: str, execution_id: str) -> Execution:
+        """A failed, timed-out, cancelled or dead-lettered execution back to ``pending`` with a new
+        attempt series. ``FailedPrecondition`` (EXECUTION_NOT_RETRYABLE) otherwise."""
+
+    async def requeue_dead_letters(self, tenant: str, filter: ExecutionFilter) -> list[Execution]:
+        """Requeue every dead-lettered execution matching ``filter`` (action, error type, created
+        time range); returns them, pending again."""
+
+
+class LeaseStore(Protocol):
+    """Leases: durable scheduling shared by processes."""
+
     async def claim_due(self, tenant: str, owner: str, until: datetime, limit: int) -> list[Execution]:
         """Lease to ``owner`` until ``until`` up to ``limit`` due executions not in queued mode —
         pending, scheduled whose ``next_attempt_at`` passed, or any whose lease expired — highest
@@ -247,7 +285,10 @@ class Store(Protocol):
     async def release_leases(self, tenant: str, owner: str) -> int:
         """Give up every lease of ``owner`` (graceful shutdown), so others take the work at once."""
 
-    # --- the queued-mode outbox ------------------------------------------------------------
+
+class OutboxStore(Protocol):
+    """The queued-mode outbox: which executions are on the work queue."""
+
     async def take_for_queue(
         self, tenant: str, limit: int, stale_before: datetime, settle_before: datetime
     ) -> list[tuple[str, int]]:
@@ -265,18 +306,10 @@ class Store(Protocol):
     async def reset_queued(self, tenant: str) -> int:
         """Forget every queue mark (the queue lost its contents); returns how many."""
 
-    # --- cancel, retry and the dead-letter queue ----------------------------------------------
-    async def cancel_execution(self, tenant: str, execution_id: str, error: ExecutionError) -> Execution:
-        """Cancel an unfinished execution (its running attempt too). ``FailedPrecondition``
-        (EXECUTION_FINISHED) when it is final."""
 
-    async def requeue_execution(self, tenant: str, execution_id: str) -> Execution:
-        """A failed, timed-out, cancelled or dead-lettered execution back to ``pending`` with a new
-        attempt series. ``FailedPrecondition`` (EXECUTION_NOT_RETRYABLE) otherwise."""
-
-    async def requeue_dead_letters(self, tenant: str, filter: ExecutionFilter) -> list[Execution]:
-        """Requeue every dead-lettered execution matching ``filter`` (action, error type, created
-        time range); returns them, pending again."""
+class Store(StoreLifecycle, TenantStore, ActionStore, EventStore, ExecutionStore, LeaseStore, OutboxStore, Protocol):
+    """Persistence for every tenant: every role at once (what ``SqliteStore``,
+    ``PostgresStore`` and ``MemoryStore`` implement)."""
 
 
 __all__ = [
@@ -284,12 +317,19 @@ __all__ = [
     "DUPLICATE_EVENT",
     "LEASE_LOST",
     "MAX_PAGE_SIZE",
+    "ActionStore",
     "AttemptChange",
     "AttemptFinish",
     "AttemptStart",
     "EventFilter",
+    "EventStore",
     "ExecutionFilter",
     "ExecutionState",
+    "ExecutionStore",
+    "LeaseStore",
+    "OutboxStore",
     "Page",
     "Store",
+    "StoreLifecycle",
+    "TenantStore",
 ]
