@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from neoactions.sandboxes.container.user import ContainerUser, UserRefused, parse_user
 from neoactions.server.errors import InvalidArgument
 from neoactions.server.model import JSONObject
 
@@ -53,7 +53,8 @@ CONFIG_SCHEMA: JSONObject = {
             "type": "string",
             "pattern": r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?$",
             "default": DEFAULT_USER,
-            "description": "uid[:gid] or name; never root",
+            "description": "uid or uid:gid, decimal (a bare uid gets the group of the same number); "
+            "never uid 0 or gid 0; names are refused",
         },
         "memory_mb": {"type": "integer", "minimum": 6, "maximum": 65536, "default": 256},
         "cpus": {"type": "number", "exclusiveMinimum": 0, "maximum": 64, "default": 1.0},
@@ -78,8 +79,6 @@ CONFIG_SCHEMA: JSONObject = {
     },
     "additionalProperties": False,
 }
-
-_ROOT_USER = re.compile(r"^(0|root)(:.*)?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +109,7 @@ class ContainerSpec:
 
     @classmethod
     def from_config(cls, config: JSONObject) -> ContainerSpec:
+        """Raises ``InvalidArgument`` (field ``user``) for a user that is not numeric and non-root."""
         archive: dict[str, Any] = dict(config.get("archive") or {})
         pool: dict[str, Any] = dict(config.get("pool") or {})
         command = config.get("command")
@@ -121,7 +121,7 @@ class ContainerSpec:
             command=tuple(str(c) for c in command) if command is not None else None,
             env=tuple(sorted((str(k), str(v)) for k, v in dict(config.get("env") or {}).items())),
             network=bool(config.get("network", False)),
-            user=str(config.get("user") or DEFAULT_USER),
+            user=str(_user(config)),
             limits=Limits(
                 memory_mb=int(config.get("memory_mb", 256)),
                 cpus=float(config.get("cpus", 1.0)),
@@ -138,19 +138,22 @@ class ContainerSpec:
         """Containers are interchangeable when these match."""
         return (image, self.command, self.env, self.network, self.user, self.limits)
 
-    def numeric_user(self) -> tuple[int, int] | None:
-        """(uid, gid) when the user is numeric (gid defaults to uid)."""
-        uid, _, gid = self.user.partition(":")
-        if not uid.isdigit() or (gid and not gid.isdigit()):
-            return None
-        return int(uid), int(gid or uid)
+    def numeric_user(self) -> tuple[int, int]:
+        """(uid, gid): ``user`` is always ``uid:gid`` in numbers once parsed."""
+        user = parse_user(self.user)
+        return user.uid, user.gid
+
+
+def _user(config: JSONObject) -> ContainerUser:
+    try:
+        return parse_user(str(config.get("user") or DEFAULT_USER))
+    except UserRefused as exc:
+        raise InvalidArgument.field("user", str(exc), reason="INVALID_HANDLER_CONFIG") from None
 
 
 def validate(config: JSONObject) -> None:
-    """Checks beyond the schema: never root."""
-    user = str(config.get("user") or DEFAULT_USER)
-    if _ROOT_USER.match(user):
-        raise InvalidArgument.field("user", "containers never run as root", reason="INVALID_HANDLER_CONFIG")
+    """Checks beyond the schema: a numeric user, never uid 0 nor gid 0."""
+    _user(config)
 
 
 __all__ = ["CONFIG_SCHEMA", "DEFAULT_USER", "ContainerSpec", "Limits", "validate"]

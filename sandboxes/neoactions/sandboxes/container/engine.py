@@ -23,6 +23,7 @@ import docker
 import docker.errors
 
 from neoactions.sandboxes.container.config import ContainerSpec
+from neoactions.sandboxes.container.user import UserRefused, parse_user
 
 log = logging.getLogger(__name__)
 
@@ -265,11 +266,16 @@ class DockerEngine:
     ) -> str:
         """Create (not start) a hardened container; returns its id. Blocking."""
         environment = {**dict(spec.env), **dict(env or {})}
+        try:
+            # numbers only, never uid 0 nor gid 0, whatever built the spec
+            user = str(parse_user(spec.user))
+        except UserRefused as exc:
+            raise ContainerError("invalid_config", f"user: {exc}", retryable=False) from None
         created = self.api.create_container(
             image,
             command=list(spec.command) if spec.command is not None else None,
             name=name,
-            user=spec.user,
+            user=user,
             environment=environment,
             labels={**self.labels, **dict(labels or {})},
             stdin_open=stdin,

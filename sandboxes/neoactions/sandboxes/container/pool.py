@@ -182,7 +182,7 @@ class SidecarPool:
         try:
             container_id = await asyncio.shield(launch)
             pids = PidsWatch.open(container_id)
-            client = HandlerClient(f"unix:{socket_dir / SOCKET_NAME}")
+            client = HandlerClient(f"unix:{socket_dir / SOCKET_NAME}", detailed_errors=True)
             await self._wait_ready(container_id, socket_dir, client, min(within, self.start_timeout))
         except BaseException:
             if client is not None:

@@ -15,6 +15,8 @@ from neoactions.sandboxes.container.config import CONFIG_SCHEMA, ContainerSpec, 
 from neoactions.sandboxes.container.engine import ContainerError, DockerEngine
 from neoactions.sandboxes.container.oneshot import OneShot
 from neoactions.sandboxes.container.pool import SidecarPool, pool_stats
+from neoactions.sandboxes.fairshare import FairSlots, default_tenant_share
+from neoactions.server.errors import InvalidArgument
 from neoactions.server.model import JSON, JSONObject
 from neoactions.server.runners import (
     ExecutionContext,
@@ -32,7 +34,9 @@ class ContainerRunner:
 
     Settings (all optional): ``docker_base_url``; ``container_threads`` (docker
     API threads, 16); ``container_max_concurrency`` (one-shot containers running
-    at once, 16); ``container_labels`` (extra labels on every container, added to
+    at once, 16); ``container_tenant_concurrency`` (of those, how many one
+    tenant may run at once, 12; waiting tenants take turns, see
+    :mod:`neoactions.sandboxes.fairshare`); ``container_labels`` (extra labels on every container, added to
     those of ``$NEOACTIONS_CONTAINER_LABELS``, ``k=v,k2=v2``);
     ``container_socket_dir`` (host directory of sidecar sockets);
     ``container_health_interval`` (seconds between idle health checks, 10);
@@ -47,6 +51,8 @@ class ContainerRunner:
             labels=dict(s.get("container_labels") or {}),
         )
         self.max_concurrency = int(s.get("container_max_concurrency", 16))
+        tenant = s.get("container_tenant_concurrency")
+        self.tenant_concurrency = int(tenant) if tenant else default_tenant_share(self.max_concurrency)
         # two threads per running one-shot container: its stdin writer and its stdout/stderr reader
         self._streams = concurrent.futures.ThreadPoolExecutor(
             2 * self.max_concurrency, thread_name_prefix="container-stdio"
@@ -55,7 +61,7 @@ class ContainerRunner:
         self.socket_root = Path(s.get("container_socket_dir") or Path(tempfile.gettempdir()) / "neoactions-sidecars")
         self.health_interval = float(s.get("container_health_interval", 10.0))
         self.start_timeout = float(s.get("container_start_timeout", 30.0))
-        self._slots: dict[int, asyncio.Semaphore] = {}
+        self._slots: dict[int, FairSlots] = {}
         self._pools: dict[tuple[Any, ...], SidecarPool] = {}
         self._maintainers: dict[int, asyncio.Task[None]] = {}
 
@@ -63,7 +69,11 @@ class ContainerRunner:
         validate(config)
 
     async def execute(self, config: JSONObject, data: JSON, ctx: ExecutionContext) -> AsyncIterator[RunnerUpdate]:
-        spec = ContainerSpec.from_config(config)
+        try:
+            spec = ContainerSpec.from_config(config)
+        except InvalidArgument as exc:  # saved before the checks were stricter, or rendered into one
+            yield Failure.of("invalid_config", exc.message)
+            return
         try:
             image = await self.engine.resolve_image(spec)
         except ContainerError as exc:
@@ -76,7 +86,7 @@ class ContainerRunner:
         slots = self._slots_for_loop()
         try:
             async with asyncio.timeout(ctx.remaining_seconds()):  # (wait_for can lose a cancellation on 3.11)
-                await slots.acquire()
+                await slots.acquire(ctx.tenant)
         except TimeoutError:
             yield Failure(
                 Failure.of(
@@ -91,12 +101,12 @@ class ContainerRunner:
             async for update in self._oneshot.run(spec, image, data, ctx):
                 yield update
         finally:
-            slots.release()
+            slots.release(ctx.tenant)
 
-    def _slots_for_loop(self) -> asyncio.Semaphore:
+    def _slots_for_loop(self) -> FairSlots:
         key = id(asyncio.get_running_loop())
         if key not in self._slots:
-            self._slots[key] = asyncio.Semaphore(self.max_concurrency)
+            self._slots[key] = FairSlots(self.max_concurrency, self.tenant_concurrency)
         return self._slots[key]
 
     def pool(self, spec: ContainerSpec, image: str) -> SidecarPool:

@@ -63,21 +63,53 @@ class HandlerUnavailable(Exception):
     """The handler server cannot take the execution (unreachable or not serving)."""
 
 
+def unavailable_message(address: str) -> str:
+    """The one message for every way a handler can be unavailable.
+
+    Closed ports, open ports that do not speak gRPC, gRPC servers without the
+    Handler service and handlers not serving all read the same, so an action
+    cannot use the service to map which ports are open where.
+    """
+    return f"handler at {address} is unavailable: not reachable, not serving, or not a Handler server"
+
+
 class HandlerClient:
     """Calls one Handler server over one channel, reused by every execution.
 
     A channel belongs to the event loop that created it; :class:`SidecarRunner`
-    keeps one client per (address, loop).
+    keeps one client per (address, loop). ``target`` is what the channel
+    connects to when it differs from ``address`` (e.g. the checked IP a host
+    name resolved to); messages name ``address``. ``detailed_errors`` keeps
+    gRPC's own words in failures: only for servers the service started itself
+    (container sidecars), never for addresses from actions.
     """
 
-    def __init__(self, address: str, *, health_interval: float = 5.0) -> None:
+    def __init__(
+        self,
+        address: str,
+        *,
+        health_interval: float = 5.0,
+        target: str | None = None,
+        detailed_errors: bool = False,
+    ) -> None:
         self.address = address
         self.health_interval = health_interval
-        self._channel = grpc.aio.insecure_channel(address, options=_CHANNEL_OPTIONS)
+        self.detailed_errors = detailed_errors
+        self._channel = grpc.aio.insecure_channel(target or address, options=_CHANNEL_OPTIONS)
         self._stub = pb_grpc.HandlerStub(self._channel)
         self._last_healthy = -1e9
+        #: a call answered as a Handler server would, on this channel
+        self.proven = False
+        #: calls running on the channel, and when the last one ended (monotonic)
+        self.active = 0
+        self.last_used = time.monotonic()
         self._description: Description | None = None
         self._validator: Any = None
+
+    def unavailable(self, detail: str = "") -> str:
+        if self.detailed_errors and detail:
+            return f"handler at {self.address} is unavailable: {detail}"
+        return unavailable_message(self.address)
 
     async def describe(self, within: float = 5.0) -> Description:
         """``Describe``, cached for the life of the channel."""
@@ -91,6 +123,7 @@ class HandlerClient:
                 config_schema=schema if isinstance(schema, dict) else {},
                 capabilities=tuple(resp.capabilities),
             )
+            self.proven = True
         return self._description
 
     async def check(self, within: float = 2.0) -> tuple[bool, str]:
@@ -101,7 +134,7 @@ class HandlerClient:
             return False, f"{exc.code().name}: {exc.details() or ''}".strip()
         if resp.status != pb.CheckResponse.SERVING_STATUS_SERVING:
             return False, resp.message or "not serving"
-        self._last_healthy = time.monotonic()
+        self.mark_healthy()
         return True, ""
 
     async def ensure_healthy(self, within: float) -> None:
@@ -110,10 +143,11 @@ class HandlerClient:
             return
         ok, why = await self.check(max(0.05, min(2.0, within)))
         if not ok:
-            raise HandlerUnavailable(f"handler at {self.address} is not serving: {why}")
+            raise HandlerUnavailable(self.unavailable(f"not serving: {why}"))
 
     def mark_healthy(self) -> None:
         self._last_healthy = time.monotonic()
+        self.proven = True
 
     async def validate_config(self, config: JSONObject, within: float) -> str | None:
         """Check ``config`` against the handler's own schema; the first problem, or None."""
@@ -161,7 +195,7 @@ class HandlerClient:
                 yield mapped
         except grpc.aio.AioRpcError as exc:
             ended = True
-            yield failure_from_status(exc, self.address)
+            yield failure_from_status(exc, self.address, detailed=self.detailed_errors)
             return
         finally:
             if not ended:
@@ -235,12 +269,20 @@ def timed_out(message: str) -> Failure:
     return Failure(ExecutionError("timeout", message, retryable=True), timed_out=True)
 
 
-def failure_from_status(exc: grpc.aio.AioRpcError, address: str) -> Failure:
-    """A failed call as a classified attempt failure."""
+def failure_from_status(exc: grpc.aio.AioRpcError, address: str, *, detailed: bool = False) -> Failure:
+    """A failed call as a classified attempt failure.
+
+    Handlers report their own errors as ``error`` updates, so a status other
+    than an expired deadline means the transport or the server failed: unless
+    ``detailed``, all of them are one retryable ``handler_unavailable`` with one
+    message (see :func:`unavailable_message`).
+    """
     code = exc.code()
     details = exc.details() or code.name
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return timed_out(f"handler at {address} did not finish before the deadline")
+    if not detailed:
+        return Failure.of("handler_unavailable", unavailable_message(address), retryable=True)
     if code == grpc.StatusCode.UNAVAILABLE:
         return Failure.of("handler_unavailable", f"handler at {address}: {details}", retryable=True)
     return Failure.of(
@@ -275,5 +317,6 @@ __all__ = [
     "map_update",
     "reserve_for",
     "timed_out",
+    "unavailable_message",
     "wait_serving",
 ]

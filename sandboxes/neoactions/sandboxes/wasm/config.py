@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,12 @@ DEFAULT_LOG_BYTES = 64 * 1024
 
 #: the largest ``source`` accepted (code is stored with every action version)
 MAX_SOURCE_BYTES = 1 * MIB
+
+#: operator maxima of a guest's limits unless the settings say otherwise
+#: (``wasm_max_memory_mb``, ``wasm_max_timeout_seconds``): with ``wasm_workers``
+#: guests at once, the memory maximum bounds what guests can take of the server
+DEFAULT_MAX_MEMORY_MB = 512
+DEFAULT_MAX_TIMEOUT_SECONDS = 60.0
 
 DIGEST = re.compile(r"^(?:sha256:)?([0-9a-f]{64})$")
 
@@ -74,6 +81,40 @@ CONFIG_SCHEMA: JSONObject = {
 
 
 @dataclass(frozen=True, slots=True)
+class Maxima:
+    """The operator's ceiling on every guest's limits (runner settings)."""
+
+    memory_mb: int = DEFAULT_MAX_MEMORY_MB
+    timeout_seconds: float = DEFAULT_MAX_TIMEOUT_SECONDS
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> Maxima:
+        memory = int(settings.get("wasm_max_memory_mb", DEFAULT_MAX_MEMORY_MB))
+        timeout = float(settings.get("wasm_max_timeout_seconds", DEFAULT_MAX_TIMEOUT_SECONDS))
+        if memory < 1 or timeout <= 0:
+            raise ValueError("wasm_max_memory_mb must be >= 1 and wasm_max_timeout_seconds > 0")
+        return cls(memory_mb=memory, timeout_seconds=timeout)
+
+    def check(self, config: JSONObject) -> None:
+        """Refuse limits above the maxima (``InvalidArgument`` naming the field)."""
+        raw: dict[str, Any] = dict(config.get("limits") or {})
+        memory = raw.get("memory_mb")
+        if isinstance(memory, int | float) and memory > self.memory_mb:
+            raise InvalidArgument.field(
+                "limits.memory_mb",
+                f"{memory:g} MiB is above this server's maximum of {self.memory_mb} MiB per guest "
+                "(the operator's wasm_max_memory_mb)",
+            )
+        timeout = raw.get("timeout_seconds")
+        if isinstance(timeout, int | float) and timeout > self.timeout_seconds:
+            raise InvalidArgument.field(
+                "limits.timeout_seconds",
+                f"{timeout:g} s is above this server's maximum of {self.timeout_seconds:g} s per guest "
+                "(the operator's wasm_max_timeout_seconds)",
+            )
+
+
+@dataclass(frozen=True, slots=True)
 class Limits:
     """What one execution may use. Every field has a safe default."""
 
@@ -83,11 +124,14 @@ class Limits:
     log_bytes: int = DEFAULT_LOG_BYTES
 
     @classmethod
-    def from_config(cls, config: JSONObject) -> Limits:
+    def from_config(cls, config: JSONObject, maxima: Maxima | None = None) -> Limits:
+        """The limits a config asks for; defaults are lowered to the maxima, never raised."""
+        maxima = maxima or Maxima()
         raw: dict[str, Any] = dict(config.get("limits") or {})
-        default_mb = 128 if config.get("language") == "python" else 64
+        default_mb = min(128 if config.get("language") == "python" else 64, maxima.memory_mb)
+        default_timeout = min(DEFAULT_TIMEOUT_SECONDS, maxima.timeout_seconds)
         return cls(
-            timeout_seconds=float(raw.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS)),
+            timeout_seconds=float(raw.get("timeout_seconds", default_timeout)),
             memory_bytes=int(raw.get("memory_mb", default_mb)) * MIB,
             output_bytes=int(raw.get("output_bytes", DEFAULT_OUTPUT_BYTES)),
             log_bytes=int(raw.get("log_bytes", DEFAULT_LOG_BYTES)),
@@ -120,4 +164,4 @@ class Program:
         return cls(language=str(language), source=source, module_digest=None)
 
 
-__all__ = ["CONFIG_SCHEMA", "LIMITS_SCHEMA", "MAX_SOURCE_BYTES", "MIB", "Limits", "Program"]
+__all__ = ["CONFIG_SCHEMA", "LIMITS_SCHEMA", "MAX_SOURCE_BYTES", "MIB", "Limits", "Maxima", "Program"]

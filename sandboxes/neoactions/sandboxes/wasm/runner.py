@@ -14,8 +14,9 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from neoactions.sandboxes.fairshare import FairSlots, default_tenant_share
 from neoactions.sandboxes.wasm import guest, sandbox
-from neoactions.sandboxes.wasm.config import CONFIG_SCHEMA, Limits, Program
+from neoactions.sandboxes.wasm.config import CONFIG_SCHEMA, Limits, Maxima, Program
 from neoactions.sandboxes.wasm.engine import Prepared, WasmEngine
 from neoactions.sandboxes.wasm.errors import SandboxProblem
 from neoactions.sandboxes.wasm.output import GuestOutput
@@ -74,17 +75,31 @@ class WasmRunner:
     """Runs untrusted JavaScript, Python or WASI modules under wasmtime.
 
     Guests run on a bounded pool of worker threads; the engine stops them at
-    their deadline (cancelling the awaiting task cannot stop a thread).
+    their deadline (cancelling the awaiting task cannot stop a thread). Tenants
+    share the workers fairly (:mod:`neoactions.sandboxes.fairshare`): one tenant
+    holds at most ``tenant_workers`` of them, and waiting tenants take turns. A
+    worker counts as held until its guest's thread has finished, not merely
+    until the awaiting task gave up. Guests' limits may not exceed ``maxima``.
     """
 
     def __init__(
-        self, *, data_dir: Path, module_dir: Path | None = None, cache_dir: Path | None = None, workers: int = 2
+        self,
+        *,
+        data_dir: Path,
+        module_dir: Path | None = None,
+        cache_dir: Path | None = None,
+        workers: int = 2,
+        tenant_workers: int | None = None,
+        maxima: Maxima | None = None,
     ) -> None:
         self.engine = WasmEngine(
             cache_dir=cache_dir or data_dir / "wasm-cache", module_dir=module_dir or data_dir / "wasm" / "modules"
         )
+        workers = max(1, workers)
+        self.maxima = maxima or Maxima()
+        self.slots = FairSlots(workers, tenant_workers if tenant_workers is not None else default_tenant_share(workers))
         self._pool = concurrent.futures.ThreadPoolExecutor(
-            max(1, workers), thread_name_prefix="wasm", initializer=_lower_priority
+            workers, thread_name_prefix="wasm", initializer=_lower_priority
         )
 
     def warm(self, languages: tuple[str, ...] = ("javascript", "python")) -> list[concurrent.futures.Future[Prepared]]:
@@ -93,6 +108,7 @@ class WasmRunner:
 
     def validate(self, config: JSONObject) -> None:
         program = Program.from_config(config)
+        self.maxima.check(config)
         if program.module_digest is not None and not self.engine.module_exists(program.module_digest):
             raise InvalidArgument.field(
                 "module",
@@ -103,15 +119,31 @@ class WasmRunner:
     async def execute(self, config: JSONObject, data: JSON, ctx: ExecutionContext) -> AsyncIterator[RunnerUpdate]:
         try:
             program = Program.from_config(config)
+            self.maxima.check(config)  # again: the maxima may have been lowered since the action was saved
         except InvalidArgument as exc:
             yield Failure.of("invalid_config", exc.message)
             return
-        limits = Limits.from_config(config)
+        limits = Limits.from_config(config, self.maxima)
         job = _job(program, limits, config, data, ctx)
         loop = asyncio.get_running_loop()
         logs = _LogStream(loop)
         output = GuestOutput(limits, logs.push, framed=job.invocation.framed)
-        future = loop.run_in_executor(self._pool, self._run, program, job, output)
+        tenant = ctx.tenant
+        try:
+            async with asyncio.timeout(ctx.remaining_seconds()):
+                await self.slots.acquire(tenant)
+        except TimeoutError:
+            error = ExecutionError("timeout", "no wasm worker was free before the attempt's deadline", retryable=True)
+            yield Failure(error, timed_out=True)
+            return
+        try:
+            work = self._pool.submit(self._run, program, job, output)
+        except BaseException:
+            self.slots.release(tenant)
+            raise
+        # the worker is free when the thread is, which may be after this task gave up
+        work.add_done_callback(lambda _: self.slots.release(tenant))
+        future = asyncio.wrap_future(work, loop=loop)
         # one wake-up source for both logs and completion: no helper task per step
         future.add_done_callback(lambda _: logs.ready.set())
         try:
@@ -194,8 +226,11 @@ def register(registry: HandlerRegistry) -> None:
     ``data_dir``,
     ``wasm_module_dir`` (WASI modules named ``<sha256>.wasm``; default
     ``<data_dir>/wasm/modules``), ``wasm_workers`` (threads running guests,
-    default 2), ``wasm_warm`` (languages compiled at start-up in the background,
-    default both).
+    default 2), ``wasm_tenant_workers`` (workers one tenant may hold at once;
+    default all but a quarter of them, at least one), ``wasm_max_memory_mb`` and
+    ``wasm_max_timeout_seconds`` (the largest ``limits`` an action may ask for;
+    default 512 and 60), ``wasm_warm`` (languages compiled at start-up in the
+    background, default both).
     """
     settings = registry.settings
     data_dir = Path(settings.get("data_dir") or Path(tempfile.gettempdir()) / "neoactions")
@@ -206,6 +241,8 @@ def register(registry: HandlerRegistry) -> None:
         module_dir=Path(module_dir) if module_dir else None,
         cache_dir=Path(cache_dir) if cache_dir else default_cache_dir(),
         workers=int(settings.get("wasm_workers", 2)),
+        tenant_workers=int(settings["wasm_tenant_workers"]) if settings.get("wasm_tenant_workers") else None,
+        maxima=Maxima.from_settings(settings),
     )
     runner.warm(tuple(settings.get("wasm_warm", ("javascript", "python"))))
     registry.register(
