@@ -29,6 +29,7 @@ from neoactions.server.bus import InProcessUpdateBus, UpdateBus
 from neoactions.server.engine import Engine
 from neoactions.server.errors import Unavailable
 from neoactions.server.flow import create_flow_control
+from neoactions.server.logjson import configure_logging
 from neoactions.server.persistence import open_store
 from neoactions.server.persistence.changefeed import change_feed_for
 from neoactions.server.queue.redisstream import RedisStreamQueue
@@ -188,10 +189,7 @@ async def serve(
 
 def run(settings: Settings, reuse_port: bool = False, on_ready: Callable[[Settings, int], None] = _announce) -> None:
     """Serve until a signal; with ``processes`` > 1, supervise that many serving processes."""
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format='{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","message":"%(message)s"}',
-    )
+    configure_logging(settings.log_level)
     if settings.processes > 1:
         from neoactions.server.supervisor import supervise
 
