@@ -14,7 +14,7 @@ from neoactions.server.runners import HandlerRegistry
 from neoactions.server.store import Page, Store
 from neoactions.server.templating import ConfigRenderer
 
-ACTION_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
+ACTION_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}\Z")
 MAX_TAGS = 32
 
 

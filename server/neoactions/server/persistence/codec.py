@@ -38,7 +38,7 @@ from neoactions.server.store import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 #: a driver row: ``sqlite3.Row`` or ``asyncpg.Record``, both indexable by position
 Row: TypeAlias = Any
 
-SLUG = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
+SLUG = re.compile(r"^[a-z][a-z0-9_]{0,40}\Z")
 _CANONICAL_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
