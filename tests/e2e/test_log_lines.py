@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from neoactions.client import Client, NotFound
 from tests.e2e.conftest import module_server
 
@@ -31,10 +33,8 @@ def test_debug_log_is_json_lines(tmp_path: Path) -> None:
             client.apply(ACTIONS)
             for i in range(3):  # a handler that raises, data with quotes, backslashes and newlines
                 client.publish("orders.created", {"amount": i, "note": 'say "hi"\nnext \\ line'}, wait=True)
-            try:
+            with pytest.raises(NotFound):
                 client.get_action('no "such"\naction')
-            except NotFound:
-                pass
         server.proc.send_signal(signal.SIGUSR1)  # one line per task of the event loop
         deadline = time.monotonic() + 10
         while "waits at" not in server.log_path.read_text() and time.monotonic() < deadline:
