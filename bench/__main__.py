@@ -2,7 +2,8 @@
 
 Each ``bench/bench_*.py`` exposes ``main() -> str`` returning a markdown section
 (its own table with a baseline measured in the same run). Pass module names to
-run only some: ``python -m bench matching wasm``.
+run only some: ``python -m bench matching wasm``. Modules in ``ON_REQUEST`` run only
+when named (``python -m bench soak``: half an hour).
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ import platform
 import sys
 import time
 from pathlib import Path
+
+#: benchmarks left out of the run without names
+ON_REQUEST = {"soak"}
 
 
 def _header() -> str:
@@ -27,7 +31,7 @@ def _header() -> str:
 def main(argv: list[str]) -> int:
     here = Path(__file__).parent
     names = sorted(p.stem.removeprefix("bench_") for p in here.glob("bench_*.py"))
-    wanted = argv or names
+    wanted = argv or [n for n in names if n not in ON_REQUEST]
     print(_header())
     for name in wanted:
         module = importlib.import_module(f"bench.bench_{name}")

@@ -22,6 +22,12 @@ async def noop(config: dict[str, Any], data: dict[str, Any], ctx: Any) -> None:
     _starts.append((data.get("seq", -1), time.time()))
 
 
+async def soak(config: dict[str, Any], data: dict[str, Any], ctx: Any) -> dict[str, Any]:
+    """The soak's python handler: keeps nothing (``noop``'s start times would grow the
+    server's memory for the whole soak)."""
+    return {"n": data.get("n")}
+
+
 @atexit.register
 def _flush() -> None:
     path = os.environ.get("NEOACTIONS_BENCH_STARTS")
