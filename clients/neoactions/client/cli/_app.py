@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
 from typing import Annotated
 
 import typer
@@ -9,6 +11,7 @@ import typer
 from neoactions.client._config import DEFAULT_TARGET
 from neoactions.client.cli import actions, deadletters, executions, tenants
 from neoactions.client.cli._context import CliState
+from neoactions.client.cli._globals import GlobalOptionsAnywhere
 from neoactions.client.cli.apply import apply
 from neoactions.client.cli.events import publish
 from neoactions.client.cli.serve import serve
@@ -17,11 +20,27 @@ from neoactions.server.model import ADMIN_TENANT
 
 app = typer.Typer(
     name="neoactions",
+    cls=GlobalOptionsAnywhere,
     help="neoactions: publish events, manage actions, run and watch executions.",
+    epilog="Global options (--server, --tenant, --json, --timeout) may also follow the command.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def installed_version() -> str:
+    """The installed neoactions distribution's version."""
+    try:
+        return package_version("neoactions")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree without installing
+        return "unknown"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"neoactions {installed_version()}")
+        raise typer.Exit()
 
 
 @app.callback()
@@ -36,9 +55,20 @@ def root(
     json_: Annotated[
         bool, typer.Option("--json", help="Machine output: one JSON document (JSON lines for streams).")
     ] = False,
-    timeout: Annotated[float, typer.Option(help="Seconds a call may take.")] = 60.0,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            min=0.001,
+            show_default=False,
+            help="Seconds a call may take [default: 60; `execute`: until the execution ends].",
+        ),
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option("--version", is_eager=True, callback=_print_version, help="Print the version and exit."),
+    ] = False,
 ) -> None:
-    """Global options; every command also takes --tenant and --json itself."""
+    """Global options; they may come before or after the command."""
     ctx.obj = CliState(server=server, tenant=tenant, json=json_, timeout=timeout)
 
 
@@ -52,4 +82,4 @@ app.add_typer(executions.app, name="executions")
 app.add_typer(deadletters.app, name="dlq")
 app.add_typer(tenants.app, name="tenants")
 
-__all__ = ["app"]
+__all__ = ["app", "installed_version"]

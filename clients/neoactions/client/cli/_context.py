@@ -5,17 +5,18 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from neoactions.client._config import DEFAULT_TARGET
+from neoactions.client._async import AsyncClient
+from neoactions.client._config import DEFAULT_TARGET, DEFAULT_TIMEOUT
 from neoactions.client._sync import Client
 from neoactions.client.cli import _render
-from neoactions.server.errors import NeoActionsError
+from neoactions.server.errors import NeoActionsError, Unavailable
 from neoactions.server.model import ADMIN_TENANT
 
 #: ``--json`` (also accepted before the command, as a global option)
@@ -33,7 +34,8 @@ class CliState:
     server: str = DEFAULT_TARGET
     tenant: str = ADMIN_TENANT
     json: bool = False
-    timeout: float = 60.0
+    #: ``--timeout``: seconds a call may take (``None``: 60 s, and no limit for ``execute``)
+    timeout: float | None = None
 
     @classmethod
     def of(cls, ctx: typer.Context, *, tenant: str | None = None, json: bool = False) -> CliState:
@@ -47,13 +49,51 @@ class CliState:
     def client(self) -> Iterator[Client]:
         """A connected client; a failed call prints ``error: REASON: message`` and exits 1."""
         try:
-            with Client(self.server, self.tenant, timeout=self.timeout) as client:
+            with Client(self.server, self.tenant, timeout=self.timeout or DEFAULT_TIMEOUT) as client:
                 yield client
         except NeoActionsError as exc:
-            _render.error(exc, as_json=self.json)
+            _render.error(with_hint(exc, self.server, self.timeout or DEFAULT_TIMEOUT), as_json=self.json)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             raise typer.Exit(130) from None
+
+    @contextlib.asynccontextmanager
+    async def async_client(self) -> AsyncIterator[AsyncClient]:
+        """:meth:`client` for commands that wait on several things at once."""
+        try:
+            async with AsyncClient(self.server, self.tenant, timeout=self.timeout or DEFAULT_TIMEOUT) as client:
+                yield client
+        except NeoActionsError as exc:
+            _render.error(with_hint(exc, self.server, self.timeout or DEFAULT_TIMEOUT), as_json=self.json)
+            raise typer.Exit(1) from None
+
+
+#: what gRPC says when nothing answers at the address (no neoactions error details)
+_UNREACHABLE = ("failed to connect", "dns resolution failed", "connection refused", "socket closed", "connect failed")
+
+
+def with_hint(exc: NeoActionsError, server: str, timeout: float) -> NeoActionsError:
+    """A connection-level failure said in the user's words, with what to check; other errors as they are."""
+    message = exc.message.lower()
+    if exc.reason == "UNAVAILABLE" and not exc.metadata and any(m in message for m in _UNREACHABLE):
+        return Unavailable(
+            f"cannot reach the server at {server}: is `neoactions serve` running at {server}?"
+            " (choose another with --server or NEOACTIONS_SERVER)",
+            reason="UNAVAILABLE",
+        )
+    if exc.reason == "UNIMPLEMENTED":
+        return NeoActionsError(
+            f"the process at {server} does not serve this API (a `serve --role worker` process serves only"
+            " health checks): point --server at an `api` or `all` process",
+            reason="UNIMPLEMENTED",
+        )
+    if exc.reason == "DEADLINE_EXCEEDED":
+        return Unavailable(
+            f"no answer from {server} within {timeout:g}s: raise --timeout, or check that a neoactions server"
+            " answers there",
+            reason="DEADLINE_EXCEEDED",
+        )
+    return exc
 
 
 def json_argument(text: str | None, option: str, *, want_object: bool = True) -> Any:
@@ -74,4 +114,4 @@ def json_argument(text: str | None, option: str, *, want_object: bool = True) ->
     return value
 
 
-__all__ = ["CliState", "JsonOpt", "TenantOpt", "json_argument"]
+__all__ = ["CliState", "JsonOpt", "TenantOpt", "json_argument", "with_hint"]

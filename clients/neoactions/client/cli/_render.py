@@ -65,8 +65,49 @@ def err() -> Console:
 # --- JSON --------------------------------------------------------------------------
 
 
+#: what an execution shows in JSON, in this order: no bookkeeping of the server's (leases,
+#: attempt series); ``attempts`` only where the server sends them (one execution, not lists)
+EXECUTION_FIELDS = (
+    "id",
+    "tenant",
+    "action_name",
+    "action_version",
+    "handler_type",
+    "event_id",
+    "status",
+    "input",
+    "output",
+    "error",
+    "idempotency_key",
+    "correlation_id",
+    "causation_id",
+    "parent_execution_id",
+    "priority",
+    "mode",
+    "attempt_count",
+    "created_at",
+    "updated_at",
+    "started_at",
+    "finished_at",
+    "next_attempt_at",
+    "inline",
+)
+
+
+def execution_json(ex: Execution, *, with_attempts: bool) -> dict[str, Any]:
+    """An execution's public JSON shape; ``with_attempts`` for a single execution (lists leave them out)."""
+    doc = {name: jsonable(getattr(ex, name)) for name in EXECUTION_FIELDS}
+    if ex.action_id:
+        doc["action_id"] = ex.action_id
+    if with_attempts:
+        doc["attempts"] = jsonable(ex.attempts)
+    return doc
+
+
 def jsonable(value: Any) -> Any:
     """Domain objects as plain JSON values (actions in their declarative form plus identity)."""
+    if isinstance(value, Execution):
+        return execution_json(value, with_attempts=True)
     if isinstance(value, Action):
         return {
             "tenant": value.tenant,
@@ -91,6 +132,8 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
+        if value and all(isinstance(v, Execution) for v in value):
+            return [execution_json(v, with_attempts=False) for v in value]
         return [jsonable(v) for v in value]
     return value
 
@@ -126,10 +169,9 @@ def error(exc: NeoActionsError, *, as_json: bool) -> None:
         return
     console = err()
     console.print(f"[bold red]error:[/] {escape(exc.reason)}: {escape(exc.message)}", soft_wrap=True)
-    if [f"{v.field}: {v.description}" for v in exc.violations] == [exc.message]:
-        return  # the message already is the one violation
     for v in exc.violations:
-        console.print(f"  [yellow]{escape(v.field)}[/]: {escape(v.description)}")
+        if f"{v.field}: {v.description}" not in exc.message:  # only what the message does not say already
+            console.print(f"  [yellow]{escape(v.field)}[/]: {escape(v.description)}", soft_wrap=True)
 
 
 # --- small helpers -----------------------------------------------------------------
@@ -137,6 +179,28 @@ def error(exc: NeoActionsError, *, as_json: bool) -> None:
 
 def when(value: datetime | None) -> str:
     return value.astimezone().strftime("%Y-%m-%d %H:%M:%S") if value else ""
+
+
+def short_when(value: datetime | None) -> str:
+    """``HH:MM:SS`` today, ``MM-DD HH:MM`` on other days (local time)."""
+    if value is None:
+        return ""
+    local = value.astimezone()
+    if local.date() == datetime.now().astimezone().date():
+        return local.strftime("%H:%M:%S")
+    return local.strftime("%m-%d %H:%M")
+
+
+def due_text(ex: Execution) -> str:
+    """Why a scheduled execution waits and when its next attempt is due (plain text)."""
+    if ex.next_attempt_at is None:
+        return "waiting for a worker"
+    seconds = (ex.next_attempt_at - datetime.now(ex.next_attempt_at.tzinfo)).total_seconds()
+    due = f"next attempt at {short_when(ex.next_attempt_at)}"
+    due += f" (in {seconds:.0f}s)" if seconds >= 1 else " (due now)"
+    if ex.error is not None and ex.attempt_count:
+        return f"{due}; attempt {ex.attempt_count} failed: {error_text(ex.error)}"
+    return f"{due}; held back by flow control (rate limit, concurrency or an open breaker)"
 
 
 def status_text(status: ExecutionStatus | None) -> str:
@@ -158,6 +222,8 @@ def error_text(e: ExecutionError | None) -> str:
 
 
 def result_text(ex: Execution) -> str:
+    if ex.status is ExecutionStatus.SCHEDULED:
+        return f"[yellow]{escape(due_text(ex))}[/]"
     if ex.error is not None:
         return f"[red]{escape(error_text(ex.error))}[/]"
     return escape(short_json(ex.output))
@@ -167,9 +233,11 @@ def result_text(ex: Execution) -> str:
 
 
 def actions_table(actions: Iterable[Action]) -> None:
-    table = Table(box=None, header_style="bold")
-    for column in ("NAME", "VERSION", "ENABLED", "PRIORITY", "MODE", "HANDLER", "EVENT TYPES"):
-        table.add_column(column, overflow="fold")
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    table.add_column("NAME", overflow="fold", ratio=2, min_width=10)
+    for column in ("VERSION", "ENABLED", "PRIORITY", "MODE", "HANDLER"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("EVENT TYPES", overflow="fold", ratio=3, min_width=10)
     for a in actions:
         table.add_row(
             escape(a.name),
@@ -207,21 +275,68 @@ def apply_table(results: Sequence[ApplyResult]) -> None:
     out().print(table)
 
 
+#: below this many columns an execution takes two lines: the facts, then its result
+WIDE_TABLE = 120
+
+
 def executions_table(executions: Iterable[Execution]) -> None:
-    table = Table(box=None, header_style="bold")
-    table.add_column("ID", no_wrap=True)
-    for column in ("ACTION", "STATUS", "ATTEMPTS", "CREATED", "RESULT"):
-        table.add_column(column, overflow="fold")
-    for ex in executions:
-        table.add_row(
-            ex.id,
-            escape(ex.action_name or f"(inline {ex.handler_type})"),
-            status_text(ex.status),
-            str(ex.attempt_count),
-            when(ex.created_at),
-            result_text(ex),
+    """One row per execution when the terminal is wide; two lines each (the result below) when not."""
+    rows = list(executions)
+    console = out()
+    if console.width >= WIDE_TABLE:
+        table = Table(box=None, header_style="bold", pad_edge=False)
+        table.add_column("ID", no_wrap=True)
+        table.add_column("ACTION", overflow="fold", min_width=10)
+        table.add_column("STATUS", no_wrap=True)
+        table.add_column("ATTEMPTS", no_wrap=True, justify="right")
+        table.add_column("CREATED", no_wrap=True)
+        # the result gets what the other columns leave (rich would shrink them all alike)
+        action_width = max([len("ACTION")] + [len(_action_label(ex)) for ex in rows])
+        status_width = max([len("STATUS")] + [len(ex.status.value) for ex in rows])
+        room = console.width - (36 + action_width + status_width + len("ATTEMPTS") + len("MM-DD HH:MM") + 5 * 2)
+        table.add_column("RESULT", overflow="ellipsis", no_wrap=True, max_width=max(20, room))
+        for ex in rows:
+            table.add_row(
+                ex.id,
+                escape(_action_label(ex)),
+                status_text(ex.status),
+                str(ex.attempt_count),
+                short_when(ex.created_at),
+                result_text(ex),
+            )
+        console.print(table)
+        return
+    # Narrow: the facts in columns, then the result on a line of its own below them.
+    facts = [(ex.id, _action_label(ex), ex.status.value, str(ex.attempt_count)) for ex in rows]
+    headers = ("ID", "ACTION", "STATUS", "ATTEMPTS")
+    widths = [max([len(h)] + [len(f[j]) for f in facts]) for j, h in enumerate(headers)]
+    room = console.width - (widths[0] + widths[2] + widths[3] + 3 * _GAP)
+    widths[1] = max(len(headers[1]), min(widths[1], room))
+    gap = " " * _GAP
+    console.print(
+        f"[bold]{headers[0]:<{widths[0]}}{gap}{headers[1]:<{widths[1]}}{gap}{headers[2]:<{widths[2]}}{gap}"
+        f"{headers[3]:>{widths[3]}}[/]",
+        soft_wrap=True,
+    )
+    for ex, (id_, action, status, attempts) in zip(rows, facts, strict=True):
+        if len(action) > widths[1]:
+            action = action[: widths[1] - 1] + "…"
+        status_cell = status_text(ex.status) + " " * (widths[2] - len(status))
+        console.print(
+            f"{id_}{gap}{escape(action):<{widths[1]}}{gap}{status_cell}{gap}{attempts:>{widths[3]}}",
+            soft_wrap=True,
         )
-    out().print(table)
+        console.print(
+            f"  [dim]{short_when(ex.created_at)}[/]  {result_text(ex)}", no_wrap=True, overflow="ellipsis", crop=True
+        )
+
+
+#: spaces between the columns of the narrow executions table
+_GAP = 2
+
+
+def _action_label(ex: Execution) -> str:
+    return ex.action_name or f"(inline {ex.handler_type})"
 
 
 def publish_summary(result: PublishResult) -> None:
@@ -249,6 +364,7 @@ def execution_detail(ex: Execution) -> None:
         ("created", when(ex.created_at)),
         ("started", when(ex.started_at)),
         ("finished", when(ex.finished_at)),
+        ("next attempt", f"[yellow]{escape(due_text(ex))}[/]" if ex.status is ExecutionStatus.SCHEDULED else ""),
         ("input", escape(short_json(ex.input, 200))),
         ("output", escape(short_json(ex.output, 200))),
         ("error", f"[red]{escape(error_text(ex.error))}[/]" if ex.error else ""),
@@ -258,16 +374,17 @@ def execution_detail(ex: Execution) -> None:
             info.add_row(key, value)
     console.print(info)
     if ex.attempts:
-        table = Table(title="attempts", box=None, header_style="bold", title_justify="left")
-        for column in ("#", "RUNNER", "STATUS", "STARTED", "DURATION", "RESULT"):
-            table.add_column(column, overflow="fold")
+        table = Table(title="attempts", box=None, header_style="bold", title_justify="left", pad_edge=False)
+        for column in ("#", "RUNNER", "STATUS", "STARTED", "DURATION"):
+            table.add_column(column, no_wrap=True, justify="right" if column in ("#", "DURATION") else "left")
+        table.add_column("RESULT", overflow="fold")
         for a in ex.attempts:
             result = f"[red]{escape(error_text(a.error))}[/]" if a.error else escape(short_json(a.output))
             table.add_row(
                 str(a.number),
                 escape(a.runner),
                 status_text(a.status),
-                when(a.started_at),
+                short_when(a.started_at),
                 f"{a.duration_ms:.1f} ms",
                 result,
             )
