@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from neoactions.server.access import Caller
 from neoactions.server.bus import InProcessUpdateBus
 from neoactions.server.engine import Engine
 from neoactions.server.errors import Unavailable
@@ -54,7 +55,7 @@ class _Rig:
 
     async def publish(self, n: int) -> list[Any]:
         events = [Event("", ADMIN_TENANT, "order.created", data={"i": i}) for i in range(n)]
-        published = await self.engine.publish(ADMIN_TENANT, events)
+        published = await self.engine.publish(Caller(), ADMIN_TENANT, events)
         return [ex for p in published for ex in p.executions]
 
     async def until(self, check: Callable[[], bool], within: float = 5.0) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 
 from neoactions.server.api import convert, names
+from neoactions.server.api.callers import caller_of
 from neoactions.server.api.errors import unary
 from neoactions.server.engine import Engine
 from neoactions.v1 import actions_pb2, actions_pb2_grpc
@@ -18,9 +19,9 @@ class ActionServicer(actions_pb2_grpc.ActionServiceServicer):
     async def CreateAction(
         self, request: actions_pb2.CreateActionRequest, context: grpc.aio.ServicerContext
     ) -> actions_pb2.Action:
-        tenant = await self._engine.tenant(names.parse_tenant(request.parent))
+        tenant = names.parse_tenant(request.parent)
         action = convert.action_from_pb(request.action, tenant, request.action_id)
-        created = await self._engine.actions.create(action, validate_only=request.validate_only)
+        created = await self._engine.create_action(caller_of(context), action, validate_only=request.validate_only)
         return convert.action_to_pb(created)
 
     @unary
@@ -28,15 +29,14 @@ class ActionServicer(actions_pb2_grpc.ActionServiceServicer):
         self, request: actions_pb2.GetActionRequest, context: grpc.aio.ServicerContext
     ) -> actions_pb2.Action:
         tenant, name = names.parse_child(request.name, "actions")
-        await self._engine.tenant(tenant)
-        return convert.action_to_pb(await self._engine.actions.get(tenant, name, request.version))
+        return convert.action_to_pb(await self._engine.get_action(caller_of(context), tenant, name, request.version))
 
     @unary
     async def ListActions(
         self, request: actions_pb2.ListActionsRequest, context: grpc.aio.ServicerContext
     ) -> actions_pb2.ListActionsResponse:
-        tenant = await self._engine.tenant(names.parse_tenant(request.parent))
-        page = await self._engine.actions.list(tenant, request.page_size, request.page_token)
+        tenant = names.parse_tenant(request.parent)
+        page = await self._engine.list_actions(caller_of(context), tenant, request.page_size, request.page_token)
         return actions_pb2.ListActionsResponse(
             actions=[convert.action_to_pb(a) for a in page.items], next_page_token=page.next_page_token
         )
@@ -46,12 +46,12 @@ class ActionServicer(actions_pb2_grpc.ActionServiceServicer):
         self, request: actions_pb2.UpdateActionRequest, context: grpc.aio.ServicerContext
     ) -> actions_pb2.Action:
         tenant, name = names.parse_child(request.action.name, "actions", "action.name")
-        await self._engine.tenant(tenant)
-        current = await self._engine.actions.get(tenant, name)
+        caller = caller_of(context)
+        current = await self._engine.get_action(caller, tenant, name)
         patch = convert.action_from_pb(request.action, tenant, name)
         updated = convert.apply_update_mask(current, patch, request.update_mask.paths)
-        stored = await self._engine.actions.update(
-            updated, request.expected_version or None, validate_only=request.validate_only
+        stored = await self._engine.update_action(
+            caller, updated, request.expected_version or None, validate_only=request.validate_only
         )
         return convert.action_to_pb(stored)
 
@@ -60,8 +60,7 @@ class ActionServicer(actions_pb2_grpc.ActionServiceServicer):
         self, request: actions_pb2.DeleteActionRequest, context: grpc.aio.ServicerContext
     ) -> actions_pb2.DeleteActionResponse:
         tenant, name = names.parse_child(request.name, "actions")
-        await self._engine.tenant(tenant)
-        await self._engine.actions.delete(tenant, name)
+        await self._engine.delete_action(caller_of(context), tenant, name)
         return actions_pb2.DeleteActionResponse()
 
     @unary
@@ -69,26 +68,25 @@ class ActionServicer(actions_pb2_grpc.ActionServiceServicer):
         self, request: actions_pb2.EnableActionRequest, context: grpc.aio.ServicerContext
     ) -> actions_pb2.Action:
         tenant, name = names.parse_child(request.name, "actions")
-        await self._engine.tenant(tenant)
-        return convert.action_to_pb(await self._engine.actions.set_enabled(tenant, name, True))
+        return convert.action_to_pb(await self._engine.set_action_enabled(caller_of(context), tenant, name, True))
 
     @unary
     async def DisableAction(
         self, request: actions_pb2.DisableActionRequest, context: grpc.aio.ServicerContext
     ) -> actions_pb2.Action:
         tenant, name = names.parse_child(request.name, "actions")
-        await self._engine.tenant(tenant)
-        return convert.action_to_pb(await self._engine.actions.set_enabled(tenant, name, False))
+        return convert.action_to_pb(await self._engine.set_action_enabled(caller_of(context), tenant, name, False))
 
     @unary
     async def TestAction(
         self, request: actions_pb2.TestActionRequest, context: grpc.aio.ServicerContext
     ) -> actions_pb2.TestActionResponse:
-        tenant = await self._engine.tenant(names.parse_tenant(request.parent))
+        tenant = names.parse_tenant(request.parent)
         event = convert.test_event_from_pb(request.event, tenant)
         action = names.parse_action_ref(request.action, tenant) if request.action else ""
         results = []
-        for explanation, execution in await self._engine.test_event(tenant, event, action, request.execute):
+        explained = await self._engine.test_event(caller_of(context), tenant, event, action, request.execute)
+        for explanation, execution in explained:
             result = convert.explanation_to_pb(tenant, explanation)
             if execution is not None:
                 result.execution = names.execution_name(tenant, execution.id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 
 from neoactions.server.api import convert, names
+from neoactions.server.api.callers import caller_of
 from neoactions.server.api.errors import unary
 from neoactions.server.engine import Engine, Published
 from neoactions.server.errors import InvalidArgument
@@ -37,7 +38,7 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
         event = self._event(request.event, tenant, "event")
         if not event.idempotency_key and request.request_id:
             event.idempotency_key = request.request_id
-        [published] = await self._engine.publish(tenant, [event], wait=request.wait)
+        [published] = await self._engine.publish(caller_of(context), tenant, [event], wait=request.wait)
         return _response(published)
 
     @unary
@@ -50,7 +51,7 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
         if len(request.events) > self._max_batch:
             raise InvalidArgument.field("events", f"at most {self._max_batch} events per batch")
         events = [self._event(m, tenant, f"events[{i}]") for i, m in enumerate(request.events)]
-        published = await self._engine.publish(tenant, events)
+        published = await self._engine.publish(caller_of(context), tenant, events)
         return events_pb2.PublishEventsResponse(results=[_response(p) for p in published])
 
     @unary
@@ -58,14 +59,13 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
         self, request: events_pb2.GetEventRequest, context: grpc.aio.ServicerContext
     ) -> events_pb2.Event:
         tenant, event_id = names.parse_child(request.name, "events")
-        await self._engine.tenant(tenant)
-        return convert.event_to_pb(await self._engine.store.get_event(tenant, event_id))
+        return convert.event_to_pb(await self._engine.get_event(caller_of(context), tenant, event_id))
 
     @unary
     async def ListEvents(
         self, request: events_pb2.ListEventsRequest, context: grpc.aio.ServicerContext
     ) -> events_pb2.ListEventsResponse:
-        tenant = await self._engine.tenant(names.parse_tenant(request.parent))
+        tenant = names.parse_tenant(request.parent)
         flt = EventFilter(
             type_pattern=request.type_pattern,
             correlation_id=request.correlation_id,
@@ -73,7 +73,7 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
             start_time=convert.opt_dt(request, "start_time"),
             end_time=convert.opt_dt(request, "end_time"),
         )
-        page = await self._engine.store.list_events(tenant, flt, request.page_size, request.page_token)
+        page = await self._engine.list_events(caller_of(context), tenant, flt, request.page_size, request.page_token)
         return events_pb2.ListEventsResponse(
             events=[convert.event_to_pb(e) for e in page.items], next_page_token=page.next_page_token
         )

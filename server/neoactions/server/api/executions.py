@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import grpc
 
 from neoactions.server.api import convert, names
+from neoactions.server.api.callers import caller_of
 from neoactions.server.api.errors import streaming, unary
 from neoactions.server.bus import UpdateFilter
 from neoactions.server.engine import Engine
@@ -26,48 +26,40 @@ class ExecutionServicer(executions_pb2_grpc.ExecutionServiceServicer):
     async def Execute(
         self, request: executions_pb2.ExecuteRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[executions_pb2.ExecutionUpdate]:
-        tenant = await self._engine.tenant(names.parse_tenant(request.parent))
+        tenant = names.parse_tenant(request.parent)
         data = convert.parse_json(request.input_json, "input_json", default={})
         target = request.WhichOneof("target")
         if target is None:
             raise InvalidArgument.field("action", "name an action or give an inline handler")
-        ex = await self._engine.prepare_execution(
+        remaining = context.time_remaining()
+        updates = self._engine.execute(
+            caller_of(context),
             tenant,
             data,
             action_name=names.parse_action_ref(request.action, tenant) if target == "action" else "",
             inline=convert.inline_from_pb(request.inline) if target == "inline" else None,
             correlation_id=request.correlation_id,
             idempotency_key=request.idempotency_key,
+            deadline=utcnow() + timedelta(seconds=remaining) if remaining is not None else None,
         )
-        remaining = context.time_remaining()
-        deadline = utcnow() + timedelta(seconds=remaining) if remaining is not None else None
-        bus = self._engine.bus
-        subscription = bus.subscribe(UpdateFilter(tenant=tenant, execution_id=ex.id))
-        run = asyncio.create_task(self._engine.run_execution(ex, deadline))
         try:
-            async for update in subscription:
-                yield convert.update_to_pb(update, bus.token(update))
-                if update.kind.is_final:
-                    break
-            await run
+            async for update, token in updates:
+                yield convert.update_to_pb(update, token)
         finally:
-            subscription.close()
-            if not run.done():
-                run.cancel()
-                await asyncio.gather(run, return_exceptions=True)
+            await updates.aclose()
 
     @unary
     async def GetExecution(
         self, request: executions_pb2.GetExecutionRequest, context: grpc.aio.ServicerContext
     ) -> executions_pb2.Execution:
         tenant, execution_id = names.parse_child(request.name, "executions")
-        return convert.execution_to_pb(await self._engine.get_execution(tenant, execution_id))
+        return convert.execution_to_pb(await self._engine.get_execution(caller_of(context), tenant, execution_id))
 
     @unary
     async def ListExecutions(
         self, request: executions_pb2.ListExecutionsRequest, context: grpc.aio.ServicerContext
     ) -> executions_pb2.ListExecutionsResponse:
-        tenant = await self._engine.tenant(names.parse_tenant(request.parent))
+        tenant = names.parse_tenant(request.parent)
         flt = ExecutionFilter(
             action_name=names.parse_action_ref(request.action, tenant) if request.action else "",
             status=convert.execution_status_from_pb(request.status),
@@ -76,7 +68,9 @@ class ExecutionServicer(executions_pb2_grpc.ExecutionServiceServicer):
             start_time=convert.opt_dt(request, "start_time"),
             end_time=convert.opt_dt(request, "end_time"),
         )
-        page = await self._engine.store.list_executions(tenant, flt, request.page_size, request.page_token)
+        page = await self._engine.list_executions(
+            caller_of(context), tenant, flt, request.page_size, request.page_token
+        )
         return executions_pb2.ListExecutionsResponse(
             executions=[convert.execution_to_pb(e) for e in page.items], next_page_token=page.next_page_token
         )
@@ -85,7 +79,7 @@ class ExecutionServicer(executions_pb2_grpc.ExecutionServiceServicer):
     async def WatchExecutions(
         self, request: executions_pb2.WatchExecutionsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[executions_pb2.ExecutionUpdate]:
-        tenant = await self._engine.tenant(names.parse_tenant(request.parent))
+        tenant = names.parse_tenant(request.parent)
         flt = UpdateFilter(
             tenant=tenant,
             action_name=names.parse_action_ref(request.action, tenant) if request.action else "",
@@ -93,35 +87,37 @@ class ExecutionServicer(executions_pb2_grpc.ExecutionServiceServicer):
             correlation_id=request.correlation_id,
             execution_id=request.execution_id,
         )
-        bus = self._engine.bus
-        subscription = bus.subscribe(flt, request.resume_token)
+        updates = self._engine.watch(caller_of(context), flt, request.resume_token)
         try:
-            async for update in subscription:
-                yield convert.update_to_pb(update, bus.token(update))
+            async for update, token in updates:
+                yield convert.update_to_pb(update, token)
         finally:
-            subscription.close()
+            await updates.aclose()
 
     @unary
     async def CancelExecution(
         self, request: executions_pb2.CancelExecutionRequest, context: grpc.aio.ServicerContext
     ) -> executions_pb2.Execution:
         tenant, execution_id = names.parse_child(request.name, "executions")
-        return convert.execution_to_pb(await self._engine.cancel_execution(tenant, execution_id, request.reason))
+        cancelled = await self._engine.cancel_execution(caller_of(context), tenant, execution_id, request.reason)
+        return convert.execution_to_pb(cancelled)
 
     @unary
     async def RetryExecution(
         self, request: executions_pb2.RetryExecutionRequest, context: grpc.aio.ServicerContext
     ) -> executions_pb2.Execution:
         tenant, execution_id = names.parse_child(request.name, "executions")
-        return convert.execution_to_pb(await self._engine.retry_execution(tenant, execution_id))
+        return convert.execution_to_pb(await self._engine.retry_execution(caller_of(context), tenant, execution_id))
 
     @unary
     async def ListDeadLetters(
         self, request: executions_pb2.ListDeadLettersRequest, context: grpc.aio.ServicerContext
     ) -> executions_pb2.ListDeadLettersResponse:
-        tenant = await self._engine.tenant(names.parse_tenant(request.parent))
+        tenant = names.parse_tenant(request.parent)
         flt = _dead_letter_filter(request.filter, tenant)
-        page = await self._engine.list_dead_letters(tenant, flt, request.page_size, request.page_token)
+        page = await self._engine.list_dead_letters(
+            caller_of(context), tenant, flt, request.page_size, request.page_token
+        )
         return executions_pb2.ListDeadLettersResponse(
             executions=[convert.execution_to_pb(e) for e in page.items], next_page_token=page.next_page_token
         )
@@ -130,8 +126,10 @@ class ExecutionServicer(executions_pb2_grpc.ExecutionServiceServicer):
     async def RequeueDeadLetters(
         self, request: executions_pb2.RequeueDeadLettersRequest, context: grpc.aio.ServicerContext
     ) -> executions_pb2.RequeueDeadLettersResponse:
-        tenant = await self._engine.tenant(names.parse_tenant(request.parent))
-        count = await self._engine.requeue_dead_letters(tenant, _dead_letter_filter(request.filter, tenant))
+        tenant = names.parse_tenant(request.parent)
+        count = await self._engine.requeue_dead_letters(
+            caller_of(context), tenant, _dead_letter_filter(request.filter, tenant)
+        )
         return executions_pb2.RequeueDeadLettersResponse(requeued_count=count)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 
 from neoactions.server.api import convert, names
+from neoactions.server.api.callers import caller_of
 from neoactions.server.api.errors import unary
 from neoactions.server.engine import Engine
 from neoactions.server.errors import InvalidArgument
@@ -25,14 +26,16 @@ class TenantServicer(tenants_pb2_grpc.TenantServiceServicer):
             raise InvalidArgument.field(
                 "tenant_id", "must match [a-z][a-z0-9_]{0,40} and not be 'admin'", reason="INVALID_TENANT_ID"
             )
-        created = await self._engine.create_tenant(Tenant(slug=slug, display_name=request.tenant.display_name))
+        created = await self._engine.create_tenant(
+            caller_of(context), Tenant(slug=slug, display_name=request.tenant.display_name)
+        )
         return convert.tenant_to_pb(created)
 
     @unary
     async def ListTenants(
         self, request: tenants_pb2.ListTenantsRequest, context: grpc.aio.ServicerContext
     ) -> tenants_pb2.ListTenantsResponse:
-        page = await self._engine.store.list_tenants(request.page_size, request.page_token)
+        page = await self._engine.list_tenants(caller_of(context), request.page_size, request.page_token)
         return tenants_pb2.ListTenantsResponse(
             tenants=[convert.tenant_to_pb(t) for t in page.items], next_page_token=page.next_page_token
         )

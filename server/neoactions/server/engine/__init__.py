@@ -1,7 +1,9 @@
 """The pipeline: publish → match → store → claim/queue → run → record → announce.
 
-:class:`Engine` wires the parts and is what the API servicers call. Which loops a
-process runs follows its role: every role runs ``sync`` work its callers wait for and
+:class:`Engine` wires the parts and is the one door into them: the API servicers call its
+operations and nothing else. Each operation takes the :class:`~neoactions.server.access.Caller`
+and the tenant it acts in, and asks the access policy (:mod:`neoactions.server.access`)
+before it acts. Which loops a process runs follows its role: every role runs ``sync`` work its callers wait for and
 the outbox; ``worker`` and ``all`` also claim due work from the store
 (:class:`Scheduler`) and consume the work queue (:class:`QueueConsumer`).
 """
@@ -12,10 +14,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from datetime import datetime, timedelta
 
-from neoactions.server.bus import UpdateBus
+from neoactions.server.access import AccessPolicy, Caller, OpenAccess, Permission
+from neoactions.server.bus import UpdateBus, UpdateFilter
 from neoactions.server.changes import ActionChangeFeed, LocalChangeFeed
 from neoactions.server.engine.catalog import ActionCatalog
 from neoactions.server.engine.consumer import QueueConsumer
@@ -29,7 +32,9 @@ from neoactions.server.flow import FlowControl, create_flow_control
 from neoactions.server.ids import new_id
 from neoactions.server.matching import ActionExplanation, Matcher, validate_event_type
 from neoactions.server.model import (
+    ADMIN_TENANT,
     JSON,
+    Action,
     Event,
     Execution,
     ExecutionError,
@@ -44,7 +49,7 @@ from neoactions.server.model import (
 from neoactions.server.queue import InProcessWorkQueue, WorkQueue
 from neoactions.server.runners import HandlerRegistry
 from neoactions.server.settings import Settings
-from neoactions.server.store import ExecutionFilter, Page, Store
+from neoactions.server.store import EventFilter, ExecutionFilter, Page, Store
 from neoactions.server.templating import ConfigRenderer
 
 log = logging.getLogger(__name__)
@@ -66,7 +71,10 @@ class Engine:
         changes: ActionChangeFeed | None = None,
         queue: WorkQueue | None = None,
         flow: FlowControl | None = None,
+        access: AccessPolicy | None = None,
     ) -> None:
+        #: who may do what; every operation below asks it first
+        self.access: AccessPolicy = access if access is not None else OpenAccess()
         self.store = store
         self.registry = registry
         self.bus = bus
@@ -180,18 +188,68 @@ class Engine:
             self._tenants.add(slug)
         return slug
 
-    async def create_tenant(self, tenant: Tenant) -> Tenant:
+    async def enter(self, caller: Caller, tenant: str, permission: Permission) -> str:
+        """The door every operation passes: ``caller`` may do what needs ``permission`` in
+        ``tenant``, and the tenant exists. Returns its slug."""
+        self.access.check(caller, tenant, permission)
+        return await self.tenant(tenant)
+
+    async def create_tenant(self, caller: Caller, tenant: Tenant) -> Tenant:
+        await self.enter(caller, ADMIN_TENANT, Permission.MANAGE)
         created = await self.store.create_tenant(tenant)
         self._tenants.add(created.slug)
         return created
 
+    async def list_tenants(self, caller: Caller, page_size: int, page_token: str) -> Page[Tenant]:
+        await self.enter(caller, ADMIN_TENANT, Permission.READ)
+        return await self.store.list_tenants(page_size, page_token)
+
+    # --- actions ---------------------------------------------------------------------
+    async def create_action(self, caller: Caller, action: Action, validate_only: bool = False) -> Action:
+        await self.enter(caller, action.tenant, Permission.WRITE)
+        return await self.actions.create(action, validate_only=validate_only)
+
+    async def get_action(self, caller: Caller, tenant: str, name: str, version: int = 0) -> Action:
+        tenant = await self.enter(caller, tenant, Permission.READ)
+        return await self.actions.get(tenant, name, version)
+
+    async def list_actions(self, caller: Caller, tenant: str, page_size: int, page_token: str) -> Page[Action]:
+        tenant = await self.enter(caller, tenant, Permission.READ)
+        return await self.actions.list(tenant, page_size, page_token)
+
+    async def update_action(
+        self, caller: Caller, action: Action, expected_version: int | None, validate_only: bool = False
+    ) -> Action:
+        await self.enter(caller, action.tenant, Permission.WRITE)
+        return await self.actions.update(action, expected_version, validate_only=validate_only)
+
+    async def delete_action(self, caller: Caller, tenant: str, name: str) -> None:
+        tenant = await self.enter(caller, tenant, Permission.WRITE)
+        await self.actions.delete(tenant, name)
+
+    async def set_action_enabled(self, caller: Caller, tenant: str, name: str, enabled: bool) -> Action:
+        tenant = await self.enter(caller, tenant, Permission.WRITE)
+        return await self.actions.set_enabled(tenant, name, enabled)
+
     # --- events ----------------------------------------------------------------------
-    async def publish(self, tenant: str, events: list[Event], wait: bool = False) -> list[Published]:
-        return await self.publisher.publish(await self.tenant(tenant), events, wait)
+    async def publish(self, caller: Caller, tenant: str, events: list[Event], wait: bool = False) -> list[Published]:
+        tenant = await self.enter(caller, tenant, Permission.PUBLISH)
+        return await self.publisher.publish(tenant, events, wait)
+
+    async def get_event(self, caller: Caller, tenant: str, event_id: str) -> Event:
+        tenant = await self.enter(caller, tenant, Permission.READ)
+        return await self.store.get_event(tenant, event_id)
+
+    async def list_events(
+        self, caller: Caller, tenant: str, filter: EventFilter, page_size: int, page_token: str
+    ) -> Page[Event]:
+        tenant = await self.enter(caller, tenant, Permission.READ)
+        return await self.store.list_events(tenant, filter, page_size, page_token)
 
     # --- direct executions -------------------------------------------------------------
     async def prepare_execution(
         self,
+        caller: Caller,
         tenant: str,
         input: JSON,
         action_name: str = "",
@@ -201,7 +259,7 @@ class Engine:
     ) -> Execution:
         """Store a direct execution (of a stored action or an inline handler), leased to this
         process (its caller waits here), not yet run."""
-        await self.tenant(tenant)
+        await self.enter(caller, tenant, Permission.WRITE)
         execution_id = new_id()
         if inline is not None:
             if not 0 < inline.timeout_seconds <= self.settings.max_action_timeout_seconds:
@@ -242,6 +300,38 @@ class Engine:
         self._announce(ex, UpdateKind.SCHEDULED)
         return ex
 
+    async def execute(
+        self,
+        caller: Caller,
+        tenant: str,
+        input: JSON,
+        *,
+        action_name: str = "",
+        inline: InlineAction | None = None,
+        correlation_id: str = "",
+        idempotency_key: str = "",
+        deadline: datetime | None = None,
+    ) -> AsyncGenerator[tuple[ExecutionUpdate, str]]:
+        """Prepare and run an execution here (as :meth:`prepare_execution` and
+        :meth:`run_execution`), yielding its updates with their resume tokens until the final
+        one. Closing the iterator early cancels the execution."""
+        ex = await self.prepare_execution(
+            caller, tenant, input, action_name, inline, correlation_id=correlation_id, idempotency_key=idempotency_key
+        )
+        subscription = self.bus.subscribe(UpdateFilter(tenant=tenant, execution_id=ex.id))
+        run = asyncio.create_task(self.run_execution(ex, deadline))
+        try:
+            async for update in subscription:
+                yield update, self.bus.token(update)
+                if update.kind.is_final:
+                    break
+            await run
+        finally:
+            subscription.close()
+            if not run.done():
+                run.cancel()
+                await asyncio.gather(run, return_exceptions=True)
+
     async def run_execution(self, ex: Execution, deadline: datetime | None = None) -> Execution:
         """Run a prepared execution here, to its end (retries included). If the caller goes away
         (cancellation), the execution is recorded as cancelled."""
@@ -262,16 +352,36 @@ class Engine:
         if ex.status.is_final:
             return
         with contextlib.suppress(FailedPrecondition):
-            await self.cancel_execution(ex.tenant, ex.id, "the caller cancelled the execution")
+            await self._cancel(ex.tenant, ex.id, "the caller cancelled the execution")
 
-    async def get_execution(self, tenant: str, execution_id: str) -> Execution:
-        return await self.store.get_execution(await self.tenant(tenant), execution_id)
+    async def get_execution(self, caller: Caller, tenant: str, execution_id: str) -> Execution:
+        tenant = await self.enter(caller, tenant, Permission.READ)
+        return await self.store.get_execution(tenant, execution_id)
+
+    async def list_executions(
+        self, caller: Caller, tenant: str, filter: ExecutionFilter, page_size: int, page_token: str
+    ) -> Page[Execution]:
+        tenant = await self.enter(caller, tenant, Permission.READ)
+        return await self.store.list_executions(tenant, filter, page_size, page_token)
+
+    async def watch(
+        self, caller: Caller, filter: UpdateFilter, resume_token: str = ""
+    ) -> AsyncGenerator[tuple[ExecutionUpdate, str]]:
+        """Every update ``filter`` accepts, live (after the ones since ``resume_token``), with
+        the token to resume after each."""
+        await self.enter(caller, filter.tenant, Permission.READ)
+        subscription = self.bus.subscribe(filter, resume_token)
+        try:
+            async for update in subscription:
+                yield update, self.bus.token(update)
+        finally:
+            subscription.close()
 
     async def test_event(
-        self, tenant: str, event: Event, action_name: str = "", execute: bool = False
+        self, caller: Caller, tenant: str, event: Event, action_name: str = "", execute: bool = False
     ) -> list[tuple[ActionExplanation, Execution | None]]:
         """Explain ``event`` against one or every action; with ``execute``, run the matched ones for real."""
-        await self.tenant(tenant)
+        await self.enter(caller, tenant, Permission.WRITE if execute else Permission.READ)
         validate_event_type(event.type, "event.type")
         await self.actions.ensure_loaded(tenant)
         event.id = event.id or new_id()
@@ -281,37 +391,43 @@ class Engine:
             ran: Execution | None = None
             if execute and explanation.matched:
                 ran = await self.prepare_execution(
-                    tenant, event.data, action_name=explanation.action, correlation_id=event.correlation_id
+                    caller, tenant, event.data, action_name=explanation.action, correlation_id=event.correlation_id
                 )
                 ran = await self.run_execution(ran)
             out.append((explanation, ran))
         return out
 
     # --- cancel, retry, dead letters ---------------------------------------------------------
-    async def cancel_execution(self, tenant: str, execution_id: str, reason: str = "") -> Execution:
+    async def cancel_execution(self, caller: Caller, tenant: str, execution_id: str, reason: str = "") -> Execution:
         """Cancel an unfinished execution wherever it runs: the store records it at once; the
         process running it stops the attempt (here at once, elsewhere at its next heartbeat)."""
+        tenant = await self.enter(caller, tenant, Permission.WRITE)
+        return await self._cancel(tenant, execution_id, reason)
+
+    async def _cancel(self, tenant: str, execution_id: str, reason: str) -> Execution:
         error = ExecutionError("cancelled", reason or "cancelled through the API")
-        ex = await self.store.cancel_execution(await self.tenant(tenant), execution_id, error)
+        ex = await self.store.cancel_execution(tenant, execution_id, error)
         self.dispatcher.cancel_local(tenant, execution_id)
         self.bus.publish(ExecutionUpdate.about(ex, UpdateKind.CANCELLED, error=error, attempt=ex.attempt_count))
         return ex
 
-    async def retry_execution(self, tenant: str, execution_id: str) -> Execution:
+    async def retry_execution(self, caller: Caller, tenant: str, execution_id: str) -> Execution:
         """A new attempt series of a failed, timed-out, cancelled or dead-lettered execution."""
-        ex = await self.store.requeue_execution(await self.tenant(tenant), execution_id)
+        tenant = await self.enter(caller, tenant, Permission.WRITE)
+        ex = await self.store.requeue_execution(tenant, execution_id)
         await self._requeued(tenant, [ex])
         return ex
 
     async def list_dead_letters(
-        self, tenant: str, filter: ExecutionFilter, page_size: int, page_token: str
+        self, caller: Caller, tenant: str, filter: ExecutionFilter, page_size: int, page_token: str
     ) -> Page[Execution]:
         filter.status = None
         filter.statuses = frozenset({ExecutionStatus.DEAD_LETTERED})
-        return await self.store.list_executions(await self.tenant(tenant), filter, page_size, page_token)
+        return await self.list_executions(caller, tenant, filter, page_size, page_token)
 
-    async def requeue_dead_letters(self, tenant: str, filter: ExecutionFilter) -> int:
-        requeued = await self.store.requeue_dead_letters(await self.tenant(tenant), filter)
+    async def requeue_dead_letters(self, caller: Caller, tenant: str, filter: ExecutionFilter) -> int:
+        tenant = await self.enter(caller, tenant, Permission.WRITE)
+        requeued = await self.store.requeue_dead_letters(tenant, filter)
         await self._requeued(tenant, requeued)
         return len(requeued)
 
