@@ -27,7 +27,13 @@ Method (one run, every figure measured in it):
    result backend), ``BENCH_CELERY_TASKS`` no-op tasks published one by one (``delay``) from
    a separate process; completed/s = tasks / (last ``date_done`` - first send).
 
-3. **Ceilings**: see ``bench._ceilings``.
+3. **Dramatiq + Redis**: ``dramatiq --processes 2 --threads 8`` (Redis broker, results in
+   Redis), ``BENCH_DRAMATIQ_TASKS`` no-op messages published one by one (``send``) from a
+   separate process, as for Celery; completed/s = tasks / (last result's finish time - first
+   send). Then a **drain** leg: the worker stopped, the same number of messages queued, a
+   fresh worker started; consumed/s = (tasks - 1) / (last finish - first finish).
+
+4. **Ceilings**: see ``bench._ceilings``.
 
 Sizes are environment variables (defaults keep the module within ~4 minutes on 2 cores).
 ``BENCH_MODES`` picks modes; ``BENCH_PROFILE_DIR`` records the server with py-spy during
@@ -95,6 +101,7 @@ RATE = _env("BENCH_RATE", 1_000)
 RATE_SECONDS = _env("BENCH_RATE_SECONDS", 5)
 RATE_BATCH = int(_env("BENCH_RATE_BATCH", 10))
 CELERY_TASKS = int(_env("BENCH_CELERY_TASKS", 4_000))
+DRAMATIQ_TASKS = int(_env("BENCH_DRAMATIQ_TASKS", 10_000))
 XADD_MESSAGES = int(_env("BENCH_XADD", 200_000))
 XADD_PIPELINE = int(_env("BENCH_XADD_PIPELINE", 500))
 ROWS = int(_env("BENCH_ROWS", 50_000))
@@ -112,6 +119,7 @@ PROFILE_DIR = os.environ.get("BENCH_PROFILE_DIR", "")
 PROFILE_PHASE = os.environ.get("BENCH_PROFILE_PHASE", "throughput")
 #: Redis databases the test suite does not use (it uses 0)
 QUEUE_DB, CELERY_BROKER_DB, CELERY_BACKEND_DB = 13, 11, 12
+DRAMATIQ_BROKER_DB, DRAMATIQ_BACKEND_DB = 9, 10
 
 WARM_SEQ, RATE_SEQ, BURST_SEQ = 10_000_000, 1_000_000, 0
 TIMES = chr(0xD7)
@@ -442,11 +450,100 @@ async def _celery_round(
     return pub["first_send"], last, count / (pub["last_send"] - pub["first_send"])
 
 
+# --- Dramatiq ------------------------------------------------------------------------------
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+async def _dramatiq(tmp: Path) -> tuple[Run, Run]:
+    """End to end (published one by one while the worker runs), then drain (queued first)."""
+    run, drain = Run("dramatiq"), Run("dramatiq drain")
+    broker, backend = f"{REDIS_BASE}/{DRAMATIQ_BROKER_DB}", f"{REDIS_BASE}/{DRAMATIQ_BACKEND_DB}"
+    rb, rr = redis.Redis.from_url(broker), redis.Redis.from_url(backend)
+    rb.flushdb()
+    rr.flushdb()
+    env = child_env(BENCH_DRAMATIQ_BROKER=broker, BENCH_DRAMATIQ_BACKEND=backend)
+    worker_argv = [
+        sys.executable, "-m", "dramatiq", "bench._dramatiq_app", "--processes", "2", "--threads", "8",
+        "--queues", "bench", "--worker-shutdown-timeout", "10000",
+    ]  # fmt: skip
+    worker = _spawn(worker_argv, env, tmp / "dramatiq-worker.log")
+    try:
+        # a warm-up round (worker processes forked, connections up), then the measured one
+        await _dramatiq_round(env, rr, min(500, DRAMATIQ_TASKS))
+        rr.flushdb()
+        pids = [worker.pid, *children(worker.pid)]
+        cpu0 = sum(cpu_seconds(p) for p in pids)
+        first, _, last_done, published = await _dramatiq_round(env, rr, DRAMATIQ_TASKS)
+        cpu1 = sum(cpu_seconds(p) for p in pids)
+        run.actions = DRAMATIQ_TASKS
+        run.per_second = DRAMATIQ_TASKS / (last_done - first)
+        run.publish_per_second = published
+        run.cpu_per_1000 = (cpu1 - cpu0) / DRAMATIQ_TASKS * 1000
+        _stop(worker)
+        rr.flushdb()
+
+        # drain: queue everything while no worker runs, then start one
+        pub = await run_json("bench._dramatiq_app", "publish", str(DRAMATIQ_TASKS), "nowait", **env)
+        drain.publish_per_second = DRAMATIQ_TASKS / (pub["last_send"] - pub["first_send"])
+        started = time.time()
+        worker = _spawn(worker_argv, env, tmp / "dramatiq-worker.log")
+        pids = [worker.pid]
+        first_done, last_done = await _dramatiq_wait(rr, DRAMATIQ_TASKS)
+        pids += children(worker.pid)
+        drain.actions = DRAMATIQ_TASKS
+        drain.per_second = (DRAMATIQ_TASKS - 1) / (last_done - first_done)
+        drain.notes.append(
+            f"{DRAMATIQ_TASKS / (last_done - started):,.0f}/s counting the worker's start "
+            f"({first_done - started:.2f} s to the first result)"
+        )
+    finally:
+        _stop(worker)
+        rb.flushdb()
+        rr.flushdb()
+        rb.close()
+        rr.close()
+    return run, drain
+
+
+async def _dramatiq_round(env: dict[str, str], rr: redis.Redis, count: int) -> tuple[float, float, float, float]:
+    """Publish ``count`` messages (after one readiness message) and wait for their results:
+    ``(first send, first finish, last finish, published/s)``."""
+    pub = await run_json("bench._dramatiq_app", "publish", str(count), **env)
+    first_done, last_done = await _dramatiq_wait(rr, count + 1)  # + the publisher's readiness probe
+    return pub["first_send"], first_done, last_done, count / (pub["last_send"] - pub["first_send"])
+
+
+async def _dramatiq_wait(rr: redis.Redis, count: int) -> tuple[float, float]:
+    """Wait for ``count`` results (one Redis list each, the actor's end time in it): ``(first, last)``."""
+    deadline = time.monotonic() + max(120.0, count / 20)
+    while time.monotonic() < deadline:
+        if rr.dbsize() >= count:
+            break
+        await asyncio.sleep(0.1)
+    keys = list(rr.scan_iter(count=5000))
+    pipe = rr.pipeline(transaction=False)
+    for key in keys:
+        pipe.lindex(key, 0)
+    done = [json.loads(v) for v in pipe.execute() if v]
+    done = [d for d in done if isinstance(d, float)]
+    if len(done) < count:
+        raise RuntimeError(f"dramatiq finished {len(done)} of {count} messages")
+    return min(done), max(done)
+
+
 # --- report -------------------------------------------------------------------------------
 
 
 def _versions() -> str:
-    names = ["grpcio", "protobuf", "asyncpg", "aiosqlite", "redis", "uvloop", "celery", "kombu"]
+    names = ["grpcio", "protobuf", "asyncpg", "aiosqlite", "redis", "uvloop", "celery", "kombu", "dramatiq"]
     found = []
     for n in names:
         try:
@@ -498,6 +595,8 @@ def main() -> str:
             loads.append(f"after {mode} {load_average()}")
         celery = asyncio.run(_celery(tmp))
         loads.append(f"after celery {load_average()}")
+        dramatiq, dramatiq_drain = asyncio.run(_dramatiq(tmp))
+        loads.append(f"after dramatiq {load_average()}")
 
         xadd = _ceilings.xadd(f"{REDIS_BASE}/{QUEUE_DB}", XADD_MESSAGES, XADD_PIPELINE)
 
@@ -524,13 +623,15 @@ def main() -> str:
     lines.append(
         f"events: {EVENTS:,} per mode in PublishEvents batches of {BATCH} ({IN_FLIGHT} in flight), "
         f"warm-up {WARMUP:,}; latency at {RATE:,.0f} events/s for {RATE_SECONDS:g} s in batches of {RATE_BATCH}; "
-        f"Celery {CELERY_TASKS:,} tasks; took {time.monotonic() - t_start:.0f} s.  \n"
+        f"Celery {CELERY_TASKS:,} tasks; Dramatiq {DRAMATIQ_TASKS:,} messages; "
+        f"took {time.monotonic() - t_start:.0f} s.  \n"
         f"versions: {_versions()}.  \nload average: {'; '.join(loads)}.\n"
     )
     lines += [
-        f"| system | actions/s | {TIMES} Celery | publish events/s | server CPU s / 1k | DB CPU s / 1k "
-        "| DB txns / action | p50 ms | p99 ms | max ms | disk commit p99 / max ms | disk stalled | notes |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        f"| system | actions/s | {TIMES} Celery | {TIMES} Dramatiq | publish events/s | server CPU s / 1k "
+        "| DB CPU s / 1k | DB txns / action | p50 ms | p99 ms | max ms | disk commit p99 / max ms "
+        "| disk stalled | notes |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     nan = float("nan")
     for r in runs:
@@ -538,6 +639,7 @@ def main() -> str:
         txns = "—" if r.commits_per_action is None else f"{r.commits_per_action:.2f}"
         lines.append(
             f"| neoactions {r.name} | {_fmt(r.per_second)} | {r.per_second / celery.per_second:.2f}{TIMES} "
+            f"| {r.per_second / dramatiq.per_second:.2f}{TIMES} "
             f"| {_fmt(r.publish_per_second)} | {r.cpu_per_1000:.2f} | {r.db_cpu_per_1000:.2f} | {txns} "
             f"| {lat.get('p50', nan):.1f} | {lat.get('p99', nan):.1f} | {lat.get('max', nan):.0f} "
             f"| {disk.get('p99', nan):.1f} / {disk.get('max', nan):.0f} | {100 * disk.get('stalled', nan):.1f}% "
@@ -545,8 +647,22 @@ def main() -> str:
         )
     lines.append(
         f"| Celery 5 + Redis (prefork 2, acks_late) | {_fmt(celery.per_second)} | 1.00{TIMES} "
+        f"| {celery.per_second / dramatiq.per_second:.2f}{TIMES} "
         f"| {_fmt(celery.publish_per_second)} (one by one) | {celery.cpu_per_1000:.2f} (worker + pool) "
         "| — | — | — | — | — | — | — | |"
+    )
+    lines.append(
+        f"| Dramatiq + Redis (2 processes {TIMES} 8 threads, results in Redis) | {_fmt(dramatiq.per_second)} "
+        f"| {dramatiq.per_second / celery.per_second:.2f}{TIMES} | 1.00{TIMES} "
+        f"| {_fmt(dramatiq.publish_per_second)} (one by one) | {dramatiq.cpu_per_1000:.2f} (workers) "
+        "| — | — | — | — | — | — | — | |"
+    )
+    lines.append(
+        f"| Dramatiq drain (queued first, then consumed) | {_fmt(dramatiq_drain.per_second)} "
+        f"| {dramatiq_drain.per_second / celery.per_second:.2f}{TIMES} "
+        f"| {dramatiq_drain.per_second / dramatiq.per_second:.2f}{TIMES} "
+        f"| {_fmt(dramatiq_drain.publish_per_second)} (queued, no worker) | — "
+        f"| — | — | — | — | — | — | — | {'; '.join(dramatiq_drain.notes)} |"
     )
 
     def frac(rate: float, pick: str) -> str:
