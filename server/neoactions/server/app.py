@@ -17,6 +17,7 @@ import contextlib
 import gc
 import logging
 import signal
+import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
@@ -36,6 +37,7 @@ from neoactions.server.queue.redisstream import RedisStreamQueue
 from neoactions.server.relay import RelayedUpdateBus
 from neoactions.server.runners import HandlerRegistry
 from neoactions.server.settings import Settings
+from neoactions.server.startup import StartupError, port_free, port_taken, prepare_database, redis_unreachable
 
 log = logging.getLogger("neoactions")
 
@@ -89,8 +91,9 @@ async def running(settings: Settings, reuse_port: bool = False) -> AsyncIterator
             try:
                 await queue.open()
             except Unavailable as exc:
-                # queued work waits in the store (the outbox) until Redis answers
-                log.warning("Redis is not reachable yet: %s", exc)
+                # later outages are waited out (queued work stays in the store's outbox), but a
+                # Redis that does not answer at start is most likely a wrong URL: say so now
+                raise redis_unreachable(settings.redis_url, exc.message) from None
             stack.push_async_callback(queue.close)
         elif settings.role != "all":
             log.warning("role %s without a redis_url: queued work stays in this process", settings.role)
@@ -131,9 +134,12 @@ async def running(settings: Settings, reuse_port: bool = False) -> AsyncIterator
             (*services, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
             server,
         )
-        port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+        try:
+            port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+        except RuntimeError:
+            port = 0
         if port == 0:
-            raise OSError(f"cannot listen on {settings.host}:{settings.port}")
+            raise port_taken(settings.host, settings.port)
         await server.start()
         for name in ("", *services):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -195,11 +201,15 @@ def run(settings: Settings, reuse_port: bool = False, on_ready: Callable[[Settin
 
         raise SystemExit(supervise(settings))
     try:
-        import uvloop
-
-        uvloop.run(serve(settings, reuse_port, on_ready))
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        asyncio.run(serve(settings, reuse_port, on_ready))
+        try:
+            import uvloop
+        except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+            asyncio.run(serve(settings, reuse_port, on_ready))
+        else:
+            uvloop.run(serve(settings, reuse_port, on_ready))
+    except StartupError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
 
 
 __all__ = ["Running", "run", "running", "serve"]
