@@ -76,8 +76,18 @@ async def running(settings: Settings, reuse_port: bool = False) -> AsyncIterator
     """The whole service, started; leaving the block shuts it down gracefully. With
     ``reuse_port``, other processes may listen on the same port (a supervised group)."""
     async with contextlib.AsyncExitStack() as stack:
+        if settings.port and not reuse_port and not port_free(settings.host, settings.port):
+            raise port_taken(settings.host, settings.port)  # before the store is opened and work claimed
         if not settings.database_url:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                settings.data_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StartupError(
+                    f"cannot create the data directory {settings.data_dir}: {exc.strerror}"
+                    " (hint: choose another with --data-dir or NEOACTIONS_DATA_DIR)"
+                ) from None
+        else:
+            await prepare_database(settings.database_url)
         store = open_store(settings.store_url)
         await store.open()
         stack.push_async_callback(store.close)
