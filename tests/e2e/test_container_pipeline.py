@@ -36,7 +36,9 @@ def embedded_server(
     request.getfixturevalue("docker_images")
     tmp_path = tmp_path_factory.mktemp("container-pipeline")
     proc = ServerProcess(str(tmp_path / "data"), tmp_path / "server.log")
-    proc.start()
+    with pytest.MonkeyPatch.context() as mp:  # the node sidecar listens on loopback: the operator allows it
+        mp.setenv("NEOACTIONS_RUNNER_SETTINGS", json.dumps({"http_allow_networks": ["127.0.0.0/8"]}))
+        proc.start()
     try:
         yield proc
     finally:

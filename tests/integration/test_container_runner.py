@@ -115,6 +115,41 @@ async def test_oneshot_container_is_hardened(runner: ContainerRunner) -> None:
     }
 
 
+async def test_numeric_users_run_as_given_and_root_never(runner: ContainerRunner) -> None:
+    for user, ids in [("1234", (1234, 1234)), ("0001000:02000", (1000, 2000))]:
+        result = outcome(await collect(runner, {**ONESHOT, "user": user}, {"mode": "probe"}, context()))
+        assert isinstance(result, Result), result
+        assert (result.output["uid"], result.output["gid"]) == ids, user
+    # configs that bypassed the checks at save (older versions, rendered values) fail before
+    # Docker is asked anything (the image does not exist: asking would fail differently)
+    for user in ("00", "0000:0000", "65534:0", "root", "nobody"):
+        config = {"image": "neoactions-test/absent:none", "user": user}
+        failure = outcome(await collect(runner, config, {"mode": "probe"}, context()))
+        assert isinstance(failure, Failure) and failure.error.type == "invalid_config", (user, failure)
+        assert "user" in failure.error.message and not failure.error.retryable
+
+
+async def test_a_tenant_cannot_take_every_container_slot() -> None:
+    """Tenant a's containers that never end hold one of two slots; tenant b's still runs at once."""
+    r = ContainerRunner({"container_health_interval": 3600, "container_max_concurrency": 2})
+    assert r.tenant_concurrency == 1
+    hogs = [asyncio.ensure_future(collect(r, ONESHOT, {"mode": "sleep"}, context(60, tenant="a"))) for _ in range(3)]
+    try:
+        await wait_for(lambda: len(containers_of(r)) == 1, what="tenant a's first container")
+        started = time.monotonic()
+        quick = outcome(await collect(r, ONESHOT, {"n": 1}, context(20, tenant="b")))
+        assert isinstance(quick, Result), quick
+        assert time.monotonic() - started < 15, "b waited for a's containers"
+        running = docker("ps", "-q", "--filter", f"label={INSTANCE_LABEL}={r.engine.instance}").split()
+        assert len(running) == 1, "a's other containers still wait for a's share"
+    finally:
+        for hog in hogs:
+            hog.cancel()
+        await asyncio.gather(*hogs, return_exceptions=True)
+        await r.aclose()
+    assert containers_of(r) == []
+
+
 async def test_running_container_has_limits_and_is_removed_when_cancelled(runner: ContainerRunner) -> None:
     config = {**ONESHOT, "memory_mb": 48, "pids": 20, "cpus": 0.5, "tmpfs_mb": 8}
     task = asyncio.ensure_future(collect(runner, config, {"mode": "sleep"}, context(60)))
@@ -264,6 +299,10 @@ def test_config_schema_and_checks() -> None:
     for bad, field in [
         ({"image": "x", "user": "root"}, "handler.config.user"),
         ({"image": "x", "user": "0:0"}, "handler.config.user"),
+        ({"image": "x", "user": "00"}, "handler.config.user"),
+        ({"image": "x", "user": "0000:0000"}, "handler.config.user"),
+        ({"image": "x", "user": "65534:0"}, "handler.config.user"),
+        ({"image": "x", "user": "nobody"}, "handler.config.user"),
         ({"image": "x", "privileged": True}, "handler.config"),
         ({"image": "x", "memory_mb": 1}, "handler.config.memory_mb"),
         ({"image": "x", "mode": "daemon"}, "handler.config.mode"),

@@ -18,6 +18,8 @@ import pytest
 from neoactions.plugins.sdk import Handler, HandlerContext, HandlerError, handler, start_server
 from neoactions.sandboxes.sidecar import SidecarRunner
 from neoactions.sandboxes.sidecar import register as register_sidecar
+from neoactions.sandboxes.sidecar.address import SidecarPolicy
+from neoactions.sandboxes.sidecar.client import unavailable_message
 from neoactions.server.errors import InvalidArgument
 from neoactions.server.runners import Failure, HandlerRegistry, Log, Progress, Result
 from tests.conftest import port_open
@@ -99,9 +101,13 @@ async def served() -> AsyncIterator[tuple[str, Recorder]]:
         await server.stop(None)
 
 
+#: the operator's allow-list the tests need: their handlers listen on loopback
+LOOPBACK = {"http_allow_networks": ["127.0.0.0/8", "::1/128"]}
+
+
 @pytest.fixture
 async def runner() -> AsyncIterator[SidecarRunner]:
-    r = SidecarRunner(health_interval=60)
+    r = SidecarRunner(health_interval=60, policy=SidecarPolicy.from_settings(LOOPBACK))
     try:
         yield r
     finally:
@@ -182,31 +188,166 @@ async def test_unreachable_or_unhealthy_handler_is_a_retryable_failure(runner: S
         runner.client(address).health_interval = 0  # check before every call
         down = (await collect(runner, {"address": address}, [1], context()))[-1]
         assert isinstance(down, Failure) and down.error.type == "handler_unavailable" and down.error.retryable
-        assert "not serving" in down.error.message
+        assert down.error.message == unavailable_message(address)
     finally:
         await server.stop(None)
 
 
-async def test_unix_socket_address(tmp_path: Path, runner: SidecarRunner) -> None:
+async def test_unix_socket_only_as_a_registered_endpoint(tmp_path: Path) -> None:
     address = f"unix:{tmp_path / 'h.sock'}"
     server, _ = await start_server(inventory, address)
+    registered = SidecarRunner(policy=SidecarPolicy.from_settings({"sidecar_endpoints": [address]}))
+    unregistered = SidecarRunner(policy=SidecarPolicy.from_settings(LOOPBACK))
     try:
-        result = (await collect(runner, {"address": address, "config": {"warehouse": "u"}}, {"qty": 1}, context()))[-1]
+        config = {"address": address, "config": {"warehouse": "u"}}
+        result = (await collect(registered, config, {"qty": 1}, context()))[-1]
         assert isinstance(result, Result) and result.output["warehouse"] == "u"
+        refused = (await collect(unregistered, config, {"qty": 1}, context()))[-1]
+        assert isinstance(refused, Failure) and refused.error.type == "address_refused"
+        assert "unix socket" in refused.error.message and unregistered.channels() == 0
     finally:
+        await registered.aclose()
+        await unregistered.aclose()
         await server.stop(None)
 
 
 def test_config_schema() -> None:
-    registry = HandlerRegistry()
+    registry = HandlerRegistry(
+        {"http_allow_networks": ["10.0.0.0/8", "::1/128"], "sidecar_endpoints": ["unix:/run/h.sock"]}
+    )
     register_sidecar(registry)
     ht = registry.get("sidecar")
     ht.check_config({"address": "10.0.0.7:50071", "config": {"a": 1}})
     ht.check_config({"address": "unix:/run/h.sock"})
     ht.check_config({"address": "[::1]:9000"})
+    ht.check_config({"address": "handlers.example.com:9000"})
     for bad in ({}, {"address": "no-port"}, {"address": "h:1", "extra": True}, {"address": "h:1", "config": []}):
         with pytest.raises(InvalidArgument):
             ht.check_config(bad)
+    for refused in ("127.0.0.1:50051", "192.168.0.1:1", "unix:/var/run/docker.sock", "[::ffff:127.0.0.1]:1"):
+        with pytest.raises(InvalidArgument) as err:
+            ht.check_config({"address": refused})
+        assert err.value.violations[0].field == "handler.config.address", refused
+
+
+async def test_loopback_private_and_names_for_them_are_refused_by_default(served: Any) -> None:
+    address, recorder = served
+    port = address.rpartition(":")[2]
+    strict = SidecarRunner()
+    try:
+        for target in (address, f"localhost:{port}", f"127.1:{port}", f"[::ffff:127.0.0.1]:{port}"):
+            failure = (await collect(strict, {"address": target, "config": {"warehouse": "w"}}, {"qty": 1}, context()))[
+                -1
+            ]
+            assert isinstance(failure, Failure) and failure.error.type == "address_refused", (target, failure)
+            assert not failure.error.retryable
+            assert "loopback" in failure.error.message or "IPv4-mapped" in failure.error.message
+        assert recorder.metadata == [], "nothing reached the server"
+        assert strict.channels() == 0
+    finally:
+        await strict.aclose()
+
+
+class RawListener:
+    """A TCP port that accepts connections and answers with ``reply`` (e.g. HTTP/1.1) or nothing."""
+
+    def __init__(self, reply: bytes) -> None:
+        self.reply = reply
+        self.accepted = 0
+        self.server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> str:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return f"127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        try:
+            await reader.read(1024)
+            writer.write(self.reply)
+            await writer.drain()
+        finally:
+            writer.close()
+
+
+async def test_closed_open_and_non_grpc_ports_fail_alike(runner: SidecarRunner) -> None:
+    """An action cannot tell a closed port from an open one: every way in gives one message."""
+    messages: dict[str, tuple[str, str, bool]] = {}
+
+    async def attempt(kind: str, address: str, **config: Any) -> None:
+        failure = (await collect(runner, {"address": address, **config}, {}, context(3)))[-1]
+        assert isinstance(failure, Failure), (kind, failure)
+        assert not failure.timed_out, kind
+        e = failure.error
+        messages[kind] = (e.type, e.message.replace(address, "ADDRESS"), e.retryable)
+
+    with socket_port() as port:
+        pass
+    await attempt("closed", f"127.0.0.1:{port}")
+    await attempt("closed, no checks", f"127.0.0.1:{port}", check_health=False, validate_config=False)
+    async with RawListener(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n") as http:
+        await attempt("http/1.1", http)
+    async with RawListener(b"SSH-2.0-OpenSSH_9.2\r\n") as ssh:
+        await attempt("banner", ssh, check_health=False, validate_config=False)
+    other = grpc.aio.server()
+    other_port = other.add_insecure_port("127.0.0.1:0")  # a gRPC server without the Handler service
+    await other.start()
+    try:
+        await attempt("grpc, no handler", f"127.0.0.1:{other_port}")
+        await attempt(
+            "grpc, no handler, no checks", f"127.0.0.1:{other_port}", check_health=False, validate_config=False
+        )
+    finally:
+        await other.stop(None)
+    sync = SyncHandler()
+    sync.healthy = False
+    server, handler_port = await start_server(sync, "127.0.0.1:0")
+    try:
+        await attempt("not serving", f"127.0.0.1:{handler_port}")
+    finally:
+        await server.stop(None)
+    assert len(set(messages.values())) == 1, messages
+    (only,) = set(messages.values())
+    assert only == ("handler_unavailable", unavailable_message("ADDRESS"), True)
+
+
+async def test_idle_channels_are_closed_and_stop_connecting() -> None:
+    runner = SidecarRunner(policy=SidecarPolicy.from_settings(LOOPBACK), idle_seconds=0.3)
+    listener = RawListener(b"")
+    try:
+        async with listener as address:
+            failure = (await collect(runner, {"address": address}, {}, context(3)))[-1]
+            assert isinstance(failure, Failure) and runner.channels() == 1
+            end = time.monotonic() + 10
+            while runner.channels():
+                assert time.monotonic() < end, "the idle channel was not closed"
+                await asyncio.sleep(0.05)
+            seen = listener.accepted
+            # longer than the longest reconnect backoff (2 s): a live channel would have come back
+            end = time.monotonic() + 2.5
+            while time.monotonic() < end:
+                assert listener.accepted == seen, "a closed channel kept connecting"
+                await asyncio.sleep(0.1)
+    finally:
+        await runner.aclose()
+
+
+async def test_channels_are_capped_and_closed_with_the_runner(served: Any) -> None:
+    address, _ = served
+    runner = SidecarRunner(policy=SidecarPolicy.from_settings(LOOPBACK), max_channels=2)
+    port = address.rpartition(":")[2]
+    try:
+        for host in ("127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"):
+            config = {"address": f"{host}:{port}", "config": {"warehouse": "w"}}
+            await collect(runner, config, {"qty": 1}, context())
+            assert runner.channels() <= 2
+    finally:
+        await runner.aclose()
+    assert runner.channels() == 0
 
 
 class socket_port:

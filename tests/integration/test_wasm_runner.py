@@ -474,3 +474,75 @@ def test_input_json_round_trips_unicode(wasm: HandlerType) -> None:
     data = {"name": "Zoë ✓ \u2028", "n": [1.5, None, True]}
     updates = asyncio.run(run(wasm, js("export default (input) => input.data;"), data))
     assert final(updates) == Result(json.loads(json.dumps(data)))
+
+
+# --- sharing the workers between tenants; operator maxima -----------------
+
+
+@pytest.fixture
+def own_registry(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Iterator[HandlerRegistry]:
+    """A wasm runner of its own (2 workers, one per tenant), closed (guests stopped) after the test."""
+    registry = HandlerRegistry(
+        {
+            "data_dir": str(tmp_path_factory.mktemp("wasm-own")),
+            "wasm_cache_dir": str(data_dir / "wasm-cache"),  # the module's compiled runtimes
+            "wasm_workers": 2,
+            "wasm_warm": ["javascript"],
+            "wasm_max_memory_mb": 64,
+            "wasm_max_timeout_seconds": 30,
+        }
+    )
+    register(registry)
+    yield registry
+    asyncio.run(registry.aclose())
+
+
+async def test_a_tenants_long_loops_leave_a_worker_for_another_tenant(own_registry: HandlerRegistry) -> None:
+    wasm = own_registry.get("wasm")
+    runner = wasm.runner
+    slots = runner.slots  # type: ignore[attr-defined]
+    assert (slots.capacity, slots.per_tenant) == (2, 1)
+    quick = js("export default (input) => input.context.tenant;")
+    assert final(await run(wasm, quick)) == Result("acme")  # the runtime is compiled: no first-use delay below
+
+    loop_forever = js("function main() { for (;;) {} }", timeout_seconds=30)
+
+    async def hog() -> list[Any]:
+        ctx = replace(context(60), tenant="hog")
+        return [u async for u in runner.execute(loop_forever, None, ctx)]
+
+    hogs = [asyncio.create_task(hog()) for _ in range(4)]
+    try:
+        end = time.monotonic() + 10
+        while not (slots.held("hog") == 1 and slots.waiting("hog") == 3):
+            assert time.monotonic() < end, "the hog tenant's loops did not queue up"
+            await asyncio.sleep(0.01)
+        started = time.monotonic()
+        assert final(await run(wasm, quick)) == Result("acme")
+        # the quick job did not wait for a 30 s loop (with all workers taken it would have)
+        assert time.monotonic() - started < 15
+        assert slots.held("hog") == 1 and slots.waiting("hog") == 3
+        for task in hogs:
+            task.cancel()
+        await asyncio.gather(*hogs, return_exceptions=True)
+        # queued loops are dropped; the running one keeps its worker until its thread ends
+        assert slots.waiting("hog") == 0 and slots.held("hog") == 1
+    finally:
+        for task in hogs:
+            task.cancel()
+
+
+async def test_limits_above_the_operator_maxima_are_refused(own_registry: HandlerRegistry) -> None:
+    wasm = own_registry.get("wasm")
+    wasm.check_config(js("function main() {}", memory_mb=64, timeout_seconds=30))
+    for limits, field in [({"memory_mb": 2048}, "memory_mb"), ({"timeout_seconds": 31}, "timeout_seconds")]:
+        with pytest.raises(InvalidArgument) as err:
+            wasm.check_config(js("function main() {}", **limits))
+        assert err.value.violations[0].field == f"handler.config.limits.{field}"
+        # a saved action whose limits the operator lowered since: refused when it runs
+        refused = failure([u async for u in wasm.runner.execute(js("function main() {}", **limits), None, context())])
+        assert refused.error.type == "invalid_config" and field in refused.error.message
+    # python's 128 MiB default is lowered to the 64 MiB maximum, and the cap holds
+    bomb = "def main(input):\n    a = []\n    while True:\n        a.append(bytearray(1 << 20))\n"
+    result = failure(await run(wasm, py(bomb)))
+    assert result.error.type == "memory_limit_exceeded" and "64 MiB" in result.error.message
