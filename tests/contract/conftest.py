@@ -1,7 +1,8 @@
 """The ``store`` fixture: every contract test runs against each ``Store`` implementation.
 
-SQLite lives in ``tmp_path``; PostgreSQL gets a fresh database per test (created through
-the ``test`` database of ``POSTGRES_DSN`` and dropped afterwards), so tests never share data.
+SQLite lives in ``tmp_path``, the in-memory store in a ``MemoryData`` of its own;
+PostgreSQL gets a fresh database per test (created through the ``test`` database of
+``POSTGRES_DSN`` and dropped afterwards), so tests never share data.
 """
 
 from __future__ import annotations
@@ -12,15 +13,13 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from store_backends import POSTGRES_DSN, Backend, require_postgres, with_database
-
-from neoactions.server.persistence import SqlStore
+from store_backends import POSTGRES_DSN, Backend, ContractStore, require_postgres, with_database
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=["sqlite", "memory", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
-    if request.param == "sqlite":
-        yield Backend("sqlite", str(tmp_path / "data"))
+    if request.param in ("sqlite", "memory"):
+        yield Backend(request.param, str(tmp_path / "data"))
         return
     require_postgres()
     name = f"neoactions_{uuid.uuid4().hex[:16]}"
@@ -40,7 +39,7 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
 
 
 @pytest.fixture
-async def store(backend: Backend) -> AsyncIterator[SqlStore]:
+async def store(backend: Backend) -> AsyncIterator[ContractStore]:
     s = backend.make()
     await s.open()
     try:

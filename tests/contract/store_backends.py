@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from urllib.parse import urlsplit, urlunsplit
 
 from neoactions.server.persistence import PostgresStore, SqliteStore, SqlStore
+from neoactions.server.persistence.memory import MemoryData, MemoryStore
+
+#: a store under contract test
+ContractStore = SqlStore | MemoryStore
 
 
 def _root_conftest() -> ModuleType:
@@ -33,12 +37,17 @@ def with_database(dsn: str, database: str) -> str:
 
 @dataclass(frozen=True)
 class Backend:
-    """Where one store implementation keeps its data; ``make`` builds a new, unopened store on it."""
+    """Where one store implementation keeps its data; ``make`` builds a new, unopened store on it
+    (several stores made by one backend share its data, as processes share a database)."""
 
     kind: str
     location: str
+    #: the data of the in-memory stores
+    memory: MemoryData = field(default_factory=MemoryData, compare=False)
 
-    def make(self) -> SqlStore:
+    def make(self) -> ContractStore:
         if self.kind == "postgres":
             return PostgresStore(self.location, max_size=4)
+        if self.kind == "memory":
+            return MemoryStore(self.memory)
         return SqliteStore(self.location)

@@ -8,19 +8,18 @@ from datetime import timedelta
 
 import asyncpg
 import pytest
-from store_backends import Backend
+from store_backends import Backend, ContractStore
 from test_store_contract import T0, attempt, event, execution, reason_of
 
 from neoactions.server.errors import Aborted, AlreadyExists, FailedPrecondition, Internal, InvalidArgument, NotFound
 from neoactions.server.ids import new_id
 from neoactions.server.model import EventStatus, ExecutionError, ExecutionMode, ExecutionStatus, Priority, utcnow
-from neoactions.server.persistence import SqlStore
 from neoactions.server.store import DUPLICATE_EVENT, LEASE_LOST, AttemptFinish, AttemptStart, ExecutionFilter
 
 LATER = timedelta(seconds=30)
 
 
-async def test_claim_due_takes_due_unleased_work_by_priority_once(store: SqlStore) -> None:
+async def test_claim_due_takes_due_unleased_work_by_priority_once(store: ContractStore) -> None:
     low = execution(priority=Priority.LOW, at=T0)
     high = execution(priority=Priority.HIGH, at=T0 + timedelta(seconds=1))
     queued = execution(mode=ExecutionMode.QUEUED)
@@ -34,7 +33,7 @@ async def test_claim_due_takes_due_unleased_work_by_priority_once(store: SqlStor
     assert await store.claim_due("admin", "you", utcnow() + LATER, 10) == []
 
 
-async def test_concurrent_claims_never_share_an_execution(store: SqlStore, backend: Backend) -> None:
+async def test_concurrent_claims_never_share_an_execution(store: ContractStore, backend: Backend) -> None:
     xs = [execution(at=T0 + timedelta(milliseconds=i)) for i in range(40)]
     await store.append("admin", [], xs)
     other = backend.make()
@@ -49,7 +48,7 @@ async def test_concurrent_claims_never_share_an_execution(store: SqlStore, backe
     assert len(ids) == len(set(ids)) == 40
 
 
-async def test_claim_by_id_waits_for_a_row_held_by_another_transaction(store: SqlStore, backend: Backend) -> None:
+async def test_claim_by_id_waits_for_a_row_held_by_another_transaction(store: ContractStore, backend: Backend) -> None:
     """A queued execution delivered while its publisher still marks it queued must be claimed
     once that commits, not skipped (skipped, it would wait for the visibility timeout)."""
     if backend.kind != "postgres":
@@ -70,7 +69,7 @@ async def test_claim_by_id_waits_for_a_row_held_by_another_transaction(store: Sq
         await conn.close()
 
 
-async def test_expired_leases_are_claimable_with_attempts(store: SqlStore) -> None:
+async def test_expired_leases_are_claimable_with_attempts(store: ContractStore) -> None:
     x = execution(lease_owner="dead", lease_expires_at=utcnow() - timedelta(seconds=1))
     await store.append("admin", [], [x])
     await store.start_attempt("admin", x.id, attempt(1), owner="dead")
@@ -80,7 +79,7 @@ async def test_expired_leases_are_claimable_with_attempts(store: SqlStore) -> No
     assert by_id.id == x.id
 
 
-async def test_writes_are_fenced_by_the_lease(store: SqlStore) -> None:
+async def test_writes_are_fenced_by_the_lease(store: ContractStore) -> None:
     x = execution()
     await store.append("admin", [], [x])
     [x] = await store.claim("admin", [x.id, "not-an-id", new_id()], "me", utcnow() + LATER)
@@ -109,7 +108,7 @@ async def test_writes_are_fenced_by_the_lease(store: SqlStore) -> None:
     assert await reason_of(store.start_attempt("admin", x.id, attempt(4)), Aborted) == LEASE_LOST
 
 
-async def test_record_attempts_applies_a_batch_and_refuses_each_change_alone(store: SqlStore) -> None:
+async def test_record_attempts_applies_a_batch_and_refuses_each_change_alone(store: ContractStore) -> None:
     ev = event()
     one, two, theirs, done = execution(ev), execution(ev), execution(), execution()
     await store.append("admin", [ev], [one, two, theirs, done])
@@ -157,7 +156,7 @@ async def test_record_attempts_applies_a_batch_and_refuses_each_change_alone(sto
         )
 
 
-async def test_release_and_defer_hand_work_back(store: SqlStore) -> None:
+async def test_release_and_defer_hand_work_back(store: ContractStore) -> None:
     a, b = execution(), execution()
     await store.append("admin", [], [a, b])
     await store.claim("admin", [a.id, b.id], "me", utcnow() + LATER)
@@ -170,7 +169,7 @@ async def test_release_and_defer_hand_work_back(store: SqlStore) -> None:
     assert b_again.id == b.id
 
 
-async def test_outbox_takes_due_queued_work_not_on_the_queue(store: SqlStore) -> None:
+async def test_outbox_takes_due_queued_work_not_on_the_queue(store: ContractStore) -> None:
     old = utcnow() - timedelta(minutes=1)
     marked, fresh, unmarked = (execution(mode=ExecutionMode.QUEUED, at=old) for _ in range(3))
     just_stored = execution(mode=ExecutionMode.QUEUED, at=utcnow())
@@ -188,7 +187,7 @@ async def test_outbox_takes_due_queued_work_not_on_the_queue(store: SqlStore) ->
     assert await store.reset_queued("admin") == 3
 
 
-async def test_cancel_ends_unfinished_executions_and_settles_the_event(store: SqlStore) -> None:
+async def test_cancel_ends_unfinished_executions_and_settles_the_event(store: ContractStore) -> None:
     ev = event()
     x = execution(ev)
     await store.append("admin", [ev], [x])
@@ -201,7 +200,7 @@ async def test_cancel_ends_unfinished_executions_and_settles_the_event(store: Sq
     assert await reason_of(store.cancel_execution("admin", new_id(), error), NotFound) == "EXECUTION_NOT_FOUND"
 
 
-async def test_requeue_starts_a_new_attempt_series(store: SqlStore) -> None:
+async def test_requeue_starts_a_new_attempt_series(store: ContractStore) -> None:
     ev = event()
     dead, ok = execution(ev, "flaky"), execution(ev, "fine")
     await store.append("admin", [ev], [dead, ok])
@@ -220,7 +219,7 @@ async def test_requeue_starts_a_new_attempt_series(store: SqlStore) -> None:
     assert reason == "EXECUTION_NOT_RETRYABLE"
 
 
-async def test_dead_letters_list_and_requeue_by_filter(store: SqlStore) -> None:
+async def test_dead_letters_list_and_requeue_by_filter(store: ContractStore) -> None:
     xs = [execution(name=n, at=T0 + timedelta(seconds=i)) for i, n in enumerate(["a", "a", "b", "a"])]
     await store.append("admin", [], xs)
     errors = ["Boom", "timeout", "Boom", "Boom"]
@@ -240,7 +239,7 @@ async def test_dead_letters_list_and_requeue_by_filter(store: SqlStore) -> None:
     assert len(await store.requeue_dead_letters("admin", ExecutionFilter())) == 2  # the rest; not the failed one
 
 
-async def test_events_are_deduplicated_within_the_window(store: SqlStore) -> None:
+async def test_events_are_deduplicated_within_the_window(store: ContractStore) -> None:
     since = utcnow() - timedelta(hours=1)
     first = event(idempotency_key="order-1")
     cloud = event(source="svc", source_id="42")
