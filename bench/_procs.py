@@ -118,6 +118,7 @@ def server(store_url: str, log: Path, starts_file: Path, **settings: str) -> Lis
         NEOACTIONS_LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "warning"),
         NEOACTIONS_SHUTDOWN_GRACE_SECONDS="5",
         NEOACTIONS_BENCH_STARTS=str(starts_file),
+        NEOACTIONS_PYTHON_HANDLER_MODULES="bench",  # the bench handlers, approved
     )
     if store_url.startswith("postgresql://"):
         env["NEOACTIONS_DATABASE_URL"] = store_url
