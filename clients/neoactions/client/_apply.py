@@ -10,6 +10,7 @@ from typing import Any, TypeAlias
 from neoactions.client._requests import changed_fields, desired_action
 from neoactions.client.declarative import ActionDocument, load_file, parse_action, parse_documents
 from neoactions.client.results import ApplyOutcome
+from neoactions.server.errors import FieldViolation, InvalidArgument, NeoActionsError
 from neoactions.server.model import Action
 
 #: what ``apply`` takes: a file path, a parsed ``{actions: [...]}`` mapping, or actions
@@ -55,4 +56,20 @@ def plan(doc: ActionDocument, current: Action | None, tenant: str) -> Step:
     return Step(doc, current, outcome, changed, toggle)
 
 
-__all__ = ["ApplySource", "Step", "documents", "plan"]
+def refused(failures: list[tuple[int, str, NeoActionsError]]) -> InvalidArgument:
+    """One error for the declared actions the server refused (``(index, name, error)``): it names
+    each action and field; nothing was saved."""
+    violations: list[FieldViolation] = []
+    said: list[str] = []
+    for index, name, exc in failures:
+        where = f"actions[{index}]"
+        found = [FieldViolation(f"{where}.{v.field}", v.description) for v in exc.violations]
+        found = found or [FieldViolation(where, exc.message)]
+        violations.extend(found)
+        said.append(f"action {name!r}: {found[0].field}: {found[0].description}")
+    more = f" (and {len(violations) - 1} more)" if len(violations) > 1 else ""
+    reason = failures[0][2].reason if len(failures) == 1 else "INVALID_ACTIONS_FILE"
+    return InvalidArgument(f"nothing applied: {said[0]}{more}", reason=reason, violations=violations)
+
+
+__all__ = ["ApplySource", "Step", "documents", "plan", "refused"]

@@ -17,7 +17,7 @@ from neoactions.client._config import CHANNEL_OPTIONS, DEFAULT_TARGET, DEFAULT_T
 from neoactions.client._errors import translated
 from neoactions.client.results import ActionTest, ApplyResult, Page, PublishResult, StreamedUpdate
 from neoactions.server.api import convert
-from neoactions.server.errors import Internal, NotFound
+from neoactions.server.errors import FailedPrecondition, Internal, InvalidArgument, NeoActionsError, NotFound
 from neoactions.server.model import (
     ADMIN_TENANT,
     JSON,
@@ -278,17 +278,30 @@ class AsyncClient:
         (the declared spec equals the stored one). ``enabled: false`` in the file
         leaves the action disabled. With ``dry_run`` the server validates every
         change and nothing is stored.
+
+        All or nothing: the server validates every action first; if it refuses any, nothing
+        is saved and the ``InvalidArgument`` names each failing action and field.
         """
         t = self._tenant(tenant)
-        results = []
-        for doc in _apply.documents(source):
+        steps: list[_apply.Step] = []
+        checked: list[ApplyResult] = []
+        failures: list[tuple[int, str, NeoActionsError]] = []
+        for index, doc in enumerate(_apply.documents(source)):
             try:
                 current: Action | None = await self.get_action(doc.name, tenant=t)
             except NotFound:
                 current = None
             step = _apply.plan(doc, current, t)
-            results.append(await self._apply_step(step, t, dry_run))
-        return results
+            steps.append(step)
+            try:
+                checked.append(await self._apply_step(step, t, dry_run=True))
+            except (InvalidArgument, FailedPrecondition) as exc:
+                failures.append((index, doc.name, exc))
+        if failures:
+            raise _apply.refused(failures)
+        if dry_run:
+            return checked
+        return [await self._apply_step(step, t, dry_run=False) for step in steps]
 
     async def _apply_step(self, step: _apply.Step, tenant: str, dry_run: bool) -> ApplyResult:
         doc = step.doc

@@ -321,10 +321,11 @@ def action_to_document(action: Action) -> JSONObject:
 
 
 def _invalid(violations: list[FieldViolation], prefix: str = "") -> InvalidArgument:
-    first = violations[0].description
+    first = violations[0]
     more = f" (and {len(violations) - 1} more)" if len(violations) > 1 else ""
-    text = first if first.startswith(prefix) else prefix + first
-    return InvalidArgument(f"invalid actions file: {text}{more}", reason="INVALID_ACTIONS_FILE", violations=violations)
+    description = first.description.removeprefix(prefix)
+    text = f"{prefix}{first.field}: {description}{more}"
+    return InvalidArgument(f"invalid actions file: {text}", reason="INVALID_ACTIONS_FILE", violations=violations)
 
 
 __all__ = [
