@@ -58,6 +58,7 @@ class Cluster:
             **FAST,
             "NEOACTIONS_REDIS_URL": REDIS_URL,
             "NEOACTIONS_QUEUE_PREFIX": self.prefix,
+            "NEOACTIONS_PYTHON_HANDLER_MODULES": "shop",
             "NEOACTIONS_FLOW_CONTROL": json.dumps({"key_prefix": f"{self.prefix}:flow", **(flow_control or {})}),
             **(extra_env or {}),
         }

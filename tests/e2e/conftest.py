@@ -50,6 +50,8 @@ class ServerProcess:
             NEOACTIONS_SHUTDOWN_GRACE_SECONDS="2",
             PYTHONPATH=os.pathsep.join([str(FIXTURES), env.get("PYTHONPATH", "")]),
         )
+        # the fixtures' handlers are approved, unless a test chose otherwise
+        env.setdefault("NEOACTIONS_PYTHON_HANDLER_MODULES", "shop")
         if self.store_url.startswith("postgresql://"):
             env["NEOACTIONS_DATABASE_URL"] = self.store_url
         else:

@@ -70,6 +70,7 @@ def group(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
         "NEOACTIONS_PORT": str(port),
         "NEOACTIONS_SHUTDOWN_GRACE_SECONDS": "2",
         "PYTHONPATH": os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")]),
+        "NEOACTIONS_PYTHON_HANDLER_MODULES": "shop",
     }
     with (tmp_path / "server.log").open("a") as log:
         argv = [sys.executable, "-m", "neoactions.server"]

@@ -57,6 +57,7 @@ class LoopbackAllowedServer(ServerProcess):
             NEOACTIONS_SHUTDOWN_GRACE_SECONDS="2",
             PYTHONPATH=os.pathsep.join([str(FIXTURES), env.get("PYTHONPATH", "")]),
             E2E_RUNNER_SETTINGS=json.dumps({"http_allow_networks": ["127.0.0.0/8", "::1/128"]}),
+            NEOACTIONS_PYTHON_HANDLER_MODULES="shop",
         )
         if self.store_url.startswith("postgresql://"):
             env["NEOACTIONS_DATABASE_URL"] = self.store_url

@@ -92,7 +92,13 @@ async def running(settings: Settings, reuse_port: bool = False) -> AsyncIterator
         await store.open()
         stack.push_async_callback(store.close)
 
-        registry = HandlerRegistry({"data_dir": str(settings.data_dir), **settings.runner_settings})
+        registry = HandlerRegistry(
+            {
+                "data_dir": str(settings.data_dir),
+                "python_handler_modules": list(settings.python_handler_modules),
+                **settings.runner_settings,
+            }
+        )
         registry.load_entry_points()
         stack.push_async_callback(registry.aclose)
 

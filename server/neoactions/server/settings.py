@@ -53,6 +53,9 @@ class Settings:
     shutdown_grace_seconds: float = 10.0
     max_action_timeout_seconds: float = 24 * 3600.0
     log_level: str = "info"
+    #: modules (with their submodules) whose functions ``python`` actions may run, besides the
+    #: ``neoactions.handlers`` entry points; comma-separated in the environment
+    python_handler_modules: list[str] = field(default_factory=list)
     #: handed to runners via ``HandlerRegistry.settings``
     runner_settings: dict[str, Any] = field(default_factory=dict)
     #: the ``flow_control`` section (``FlowControlConfig.from_mapping``; see docs/flow-control.md)
@@ -116,7 +119,9 @@ class Settings:
         out = cls()
         for name, value in values.items():
             default = getattr(out, name)
-            if isinstance(default, bool):
+            if isinstance(default, list) and isinstance(value, str):
+                value = [part.strip() for part in value.split(",") if part.strip()]
+            elif isinstance(default, bool):
                 value = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
             elif isinstance(default, int | float | Path | str) and not isinstance(value, type(default)):
                 value = type(default)(value)

@@ -83,16 +83,69 @@ def dict_to_struct(value: dict[str, Any]) -> struct_pb2.Struct:
     return out
 
 
+#: deepest nesting of arrays and objects accepted in JSON a request carries
+MAX_JSON_DEPTH = 64
+
+
 def parse_json(text: str, field: str, *, default: JSON = None, want_object: bool = False) -> JSON:
+    """``text`` parsed; ``InvalidArgument`` naming ``field`` when it is not JSON, nests deeper
+    than :data:`MAX_JSON_DEPTH`, or holds a string that is not Unicode text (a lone surrogate)."""
     if not text:
         return {} if want_object else default
     try:
         value = json.loads(text)
+    except RecursionError:
+        raise _too_deep(field) from None
     except ValueError as exc:
         raise InvalidArgument.field(field, f"malformed JSON: {exc}", reason="MALFORMED_JSON") from None
+    # each check walks the text once in C; only text that may fail them is looked at closer
+    if text.count("[") + text.count("{") > MAX_JSON_DEPTH and json_depth(value) > MAX_JSON_DEPTH:
+        raise _too_deep(field)
+    if ("\\ud" in text or "\\uD" in text) and not _is_text(value):
+        raise InvalidArgument.field(
+            field,
+            "holds a lone surrogate (\\ud800-\\udfff escape without its pair); send Unicode text",
+            reason="MALFORMED_JSON",
+        )
     if want_object and not isinstance(value, dict):
         raise InvalidArgument.field(field, "must be a JSON object", reason="INVALID_EVENT_DATA")
     return value
+
+
+def _too_deep(field: str) -> InvalidArgument:
+    return InvalidArgument.field(
+        field, f"nests deeper than {MAX_JSON_DEPTH} levels of arrays and objects", reason="JSON_TOO_DEEP"
+    )
+
+
+def json_depth(value: JSON) -> int:
+    """How deeply ``value`` nests arrays and objects (a scalar is 0), without recursion."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Iterable[Any] = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        depth += 1
+        if depth > deepest:
+            deepest = depth
+            if deepest > MAX_JSON_DEPTH:
+                return deepest
+        stack.extend((child, depth) for child in children)
+    return deepest
+
+
+def _is_text(value: JSON) -> bool:
+    """Whether every string in ``value`` (keys too) encodes as UTF-8."""
+    try:
+        _JSON.encode(value).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 _JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
@@ -140,8 +193,33 @@ def tenant_from_pb(msg: tenants_pb2.Tenant) -> Tenant:
 # --- events --------------------------------------------------------------------
 
 
+#: longest accepted value of an event's text fields, in characters
+EVENT_FIELD_LIMITS = {
+    "type": 256,
+    "source": 1024,
+    "subject": 1024,
+    "aggregate_type": 256,
+    "aggregate_id": 512,
+    "correlation_id": 512,
+    "causation_id": 512,
+    "idempotency_key": 512,
+    "id": 512,
+}
+
+
+def check_lengths(msg: Any, path: str, limits: dict[str, int]) -> None:
+    """``InvalidArgument`` naming the first of ``msg``'s text fields longer than its limit."""
+    for name, limit in limits.items():
+        value = getattr(msg, name, "")
+        if len(value) > limit:
+            raise InvalidArgument.field(
+                f"{path}.{name}", f"is {len(value)} characters; the limit is {limit}", reason="FIELD_TOO_LONG"
+            )
+
+
 def event_from_pb(msg: events_pb2.Event, tenant: str, path: str = "event") -> Event:
     """A publishable event (server-assigned fields are ignored)."""
+    check_lengths(msg, path, EVENT_FIELD_LIMITS)
     event = Event(
         id="",
         tenant=tenant,
@@ -512,6 +590,7 @@ def update_from_pb(msg: executions_pb2.ExecutionUpdate, tenant: str) -> Executio
 
 
 def test_event_from_pb(msg: actions_pb2.TestEvent, tenant: str) -> Event:
+    check_lengths(msg, "event", EVENT_FIELD_LIMITS)
     return Event(
         id="",
         tenant=tenant,

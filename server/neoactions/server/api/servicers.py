@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 
 from neoactions.server.api.actions import ActionServicer
+from neoactions.server.api.errors import TolerantRegistration
 from neoactions.server.api.events import EventServicer
 from neoactions.server.api.executions import ExecutionServicer
 from neoactions.server.api.tenants import TenantServicer
@@ -29,10 +32,14 @@ SERVICE_NAMES = (
 
 
 def add_servicers(server: grpc.aio.Server, engine: Engine) -> None:
-    events_pb2_grpc.add_EventServiceServicer_to_server(EventServicer(engine), server)
-    actions_pb2_grpc.add_ActionServiceServicer_to_server(ActionServicer(engine), server)
-    executions_pb2_grpc.add_ExecutionServiceServicer_to_server(ExecutionServicer(engine), server)
-    tenants_pb2_grpc.add_TenantServiceServicer_to_server(TenantServicer(engine), server)
+    """Every servicer, each answering INVALID_ARGUMENT to a request that does not decode."""
+    registration: Any = TolerantRegistration(server)
+    events_pb2_grpc.add_EventServiceServicer_to_server(EventServicer(engine), registration)
+    actions_pb2_grpc.add_ActionServiceServicer_to_server(ActionServicer(engine), registration)
+    executions_pb2_grpc.add_ExecutionServiceServicer_to_server(ExecutionServicer(engine), registration)
+    tenants_pb2_grpc.add_TenantServiceServicer_to_server(TenantServicer(engine), registration)
+    if sorted(registration.services) != sorted(SERVICE_NAMES):
+        raise RuntimeError(f"servicers registered {registration.services}, expected {SERVICE_NAMES}")
 
 
 __all__ = ["SERVICE_NAMES", "add_servicers"]
