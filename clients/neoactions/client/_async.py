@@ -224,17 +224,52 @@ class AsyncClient:
         return convert.action_from_stored_pb(await self._call(self._actions.GetAction, request))
 
     async def list_actions(
-        self, *, page_size: int = 0, page_token: str = "", tenant: str | None = None
+        self,
+        *,
+        enabled: bool | None = None,
+        handler_type: str = "",
+        tag: str = "",
+        search: str = "",
+        page_size: int = 0,
+        page_token: str = "",
+        tenant: str | None = None,
     ) -> Page[Action]:
-        request = actions_pb2.ListActionsRequest(
-            parent=rq.parent(self._tenant(tenant)), page_size=page_size, page_token=page_token
+        """One page of the tenant's actions, by name: only ``enabled`` (or disabled) ones, of
+        ``handler_type``, carrying ``tag``, whose name or description contains ``search`` (all must hold)."""
+        request = rq.list_actions_request(
+            self._tenant(tenant),
+            enabled=enabled,
+            handler_type=handler_type,
+            tag=tag,
+            search=search,
+            page_size=page_size,
+            page_token=page_token,
         )
         response = await self._call(self._actions.ListActions, request)
         return Page([convert.action_from_stored_pb(a) for a in response.actions], response.next_page_token)
 
-    def iter_actions(self, *, page_size: int = 0, tenant: str | None = None) -> AsyncIterator[Action]:
-        """Every action of the tenant, page after page."""
-        return _all_pages(lambda token: self.list_actions(page_size=page_size, page_token=token, tenant=tenant))
+    def iter_actions(
+        self,
+        *,
+        enabled: bool | None = None,
+        handler_type: str = "",
+        tag: str = "",
+        search: str = "",
+        page_size: int = 0,
+        tenant: str | None = None,
+    ) -> AsyncIterator[Action]:
+        """Every action of the tenant matching the filters, page after page."""
+        return _all_pages(
+            lambda token: self.list_actions(
+                enabled=enabled,
+                handler_type=handler_type,
+                tag=tag,
+                search=search,
+                page_size=page_size,
+                page_token=token,
+                tenant=tenant,
+            )
+        )
 
     async def update_action(
         self,

@@ -248,6 +248,29 @@ def execute_request(
     return request
 
 
+def list_actions_request(
+    tenant: str,
+    *,
+    enabled: bool | None,
+    handler_type: str,
+    tag: str,
+    search: str,
+    page_size: int,
+    page_token: str,
+) -> actions_pb2.ListActionsRequest:
+    request = actions_pb2.ListActionsRequest(
+        parent=parent(tenant),
+        handler_type=handler_type,
+        tag=tag,
+        search=search,
+        page_size=page_size,
+        page_token=page_token,
+    )
+    if enabled is not None:
+        request.enabled = enabled
+    return request
+
+
 def list_executions_request(
     tenant: str,
     *,

@@ -224,16 +224,53 @@ class Client:
         request = actions_pb2.GetActionRequest(name=rq.action_resource(self._tenant(tenant), name), version=version)
         return convert.action_from_stored_pb(self._call(self._actions.GetAction, request))
 
-    def list_actions(self, *, page_size: int = 0, page_token: str = "", tenant: str | None = None) -> Page[Action]:
-        request = actions_pb2.ListActionsRequest(
-            parent=rq.parent(self._tenant(tenant)), page_size=page_size, page_token=page_token
+    def list_actions(
+        self,
+        *,
+        enabled: bool | None = None,
+        handler_type: str = "",
+        tag: str = "",
+        search: str = "",
+        page_size: int = 0,
+        page_token: str = "",
+        tenant: str | None = None,
+    ) -> Page[Action]:
+        """One page of the tenant's actions, by name: only ``enabled`` (or disabled) ones, of
+        ``handler_type``, carrying ``tag``, whose name or description contains ``search`` (all must hold)."""
+        request = rq.list_actions_request(
+            self._tenant(tenant),
+            enabled=enabled,
+            handler_type=handler_type,
+            tag=tag,
+            search=search,
+            page_size=page_size,
+            page_token=page_token,
         )
         response = self._call(self._actions.ListActions, request)
         return Page([convert.action_from_stored_pb(a) for a in response.actions], response.next_page_token)
 
-    def iter_actions(self, *, page_size: int = 0, tenant: str | None = None) -> Iterator[Action]:
-        """Every action of the tenant, page after page."""
-        return _all_pages(lambda token: self.list_actions(page_size=page_size, page_token=token, tenant=tenant))
+    def iter_actions(
+        self,
+        *,
+        enabled: bool | None = None,
+        handler_type: str = "",
+        tag: str = "",
+        search: str = "",
+        page_size: int = 0,
+        tenant: str | None = None,
+    ) -> Iterator[Action]:
+        """Every action of the tenant matching the filters, page after page."""
+        return _all_pages(
+            lambda token: self.list_actions(
+                enabled=enabled,
+                handler_type=handler_type,
+                tag=tag,
+                search=search,
+                page_size=page_size,
+                page_token=token,
+                tenant=tenant,
+            )
+        )
 
     def update_action(
         self,

@@ -40,6 +40,30 @@ class Page(Generic[T]):
     next_page_token: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class ActionFilter:
+    """Which actions a listing shows; an empty field does not filter."""
+
+    #: only enabled (True) or only disabled (False) actions
+    enabled: bool | None = None
+    #: only actions whose handler has this type (``http``, ``python``, ...)
+    handler_type: str = ""
+    #: only actions carrying this tag
+    tag: str = ""
+    #: only actions whose name or description contains this text (case-insensitive)
+    search: str = ""
+
+    def accepts(self, action: Action) -> bool:
+        if self.enabled is not None and action.enabled != self.enabled:
+            return False
+        if self.handler_type and action.handler.type != self.handler_type:
+            return False
+        if self.tag and self.tag not in action.tags:
+            return False
+        text = self.search.casefold()
+        return not text or text in action.name.casefold() or text in action.description.casefold()
+
+
 @dataclass(slots=True)
 class EventFilter:
     #: an event-type pattern (``users.*``); empty = any
@@ -158,8 +182,14 @@ class ActionStore(Protocol):
     async def get_action_version(self, tenant: str, action_id: str, version: int) -> Action:
         """A version by the action's stable id, deleted or not (executions run the version they recorded)."""
 
-    async def list_actions(self, tenant: str, page_size: int = DEFAULT_PAGE_SIZE, page_token: str = "") -> Page[Action]:
-        """Current versions of the actions not deleted, ordered by name."""
+    async def list_actions(
+        self,
+        tenant: str,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        page_token: str = "",
+        filter: ActionFilter | None = None,
+    ) -> Page[Action]:
+        """Current versions of the actions not deleted (and accepted by ``filter``), ordered by name."""
 
     async def all_actions(self, tenant: str) -> list[Action]:
         """Every action not deleted, current versions, enabled or not (the matcher loads these)."""

@@ -15,11 +15,26 @@ NameArg = Annotated[str, typer.Argument(help="The action's name.", show_default=
 
 
 @app.command("list")
-def list_(ctx: typer.Context, tenant: TenantOpt = None, json_: JsonOpt = False) -> None:
-    """Every action of the tenant."""
+def list_(
+    ctx: typer.Context,
+    enabled: Annotated[
+        bool | None,
+        typer.Option("--enabled/--disabled", help="Only enabled (or only disabled) actions.", show_default=False),
+    ] = None,
+    handler_type: Annotated[
+        str, typer.Option("--type", help="Only actions of this handler type (http, python, ...).")
+    ] = "",
+    tag: Annotated[str, typer.Option(help="Only actions carrying this tag.")] = "",
+    search: Annotated[
+        str, typer.Option(help="Only actions whose name or description contains this text (any case).")
+    ] = "",
+    tenant: TenantOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """The tenant's actions, by name (every filter given must hold)."""
     state = CliState.of(ctx, tenant=tenant, json=json_)
     with state.client() as client:
-        actions = list(client.iter_actions())
+        actions = list(client.iter_actions(enabled=enabled, handler_type=handler_type, tag=tag, search=search))
     if state.json:
         _render.emit_json(actions)
     else:

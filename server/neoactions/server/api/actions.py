@@ -8,6 +8,7 @@ from neoactions.server.api import convert, names
 from neoactions.server.api.callers import caller_of
 from neoactions.server.api.errors import unary
 from neoactions.server.engine import Engine
+from neoactions.server.store import ActionFilter
 from neoactions.v1 import actions_pb2, actions_pb2_grpc
 
 
@@ -36,7 +37,13 @@ class ActionServicer(actions_pb2_grpc.ActionServiceServicer):
         self, request: actions_pb2.ListActionsRequest, context: grpc.aio.ServicerContext
     ) -> actions_pb2.ListActionsResponse:
         tenant = names.parse_tenant(request.parent)
-        page = await self._engine.list_actions(caller_of(context), tenant, request.page_size, request.page_token)
+        flt = ActionFilter(
+            enabled=request.enabled if request.HasField("enabled") else None,
+            handler_type=request.handler_type,
+            tag=request.tag,
+            search=request.search,
+        )
+        page = await self._engine.list_actions(caller_of(context), tenant, request.page_size, request.page_token, flt)
         return actions_pb2.ListActionsResponse(
             actions=[convert.action_to_pb(a) for a in page.items], next_page_token=page.next_page_token
         )

@@ -49,7 +49,7 @@ from neoactions.server.model import (
 from neoactions.server.queue import InProcessWorkQueue, WorkQueue
 from neoactions.server.runners import HandlerRegistry
 from neoactions.server.settings import Settings
-from neoactions.server.store import EventFilter, ExecutionFilter, Page, Store
+from neoactions.server.store import ActionFilter, EventFilter, ExecutionFilter, Page, Store
 from neoactions.server.templating import ConfigRenderer
 
 log = logging.getLogger(__name__)
@@ -213,9 +213,11 @@ class Engine:
         tenant = await self.enter(caller, tenant, Permission.READ)
         return await self.actions.get(tenant, name, version)
 
-    async def list_actions(self, caller: Caller, tenant: str, page_size: int, page_token: str) -> Page[Action]:
+    async def list_actions(
+        self, caller: Caller, tenant: str, page_size: int, page_token: str, filter: ActionFilter | None = None
+    ) -> Page[Action]:
         tenant = await self.enter(caller, tenant, Permission.READ)
-        return await self.actions.list(tenant, page_size, page_token)
+        return await self.actions.list(tenant, page_size, page_token, filter)
 
     async def update_action(
         self, caller: Caller, action: Action, expected_version: int | None, validate_only: bool = False

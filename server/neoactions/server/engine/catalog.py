@@ -11,7 +11,7 @@ from neoactions.server.matching import CompiledTrigger, Matcher, compile_trigger
 from neoactions.server.model import Action, utcnow
 from neoactions.server.retry import BACKOFFS
 from neoactions.server.runners import HandlerRegistry
-from neoactions.server.store import Page, Store
+from neoactions.server.store import ActionFilter, Page, Store
 from neoactions.server.templating import ConfigRenderer
 
 ACTION_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}\Z")
@@ -131,8 +131,10 @@ class ActionCatalog:
             raise InvalidArgument.field("version", "must not be negative")
         return await self._store.get_action(tenant, name, version)
 
-    async def list(self, tenant: str, page_size: int, page_token: str) -> Page[Action]:
-        return await self._store.list_actions(tenant, page_size, page_token)
+    async def list(
+        self, tenant: str, page_size: int, page_token: str, filter: ActionFilter | None = None
+    ) -> Page[Action]:
+        return await self._store.list_actions(tenant, page_size, page_token, filter)
 
     async def version(self, tenant: str, action_id: str, version: int) -> Action:
         """An exact version by stable id (immutable, so cached)."""

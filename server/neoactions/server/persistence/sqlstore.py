@@ -64,6 +64,7 @@ from neoactions.server.store import (
     DEFAULT_PAGE_SIZE,
     DUPLICATE_EVENT,
     LEASE_LOST,
+    ActionFilter,
     AttemptChange,
     AttemptFinish,
     AttemptStart,
@@ -310,13 +311,34 @@ class SqlStore(LeaseMixin, ABC):
             raise action_not_found(tenant, f"{action_id}@{version}")
         return action_from_row(row, tenant, self.dialect)
 
-    async def list_actions(self, tenant: str, page_size: int = DEFAULT_PAGE_SIZE, page_token: str = "") -> Page[Action]:
+    async def list_actions(
+        self,
+        tenant: str,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        page_token: str = "",
+        filter: ActionFilter | None = None,
+    ) -> Page[Action]:
         limit = page_limit(page_size)
         after = tokens.decode("actions", page_token, (str,))
+        cursor = after[0] if after else ""
+        items: list[Action] = []
+        more = False
         async with self._tx(tenant, write=False) as (tx, q):
-            rows = await tx.fetch(q.action_page, after[0] if after else "", limit + 1)
-        items = [action_from_row(r, tenant, self.dialect) for r in rows[:limit]]
-        more = len(rows) > limit
+            # the filters look into the stored spec (JSON): pages of rows are read until a page
+            # of matching actions is full (one read without a filter)
+            while not more:
+                rows = await tx.fetch(q.action_page, cursor, limit + 1)
+                for row in rows:
+                    action = action_from_row(row, tenant, self.dialect)
+                    cursor = action.name
+                    if filter is not None and not filter.accepts(action):
+                        continue
+                    if len(items) == limit:
+                        more = True
+                        break
+                    items.append(action)
+                if len(rows) <= limit:
+                    break
         return Page(items, tokens.encode("actions", [items[-1].name]) if more else "")
 
     async def all_actions(self, tenant: str) -> list[Action]:
