@@ -67,7 +67,7 @@ class Attempt(_message.Message):
     def __init__(self, number: _Optional[int] = ..., runner: _Optional[str] = ..., status: _Optional[_Union[ExecutionStatus, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration_ms: _Optional[float] = ..., output_json: _Optional[str] = ..., error: _Optional[_Union[ExecutionError, _Mapping]] = ...) -> None: ...
 
 class Execution(_message.Message):
-    __slots__ = ("name", "id", "action", "action_version", "handler_type", "event_id", "status", "input_json", "output_json", "error", "idempotency_key", "correlation_id", "causation_id", "parent_execution", "priority", "mode", "attempt_count", "attempts", "create_time", "update_time", "start_time", "end_time", "next_attempt_time")
+    __slots__ = ("name", "id", "action", "action_version", "handler_type", "event_id", "status", "input_json", "output_json", "error", "idempotency_key", "correlation_id", "causation_id", "parent_execution", "priority", "mode", "attempt_count", "attempts", "create_time", "update_time", "start_time", "end_time", "next_attempt_time", "action_id")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     ACTION_FIELD_NUMBER: _ClassVar[int]
@@ -91,6 +91,7 @@ class Execution(_message.Message):
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     END_TIME_FIELD_NUMBER: _ClassVar[int]
     NEXT_ATTEMPT_TIME_FIELD_NUMBER: _ClassVar[int]
+    ACTION_ID_FIELD_NUMBER: _ClassVar[int]
     name: str
     id: str
     action: str
@@ -114,7 +115,8 @@ class Execution(_message.Message):
     start_time: _timestamp_pb2.Timestamp
     end_time: _timestamp_pb2.Timestamp
     next_attempt_time: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., action: _Optional[str] = ..., action_version: _Optional[int] = ..., handler_type: _Optional[str] = ..., event_id: _Optional[str] = ..., status: _Optional[_Union[ExecutionStatus, str]] = ..., input_json: _Optional[str] = ..., output_json: _Optional[str] = ..., error: _Optional[_Union[ExecutionError, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., correlation_id: _Optional[str] = ..., causation_id: _Optional[str] = ..., parent_execution: _Optional[str] = ..., priority: _Optional[_Union[_actions_pb2.Priority, str]] = ..., mode: _Optional[_Union[_actions_pb2.ExecutionMode, str]] = ..., attempt_count: _Optional[int] = ..., attempts: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_attempt_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    action_id: str
+    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., action: _Optional[str] = ..., action_version: _Optional[int] = ..., handler_type: _Optional[str] = ..., event_id: _Optional[str] = ..., status: _Optional[_Union[ExecutionStatus, str]] = ..., input_json: _Optional[str] = ..., output_json: _Optional[str] = ..., error: _Optional[_Union[ExecutionError, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., correlation_id: _Optional[str] = ..., causation_id: _Optional[str] = ..., parent_execution: _Optional[str] = ..., priority: _Optional[_Union[_actions_pb2.Priority, str]] = ..., mode: _Optional[_Union[_actions_pb2.ExecutionMode, str]] = ..., attempt_count: _Optional[int] = ..., attempts: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_attempt_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., action_id: _Optional[str] = ...) -> None: ...
 
 class ExecutionUpdate(_message.Message):
     __slots__ = ("kind", "execution", "execution_id", "action", "event_id", "correlation_id", "status", "attempt", "message", "progress", "output_json", "error", "time", "resume_token")

@@ -70,6 +70,7 @@ def err() -> Console:
 EXECUTION_FIELDS = (
     "id",
     "tenant",
+    "action_id",
     "action_name",
     "action_version",
     "handler_type",
@@ -97,8 +98,6 @@ EXECUTION_FIELDS = (
 def execution_json(ex: Execution, *, with_attempts: bool) -> dict[str, Any]:
     """An execution's public JSON shape; ``with_attempts`` for a single execution (lists leave them out)."""
     doc = {name: jsonable(getattr(ex, name)) for name in EXECUTION_FIELDS}
-    if ex.action_id:
-        doc["action_id"] = ex.action_id
     if with_attempts:
         doc["attempts"] = jsonable(ex.attempts)
     return doc

@@ -496,6 +496,7 @@ def execution_to_pb(e: Execution, input_json: str | None = None) -> executions_p
         start_time=ts(e.started_at),
         end_time=ts(e.finished_at),
         next_attempt_time=ts(e.next_attempt_at if e.status is ExecutionStatus.SCHEDULED else None),
+        action_id=e.action_id,
     )
 
 
@@ -506,7 +507,7 @@ def execution_from_pb(msg: executions_pb2.Execution) -> Execution:
     return Execution(
         id=msg.id,
         tenant=tenant,
-        action_id="",
+        action_id=msg.action_id,
         action_name=action,
         action_version=msg.action_version,
         handler_type=msg.handler_type,
