@@ -96,20 +96,23 @@ class SidecarRunner:
     async def connect(self, address: str) -> HandlerClient:
         """The channel to ``address`` for the running loop, made once the address passed the policy.
 
-        Raises :class:`SidecarAddressRefused` or :class:`SidecarUnresolvable`.
+        The client comes counted as in use (``active``): the caller decrements it when
+        done, so no idle or over-the-cap sweep closes it meanwhile. Raises
+        :class:`SidecarAddressRefused` or :class:`SidecarUnresolvable`.
         """
         loop_id = id(asyncio.get_running_loop())
         key = (address, loop_id)
         client = self._clients.get(key)
-        if client is not None:
-            return client
-        target = await self.policy.target(address)
-        client = self._clients.get(key)  # another task may have connected meanwhile
         if client is None:
-            await self._make_room(loop_id)
-            client = self._clients[key] = HandlerClient(address, health_interval=self.health_interval, target=target)
-            if loop_id not in self._reapers:
-                self._reapers[loop_id] = asyncio.ensure_future(self._reap(loop_id))
+            target = await self.policy.target(address)
+            client = self._clients.get(key)  # another task may have connected meanwhile
+            if client is None:
+                client = HandlerClient(address, health_interval=self.health_interval, target=target)
+                self._clients[key] = client
+                if loop_id not in self._reapers:
+                    self._reapers[loop_id] = asyncio.ensure_future(self._reap(loop_id))
+        client.active += 1
+        await self._make_room(loop_id)
         return client
 
     async def execute(self, config: JSONObject, data: JSON, ctx: ExecutionContext) -> AsyncIterator[RunnerUpdate]:
@@ -122,7 +125,6 @@ class SidecarRunner:
         except SidecarUnresolvable:
             yield Failure.of("handler_unavailable", unavailable_message(address), retryable=True)
             return
-        client.active += 1
         try:
             async for update in self._execute(client, config, data, ctx):
                 yield update
@@ -168,7 +170,7 @@ class SidecarRunner:
 
     async def _make_room(self, loop_id: int) -> None:
         mine = [(c.last_used, key) for key, c in self._clients.items() if key[1] == loop_id and c.active == 0]
-        excess = sum(1 for key in self._clients if key[1] == loop_id) + 1 - self.max_channels
+        excess = sum(1 for key in self._clients if key[1] == loop_id) - self.max_channels
         if excess > 0:
             await self._close([key for _, key in sorted(mine)[:excess]])
 
