@@ -80,6 +80,7 @@ from neoactions.server.persistence.sqlstore import _begun, _ended, _execution_no
 from neoactions.server.store import (
     DEFAULT_PAGE_SIZE,
     DUPLICATE_EVENT,
+    ActionFilter,
     AttemptChange,
     AttemptFinish,
     AttemptStart,
@@ -404,14 +405,22 @@ class MemoryStore:
                 return self._action(t, tenant, row, wanted)
         raise action_not_found(tenant, f"{action_id}@{version}")
 
-    async def list_actions(self, tenant: str, page_size: int = DEFAULT_PAGE_SIZE, page_token: str = "") -> Page[Action]:
+    async def list_actions(
+        self,
+        tenant: str,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        page_token: str = "",
+        filter: ActionFilter | None = None,
+    ) -> Page[Action]:
         limit = page_limit(page_size)
         after = tokens.decode("actions", page_token, (str,))
         t = await self._tables(tenant)
         low = str(after[0]) if after else ""
         rows = sorted((a for a in t.actions.values() if not a.deleted and a.name > low), key=lambda a: a.name)
-        items = [self._action(t, tenant, a, a.current_version) for a in rows[:limit]]
-        more = len(rows) > limit
+        found = (self._action(t, tenant, a, a.current_version) for a in rows)
+        matching = [a for a in found if filter is None or filter.accepts(a)]
+        items = matching[:limit]
+        more = len(matching) > limit
         return Page(items, tokens.encode("actions", [items[-1].name]) if more else "")
 
     async def all_actions(self, tenant: str) -> list[Action]:
