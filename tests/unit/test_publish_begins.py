@@ -1,6 +1,6 @@
 """A publish that finds idle workers begins their first attempts itself: flow control admits
 them before the commit, and their start is stored with the execution, so a worker calls the
-handler without a transaction of its own. An engine on the embedded store, in-process."""
+handler without a transaction of its own. An engine on the in-memory store, in-process."""
 
 from __future__ import annotations
 
@@ -23,8 +23,7 @@ from neoactions.server.model import (
     HandlerSpec,
     Trigger,
 )
-from neoactions.server.persistence import open_store
-from neoactions.server.persistence.sqlstore import SqlStore
+from neoactions.server.persistence.memory import MemoryStore
 from neoactions.server.runners import ExecutionContext, HandlerRegistry, HandlerType, Result, RunnerUpdate
 from neoactions.server.settings import Settings
 from neoactions.server.store import AttemptStart, ExecutionFilter
@@ -44,7 +43,7 @@ class _Gate:
 
 
 class _Rig:
-    def __init__(self, engine: Engine, store: SqlStore, gate: _Gate, starts: list[str]) -> None:
+    def __init__(self, engine: Engine, store: MemoryStore, gate: _Gate, starts: list[str]) -> None:
         self.engine, self.store, self.gate, self.starts = engine, store, gate, starts
 
     async def action(self, **fields: Any) -> Action:
@@ -71,7 +70,7 @@ class _Rig:
 @pytest.fixture
 async def rig(tmp_path: Path) -> AsyncIterator[_Rig]:
     """An engine with two workers."""
-    store = open_store(tmp_path / "data")
+    store = MemoryStore()
     await store.open()
     starts: list[str] = []
     record = store.record_attempts
