@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROTO_FILES := $(shell find proto -name '*.proto')
+#: `make run PORT=50052 DATA_DIR=/tmp/na`: the port `make run` serves on and its data directory
 PORT ?= 50051
 DATA_DIR ?= .neoactions
 
@@ -14,14 +15,18 @@ help:
 	@grep -E '^[a-z-]+:.*?## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 $(STAMP): pyproject.toml
-	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
-	touch $(STAMP)
+	@echo "==> creating $(VENV) with $$($(PY) --version 2>&1)"
+	@$(PY) -m venv $(VENV)
+	@echo "==> upgrading pip"
+	@$(BIN)/pip install -q --upgrade pip
+	@echo "==> installing neoactions and its dev tools into $(VENV) (about a minute the first time)"
+	@set -o pipefail; $(BIN)/pip install --progress-bar off -e '.[dev]' | { grep -E '^(Collecting|Successfully)' || true; }
+	@touch $(STAMP)
+	@echo "==> installed: $(BIN)/neoactions ($$($(BIN)/neoactions --version))"
 
 install: $(STAMP) ## create .venv and install neoactions with its dev tools
 
-run: $(STAMP) ## serve on the embedded store (no PostgreSQL or Redis needed)
+run: $(STAMP) ## serve on the embedded store (no PostgreSQL or Redis needed); PORT=50051 DATA_DIR=.neoactions
 	$(BIN)/neoactions serve --port $(PORT) --data-dir $(DATA_DIR)
 
 test: $(STAMP) ## run the whole test suite

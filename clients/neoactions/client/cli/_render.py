@@ -341,7 +341,10 @@ def _action_label(ex: Execution) -> str:
 def publish_summary(result: PublishResult) -> None:
     e = result.event
     n = len(result.executions)
-    out().print(f"event [bold]{e.id}[/] ({escape(e.type)}) accepted; {n} matching action{'' if n == 1 else 's'}")
+    out().print(
+        f"event [bold]{e.id}[/] ({escape(e.type)}) accepted; {n} matching action{'' if n == 1 else 's'}",
+        soft_wrap=True,
+    )
     if result.executions:
         executions_table(result.executions)
 
