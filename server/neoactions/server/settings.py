@@ -49,6 +49,13 @@ class Settings:
     #: largest accepted event (data + metadata JSON), bytes
     max_event_bytes: int = 256 * 1024
     max_batch_events: int = 1000
+    #: worst-case cost of one ``cel`` condition, in steps of about 0.1 µs (estimated when an
+    #: action is saved; see docs/matching.md)
+    cel_cost_budget: int = 30_000
+    #: longest list or map a ``cel`` macro (all, exists, map...) iterates; larger: no match
+    max_cel_list_items: int = 256
+    #: values of the event a ``cel`` condition reads, counted recursively; more: no match
+    max_cel_input_values: int = 1_000
     #: seconds in-flight work may finish in after a stop signal
     shutdown_grace_seconds: float = 10.0
     max_action_timeout_seconds: float = 24 * 3600.0
@@ -74,6 +81,8 @@ class Settings:
             raise ValueError("dedup_window_seconds must not be negative")
         if self.processes < 1:
             raise ValueError("processes must be at least 1")
+        if min(self.cel_cost_budget, self.max_cel_list_items, self.max_cel_input_values) < 1:
+            raise ValueError("cel_cost_budget, max_cel_list_items and max_cel_input_values must be >= 1")
         if self.processes > 1:
             if not self.database_url:
                 raise ValueError("processes > 1 needs database_url: the embedded store is one process's")

@@ -30,7 +30,7 @@ from neoactions.server.engine.scheduler import Scheduler
 from neoactions.server.errors import Aborted, FailedPrecondition, InvalidArgument, NeoActionsError
 from neoactions.server.flow import FlowControl, create_flow_control
 from neoactions.server.ids import new_id
-from neoactions.server.matching import ActionExplanation, Matcher, validate_event_type
+from neoactions.server.matching import ActionExplanation, CelLimits, Matcher, validate_event_type
 from neoactions.server.model import (
     ADMIN_TENANT,
     JSON,
@@ -82,7 +82,14 @@ class Engine:
         self.queue: WorkQueue = queue if queue is not None else InProcessWorkQueue()
         self.flow: FlowControl = flow if flow is not None else create_flow_control("", settings.flow_control)
         self.renderer = ConfigRenderer()
-        self.matcher = Matcher()
+        self.matcher = Matcher(
+            CelLimits(
+                cost_budget=settings.cel_cost_budget,
+                max_list_items=settings.max_cel_list_items,
+                max_input_values=settings.max_cel_input_values,
+                max_string_bytes=settings.max_event_bytes,
+            )
+        )
         self.changes: ActionChangeFeed = changes or LocalChangeFeed()
         self.actions = ActionCatalog(
             store, self.matcher, registry, self.renderer, settings.max_action_timeout_seconds, self.changes

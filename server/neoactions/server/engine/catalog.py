@@ -7,7 +7,7 @@ import re
 from neoactions.server.changes import ActionChangeFeed, LocalChangeFeed
 from neoactions.server.errors import InvalidArgument, NotFound, Violations
 from neoactions.server.ids import new_id
-from neoactions.server.matching import CompiledTrigger, Matcher, compile_trigger
+from neoactions.server.matching import CompiledTrigger, Matcher
 from neoactions.server.model import Action, utcnow
 from neoactions.server.retry import BACKOFFS
 from neoactions.server.runners import HandlerRegistry
@@ -85,7 +85,7 @@ class ActionCatalog:
         if len(action.description) > 4096:
             v.add("description", "at most 4096 characters")
         v.raise_if_any("invalid action")
-        compiled = compile_trigger(action.trigger, "trigger")
+        compiled = self._matcher.compile(action.trigger, "trigger")
         handler_type = self._registry.get(action.handler.type, "handler.type")
         handler_type.check_config(action.handler.config, "handler.config")
         self._renderer.check(action.handler.config, "handler.config", handler_type.raw_config_keys)

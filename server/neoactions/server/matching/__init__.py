@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from .eventpattern import compile_event_pattern
     from .eventtypes import type_pattern_matches, validate_event_type
     from .explain import ActionExplanation, ConditionExplanation, PatternExplanation
+    from .limits import DEFAULT_CEL_LIMITS, CelLimits
     from .matcher import Matcher
     from .naive import NaiveMatcher
     from .operators import OPERATORS
@@ -32,6 +33,8 @@ _HOMES = {
     "ActionExplanation": "explain",
     "ConditionExplanation": "explain",
     "PatternExplanation": "explain",
+    "CelLimits": "limits",
+    "DEFAULT_CEL_LIMITS": "limits",
     "Matcher": "matcher",
     "NaiveMatcher": "naive",
     "OPERATORS": "operators",
@@ -50,10 +53,12 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "DEFAULT_CEL_LIMITS",
     "ENVELOPE_FIELDS",
     "MISSING",
     "OPERATORS",
     "ActionExplanation",
+    "CelLimits",
     "CompiledTrigger",
     "ConditionExplanation",
     "Matcher",

@@ -21,6 +21,7 @@ from .celexpr import compile_cel
 from .eventpattern import compile_event_pattern
 from .eventtypes import parse_pattern, segments_match
 from .explain import ConditionExplanation, PatternExplanation
+from .limits import DEFAULT_CEL_LIMITS, CelLimits
 from .nodes import CelNode, EnvelopeTest, FieldNode, GroupNode, IndexKey, Node, all_of
 from .operators import compile_operator, literal_keys
 from .paths import parse_path
@@ -42,6 +43,8 @@ class CompiledTrigger:
     nodes: tuple[Node, ...]
     #: the nodes as one plain function (what matching calls)
     test: EnvelopeTest
+    #: a ``cel`` condition is among the nodes (its evaluation time is accounted to the tenant)
+    has_cel: bool = False
 
     def matches_type(self, event_type: str) -> bool:
         segments = event_type.split(".")
@@ -101,7 +104,13 @@ def _as_parts(condition: Any) -> tuple[str, Any]:
     return "?", condition
 
 
-def compile_condition(condition: Any, where: str, depth: int = 0, budget: _Budget | None = None) -> Node:
+def compile_condition(
+    condition: Any,
+    where: str,
+    depth: int = 0,
+    budget: _Budget | None = None,
+    cel_limits: CelLimits = DEFAULT_CEL_LIMITS,
+) -> Node:
     """Compile one condition (a model condition or its dict form) found at ``where``."""
     budget = budget or _Budget()
     budget.spend(where)
@@ -112,7 +121,7 @@ def compile_condition(condition: Any, where: str, depth: int = 0, budget: _Budge
         check = compile_operator(operator, value, f"{where}.operator", f"{where}.value")
         return FieldNode(where, segments, operator, value, check, literal_keys(operator, value))
     if kind == "cel":
-        return CelNode(where, compile_cel(payload, f"{where}.cel"))
+        return CelNode(where, compile_cel(payload, f"{where}.cel", cel_limits))
     if kind in ("all", "any", "not"):
         if depth >= limits.MAX_DEPTH:
             raise InvalidArgument.field(
@@ -123,7 +132,9 @@ def compile_condition(condition: Any, where: str, depth: int = 0, budget: _Budge
         if kind == "not" and len(payload) != 1:
             raise InvalidArgument.field(where, "not takes exactly one condition", reason=_REASON)
         children = tuple(
-            compile_condition(c, f"{where}.{kind}" if kind == "not" else f"{where}.{kind}[{i}]", depth + 1, budget)
+            compile_condition(
+                c, f"{where}.{kind}" if kind == "not" else f"{where}.{kind}[{i}]", depth + 1, budget, cel_limits
+            )
             for i, c in enumerate(payload)
         )
         return GroupNode(where, kind, children)
@@ -149,8 +160,11 @@ def _context_filters(filters: Any, where: str) -> list[Node]:
     return nodes
 
 
-def compile_trigger(trigger: model.Trigger, path: str = "trigger") -> CompiledTrigger:
-    """Validate and compile ``trigger``; errors name the field under ``path``."""
+def compile_trigger(
+    trigger: model.Trigger, path: str = "trigger", cel_limits: CelLimits = DEFAULT_CEL_LIMITS
+) -> CompiledTrigger:
+    """Validate and compile ``trigger``; errors name the field under ``path``; ``cel`` conditions
+    must fit ``cel_limits``."""
     event_types = trigger.event_types
     if not isinstance(event_types, Sequence) or isinstance(event_types, str):
         raise InvalidArgument.field(f"{path}.event_types", "must be a list of patterns", reason="INVALID_EVENT_PATTERN")
@@ -165,7 +179,9 @@ def compile_trigger(trigger: model.Trigger, path: str = "trigger") -> CompiledTr
     if not isinstance(conditions, Sequence) or isinstance(conditions, str):
         raise InvalidArgument.field(f"{path}.conditions", "must be a list of conditions", reason=_REASON)
     budget = _Budget()
-    nodes.extend(compile_condition(c, f"{path}.conditions[{i}]", 0, budget) for i, c in enumerate(conditions))
+    nodes.extend(
+        compile_condition(c, f"{path}.conditions[{i}]", 0, budget, cel_limits) for i, c in enumerate(conditions)
+    )
 
     if trigger.event_pattern is not None:
         compiled = compile_event_pattern(trigger.event_pattern, f"{path}.event_pattern")
@@ -189,7 +205,14 @@ def compile_trigger(trigger: model.Trigger, path: str = "trigger") -> CompiledTr
         pattern_segments=tuple(segments for _, segments in unique),
         nodes=tuple(nodes),
         test=all_of(tuple(n.tester() for n in nodes)) if nodes else _always,
+        has_cel=any(_has_cel(n) for n in nodes),
     )
+
+
+def _has_cel(node: Node) -> bool:
+    if isinstance(node, CelNode):
+        return True
+    return isinstance(node, GroupNode) and any(_has_cel(c) for c in node.children)
 
 
 def _always(envelope: dict[str, Any]) -> bool:

@@ -6,6 +6,8 @@ can cause, so one careless (or hostile) action cannot slow matching for a tenant
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 #: event-type patterns per action
 MAX_PATTERNS = 64
 #: length of an event type or an event-type pattern
@@ -26,3 +28,26 @@ MAX_REGEX_LENGTH = 1024
 MAX_CEL_LENGTH = 4096
 #: keys in ``context_filters``
 MAX_CONTEXT_FILTERS = 32
+
+
+@dataclass(frozen=True, slots=True)
+class CelLimits:
+    """What one ``cel`` condition may cost (settings ``cel_cost_budget``, ``max_cel_list_items``,
+    ``max_cel_input_values``; see ``docs/configuration.md``).
+
+    An expression is refused when saved if its worst case over any event within these
+    bounds exceeds ``cost_budget`` steps (one step is about 0.1 µs of evaluation). When an
+    event exceeds them for an expression, the expression is not run and does not match.
+    """
+
+    #: worst-case estimated steps of one expression
+    cost_budget: int = 30_000
+    #: items of a list (or keys of a map) an expression iterates with a macro (all, exists, map...)
+    max_list_items: int = 256
+    #: values (counted recursively) of the event parts an expression reads
+    max_input_values: int = 1_000
+    #: characters of all strings in an event (its size bound)
+    max_string_bytes: int = 256 * 1024
+
+
+DEFAULT_CEL_LIMITS = CelLimits()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from time import perf_counter
 from typing import Any
 
 from neoactions.server import model
@@ -11,6 +12,7 @@ from neoactions.server.errors import InvalidArgument, NotFound
 from .compiler import CompiledTrigger, compile_trigger
 from .explain import ActionExplanation
 from .index import Entry, TenantIndex
+from .limits import DEFAULT_CEL_LIMITS, CelLimits
 
 
 class Matcher:
@@ -21,10 +23,17 @@ class Matcher:
     :meth:`match` for the actions an event triggers. It keeps a reference to each
     action given: call :meth:`put` again after changing one. Not thread-safe; it is
     meant to live on one event loop.
+
+    ``cel`` conditions are held to ``cel_limits``; the time spent matching the events of
+    a tenant that has any is accounted to it (:meth:`cel_seconds`).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, cel_limits: CelLimits = DEFAULT_CEL_LIMITS) -> None:
         self._tenants: dict[str, TenantIndex] = {}
+        self.cel_limits = cel_limits
+        #: per tenant, its actions with a cel condition (only tenants with one)
+        self._cel_actions: dict[str, set[str]] = {}
+        self._cel_seconds: dict[str, float] = {}
 
     def _tenant(self, tenant: str) -> TenantIndex:
         index = self._tenants.get(tenant)
@@ -32,21 +41,37 @@ class Matcher:
             index = self._tenants[tenant] = TenantIndex()
         return index
 
+    def compile(self, trigger: model.Trigger, path: str = "trigger") -> CompiledTrigger:
+        """:func:`compile_trigger` with this matcher's limits."""
+        return compile_trigger(trigger, path, self.cel_limits)
+
     def put(self, action: model.Action, compiled: CompiledTrigger | None = None) -> None:
         """Insert or replace ``(action.tenant, action.name)``; a disabled action never matches.
 
-        Compiles the trigger unless ``compiled`` (from :func:`compile_trigger`) is given;
+        Compiles the trigger unless ``compiled`` (from :meth:`compile`) is given;
         an invalid trigger raises :class:`InvalidArgument` and changes nothing.
         """
         if compiled is None:
-            compiled = compile_trigger(action.trigger)
+            compiled = self.compile(action.trigger)
         self._tenant(action.tenant).put(Entry(action, compiled))
+        self._note_cel(action.tenant, action.name, compiled.has_cel)
+
+    def _note_cel(self, tenant: str, name: str, has_cel: bool) -> None:
+        if has_cel:
+            self._cel_actions.setdefault(tenant, set()).add(name)
+            return
+        names = self._cel_actions.get(tenant)
+        if names is not None:
+            names.discard(name)
+            if not names:
+                del self._cel_actions[tenant]
 
     def remove(self, tenant: str, name: str) -> None:
         """Forget an action (no error if it is unknown)."""
         index = self._tenants.get(tenant)
         if index is not None:
             index.remove(name)
+        self._note_cel(tenant, name, False)
 
     def load(self, tenant: str, actions: Iterable[model.Action]) -> dict[str, InvalidArgument]:
         """Replace a tenant's whole set of actions.
@@ -57,20 +82,36 @@ class Matcher:
         """
         index = TenantIndex()
         failures: dict[str, InvalidArgument] = {}
+        with_cel: set[str] = set()
         for action in actions:
             if action.tenant != tenant:
                 raise ValueError(f"action {action.name!r} belongs to {action.tenant!r}, not {tenant!r}")
             try:
-                entry = Entry(action, compile_trigger(action.trigger))
+                entry = Entry(action, self.compile(action.trigger))
             except InvalidArgument as exc:
                 failures[action.name] = exc
                 entry = Entry(action, None, exc.message)
+            if entry.compiled is not None and entry.compiled.has_cel:
+                with_cel.add(action.name)
             index.put(entry)
         self._tenants[tenant] = index
+        if with_cel:
+            self._cel_actions[tenant] = with_cel
+        else:
+            self._cel_actions.pop(tenant, None)
         return failures
 
     def drop_tenant(self, tenant: str) -> None:
         self._tenants.pop(tenant, None)
+        self._cel_actions.pop(tenant, None)
+        self._cel_seconds.pop(tenant, None)
+
+    def cel_seconds(self, tenant: str | None = None) -> float:
+        """Seconds spent matching events of ``tenant`` (of all tenants without one) while it
+        had ``cel`` conditions: their evaluation, accounted to the tenant that wrote them."""
+        if tenant is None:
+            return sum(self._cel_seconds.values())
+        return self._cel_seconds.get(tenant, 0.0)
 
     def actions(self, tenant: str) -> list[model.Action]:
         """Every action known for ``tenant`` (enabled or not), in priority order."""
@@ -88,7 +129,13 @@ class Matcher:
         index = self._tenants.get(tenant)
         if index is None:
             return []
-        return index.match(envelope)
+        if tenant not in self._cel_actions:
+            return index.match(envelope)
+        started = perf_counter()
+        try:
+            return index.match(envelope)
+        finally:
+            self._cel_seconds[tenant] = self._cel_seconds.get(tenant, 0.0) + perf_counter() - started
 
     def explain(self, tenant: str, event: model.Event, action_name: str | None = None) -> list[ActionExplanation]:
         """For each action (or only ``action_name``), whether it matches and why, in priority order.
