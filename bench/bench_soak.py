@@ -25,8 +25,9 @@ Method (one process drives, the server is its own process):
   ``BENCH_SOAK_SAMPLE_EVERY`` seconds; a gRPC health check every second (its latency
   says whether the server kept answering).
 
-RSS is judged from the first sample after the warm-up: *drift* is final vs that, *peak*
-is the highest sample vs that; the verdict is "flat" when both stay within 10 %.
+RSS is judged by level: *drift* is the median of the last tenth of the measured period
+against the median of its first tenth; the verdict is "flat" when it is within 10 %. The
+peak sample and a least-squares slope (MB/hour) are reported beside it.
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ class Tally:
         self.slowest = max(self.slowest, seconds)
         self.variants.setdefault(variant, collections.Counter())[code] += 1
         self.variant_slowest[variant] = max(self.variant_slowest.get(variant, 0.0), seconds)
-        if code != "OK":
+        if details:
             self.details.setdefault((variant, code), " ".join(details.split())[:140])
 
     def odd(self) -> list[str]:
@@ -171,6 +172,8 @@ class Soak:
     drained: int = 0
     by_status: dict[tuple[str, str], int] = field(default_factory=dict)
     cpu_seconds: float = 0.0
+    #: a sample once the load stopped and the backlog drained
+    at_rest: Sample | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -402,7 +405,7 @@ def _hostile_kinds(receiver_port: int) -> dict[str, list[tuple[str, Call]]]:
             ("metadata 100k deep", _publish("{}", metadata_json="[" * deep + "]" * deep)),
         ],
         "huge_string": [
-            ("250 KB string in data", _publish(json.dumps({"s": "x" * 250_000}))),
+            ("250 KB string in data (under the limit)", _publish(json.dumps({"s": "x" * 250_000}))),
             ("3 MB string in data", _publish(json.dumps({"s": "x" * 3_000_000}))),
             ("8 MB string in data", _publish(json.dumps({"s": "x" * 8_000_000}))),
             ("1 MB event type", _publish("{}", type="t" * 1_000_000)),
@@ -421,7 +424,7 @@ def _hostile_kinds(receiver_port: int) -> dict[str, list[tuple[str, Call]]]:
         ],
         "template_bomb": [
             ("range(10**8)", template("tpl-range", "{{ range(10**8)|list|length }}")),
-            ("9**9**9", template("tpl-pow", "{{ 9**9**9 }}")),
+            ("9**(9**9)", template("tpl-pow", "{{ 9**(9**9) }}")),
             ("'x' * 10**9", template("tpl-mul", "{{ 'x' * 10**9 }}")),
             ("data.b ** data.e", template("tpl-datapow", "{{ data.b ** data.e }}", '{"b": 7, "e": 900000000}')),
             ("nested loops 10**10", template("tpl-loops", loops)),
@@ -462,8 +465,10 @@ async def _hostile_load(
         variant, call = next(turns[kind])
         started = time.monotonic()
         try:
-            await call(channel)
-            soak.hostile[kind].record("OK", time.monotonic() - started, variant)
+            answer = await call(channel)
+            items = getattr(answer, "events", None) or getattr(answer, "executions", None)
+            note = f"{len(items)} items" if items is not None else ""
+            soak.hostile[kind].record("OK", time.monotonic() - started, variant, note)
         except grpc.aio.AioRpcError as exc:
             soak.hostile[kind].record(exc.code().name, time.monotonic() - started, variant, exc.details() or "")
         except Exception as exc:  # the client refused to send it (e.g. a string protobuf will not encode)
@@ -535,23 +540,28 @@ async def _store(tmp: Path) -> AsyncIterator[tuple[str, Probe, dict[str, str]]]:
 
 
 async def _by_status(probe: Probe, store_url: str) -> dict[tuple[str, str], int]:
-    q = "SELECT handler_type, status, count(*) FROM {t} GROUP BY 1, 2"
+    """Executions by action and status; a hostile action's name without its unique suffix."""
+    q = "SELECT action_name, status, count(*) FROM {t} GROUP BY 1, 2"
     if isinstance(probe, PostgresProbe):
         import asyncpg
 
         conn = await asyncpg.connect(store_url)
         try:
-            rows = await conn.fetch(q.format(t="admin.executions"))
+            rows = [tuple(r) for r in await conn.fetch(q.format(t="admin.executions"))]
         finally:
             await conn.close()
-        return {(r[0], r[1]): int(r[2]) for r in rows}
-    import sqlite3
+    else:
+        import sqlite3
 
-    db = sqlite3.connect(f"file:{Path(store_url) / 'admin.db'}?mode=ro", uri=True)
-    try:
-        return {(h, s): int(n) for h, s, n in db.execute(q.format(t="executions"))}
-    finally:
-        db.close()
+        db = sqlite3.connect(f"file:{Path(store_url) / 'admin.db'}?mode=ro", uri=True)
+        try:
+            rows = list(db.execute(q.format(t="executions")))
+        finally:
+            db.close()
+    out: collections.Counter[tuple[str, str]] = collections.Counter()
+    for name, status, n in rows:
+        out[(name if name.startswith("soak-") else f"hostile {name.rsplit('-', 1)[0]}", status)] += int(n)
+    return dict(out)
 
 
 async def _soak(tmp: Path, soak: Soak) -> None:
@@ -613,9 +623,9 @@ async def _run(srv: Listening, probe: Probe, store_url: str, port: int, soak: So
         stopper.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         if srv.proc is not None and srv.proc.poll() is None:
-            soak.samples.append(Sample(time.monotonic() - t0, rss_bytes(srv.pid), open_fds(srv.pid)))
             soak.drained = await probe.wait_final(soak.accepted, within=60)
             soak.by_status = await _by_status(probe, store_url)
+            soak.at_rest = Sample(time.monotonic() - t0, rss_bytes(srv.pid), open_fds(srv.pid))
 
 
 # --- report ---------------------------------------------------------------------------------------
@@ -637,28 +647,8 @@ def _report(soak: Soak, took: float, loads: list[str]) -> str:
     lines += [f"server stayed up and answering: {up}", ""]
 
     warm = [s for s in soak.samples if s.at >= soak.warm_at]
-    if warm:
-        base, peak, last = warm[0].rss, max(s.rss for s in warm), warm[-1].rss
-        drift, excursion = (last - base) / base, (peak - base) / base
-        flat = abs(drift) <= 0.10 and excursion <= 0.10
-        lines += [
-            "| RSS after warm-up MB | max MB | final MB | drift | peak vs after warm-up | verdict "
-            "| fds after warm-up → final |",
-            "|---:|---:|---:|---:|---:|---|---|",
-            f"| {_mb(base)} | {_mb(peak)} | {_mb(last)} | {100 * drift:+.1f} % | {100 * excursion:+.1f} % "
-            f"| {'**flat within 10 %**' if flat else '**not flat** (over 10 %)'} | {warm[0].fds} → {warm[-1].fds} |",
-            "",
-        ]
-        # the curve: one row per tenth of the measured period
-        step = max(1, len(warm) // 10)
-        lines.append(
-            "RSS over time (MB): "
-            + ", ".join(f"{s.at - soak.warm_at:,.0f} s {_mb(s.rss)}" for s in [*warm[::step], warm[-1]])
-            + "; during warm-up: "
-            + ", ".join(f"{s.at:,.0f} s {_mb(s.rss)}" for s in soak.samples if s.at < soak.warm_at)[:400]
-            + "."
-        )
-        lines.append("")
+    if len(warm) >= 6:
+        lines += _rss_report(soak, warm)
     done = soak.final_at_end - soak.final_at_warm
     accepted = soak.accepted - soak.accepted_at_warm
     per_s = soak.measured_seconds or 1.0
@@ -675,7 +665,7 @@ def _report(soak: Soak, took: float, loads: list[str]) -> str:
     ]
     if soak.by_status:
         by = ", ".join(f"{h or '?'} {s} {n:,}" for (h, s), n in sorted(soak.by_status.items()))
-        lines.append(f"| executions by handler and status (whole run) | {by} |")
+        lines.append(f"| executions by action and status (whole run) | {by} |")
     if soak.health_ms:
         q = statistics.quantiles(soak.health_ms, n=100) if len(soak.health_ms) > 1 else soak.health_ms * 99
         failures = ", ".join(f"{c} {n}" for c, n in soak.health_failures.items()) or "none"
@@ -694,7 +684,7 @@ def _report(soak: Soak, took: float, loads: list[str]) -> str:
     lines += [f"- {o}" for o in odd]
     lines += [
         "",
-        "| hostile request | outcomes | slowest ms | first answer other than OK |",
+        "| hostile request | outcomes | slowest ms | first answer (details) |",
         "|---|---|---:|---|",
     ]
     for kind, tally in soak.hostile.items():
@@ -706,6 +696,43 @@ def _report(soak: Soak, took: float, loads: list[str]) -> str:
     if soak.notes:
         lines += ["", "notes: " + "; ".join(soak.notes)]
     return "\n".join(lines)
+
+
+def _rss_report(soak: Soak, warm: list[Sample]) -> list[str]:
+    """RSS judged by level, not by single samples: the median of the first tenth of the
+    measured period against the median of the last tenth (a hostile request holding a few
+    MB for a moment is a spike, not growth); the peak and a least-squares slope beside."""
+    tenth = max(3, len(warm) // 10)
+    base = statistics.median(s.rss for s in warm[:tenth])
+    end = statistics.median(s.rss for s in warm[-tenth:])
+    peak = max(s.rss for s in warm)
+    drift = (end - base) / base
+    xs, ys = [s.at for s in warm], [s.rss for s in warm]
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / (sum((x - mx) ** 2 for x in xs) or 1)
+    verdict = "**flat within 10 %**" if abs(drift) <= 0.10 else f"**not flat**: {100 * drift:+.1f} %"
+    rest = f"{_mb(soak.at_rest.rss)}" if soak.at_rest else "—"
+    lines = [
+        "| RSS after warm-up MB (median, first tenth) | at the end MB (median, last tenth) | drift | verdict "
+        "| peak MB | slope MB/h | at rest after the load MB | open fds first → last |",
+        "|---:|---:|---:|---|---:|---:|---:|---|",
+        f"| {_mb(base)} | {_mb(end)} | {100 * drift:+.1f} % | {verdict} | {_mb(peak)} "
+        f"| {slope * 3600 / 2**20:+,.1f} | {rest} | {warm[0].fds} → {warm[-1].fds} |",
+        "",
+    ]
+    windows = [warm[i : i + tenth] for i in range(0, len(warm), tenth)]
+    warmup = [s.rss for s in soak.samples if s.at < soak.warm_at]
+    lines.append(
+        "RSS by tenth of the measured period (median / max MB): "
+        + ", ".join(
+            f"{w[0].at - soak.warm_at:,.0f}-{w[-1].at - soak.warm_at:,.0f} s "
+            f"{_mb(statistics.median(s.rss for s in w))} / {_mb(max(s.rss for s in w))}"
+            for w in windows
+        )
+        + (f"; during the warm-up {_mb(min(warmup))} → {_mb(warmup[-1])}." if warmup else ".")
+    )
+    lines.append("")
+    return lines
 
 
 def _codes(codes: collections.Counter[str]) -> str:
