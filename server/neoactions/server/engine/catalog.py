@@ -11,7 +11,7 @@ from neoactions.server.matching import CompiledTrigger, Matcher
 from neoactions.server.model import Action, utcnow
 from neoactions.server.retry import BACKOFFS
 from neoactions.server.runners import HandlerRegistry
-from neoactions.server.store import ActionFilter, Page, Store
+from neoactions.server.store import ActionFilter, ActionStore, Page
 from neoactions.server.templating import ConfigRenderer
 
 ACTION_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}\Z")
@@ -23,7 +23,7 @@ class ActionCatalog:
 
     def __init__(
         self,
-        store: Store,
+        store: ActionStore,
         matcher: Matcher,
         registry: HandlerRegistry,
         renderer: ConfigRenderer,

@@ -14,14 +14,14 @@ import asyncio
 
 from neoactions.server.errors import NotFound
 from neoactions.server.model import JSONObject
-from neoactions.server.store import Store
+from neoactions.server.store import EventStore
 
 #: at most this many events per query
 _MAX_BATCH = 1000
 
 
 class EnvelopeLoader:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: EventStore) -> None:
         self._store = store
         self._wanted: dict[str, dict[str, asyncio.Future[JSONObject]]] = {}
         self._reading: dict[str, asyncio.Task[None]] = {}

@@ -19,7 +19,7 @@ import asyncio
 import logging
 
 from neoactions.server.errors import Aborted
-from neoactions.server.store import TRANSACTION_CONFLICT, AttemptChange, Store
+from neoactions.server.store import TRANSACTION_CONFLICT, AttemptChange, ExecutionStore
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ _Waiting = tuple[AttemptChange, "asyncio.Future[None]"]
 
 
 class AttemptRecorder:
-    def __init__(self, store: Store, max_batch: int = 512, committers: int = 2) -> None:
+    def __init__(self, store: ExecutionStore, max_batch: int = 512, committers: int = 2) -> None:
         self._store = store
         self._max_batch = max_batch
         self._committers = committers
