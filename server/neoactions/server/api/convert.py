@@ -52,12 +52,17 @@ def ts(value: datetime | None) -> timestamp_pb2.Timestamp | None:
     return timestamp_pb2.Timestamp(seconds=delta.days * 86_400 + delta.seconds, nanos=delta.microseconds * 1000)
 
 
-def dt(value: timestamp_pb2.Timestamp) -> datetime:
-    return value.ToDatetime(tzinfo=UTC)
+def dt(value: timestamp_pb2.Timestamp, field: str = "time") -> datetime:
+    """``value`` as an aware datetime; ``InvalidArgument`` naming ``field`` when it is out of range."""
+    try:
+        return value.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError) as exc:
+        raise InvalidArgument.field(field, f"not a valid timestamp: {exc}", reason="INVALID_TIMESTAMP") from None
 
 
-def opt_dt(msg: Any, field: str) -> datetime | None:
-    return dt(getattr(msg, field)) if msg.HasField(field) else None
+def opt_dt(msg: Any, field: str, path: str = "") -> datetime | None:
+    """``msg.field`` as a datetime when set; errors name ``path`` (default: ``field``)."""
+    return dt(getattr(msg, field), path or field) if msg.HasField(field) else None
 
 
 def normalize(value: JSON) -> JSON:
@@ -237,7 +242,7 @@ def event_from_pb(msg: events_pb2.Event, tenant: str, path: str = "event") -> Ev
         source_id=msg.id,
     )
     if msg.HasField("time"):
-        event.time = dt(msg.time)
+        event.time = dt(msg.time, f"{path}.time")
     return event
 
 
