@@ -125,7 +125,7 @@ async def _runner_rate(runner: WasmRunner, config: dict[str, Any], n: int, concu
 async def _measure() -> list[tuple[str, str, float, float]]:
     rows: list[tuple[str, str, float, float]] = []
     data_dir = Path(tempfile.gettempdir()) / "neoactions-bench-wasm"
-    runner = WasmRunner(data_dir=data_dir, workers=WORKERS)
+    runner = WasmRunner(data_dir=data_dir, workers=WORKERS, tenant_workers=WORKERS)  # one tenant: all workers
     try:
         payload = json.dumps({"config": {"language": "x"}, "data": DATA, "context": _ctx().to_dict()})
         for language, source, n in (("javascript", JS_SOURCE, 1000), ("python", PY_SOURCE, 24)):

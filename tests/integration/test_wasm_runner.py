@@ -59,7 +59,13 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def registry(data_dir: Path) -> Iterator[HandlerRegistry]:
     registry = HandlerRegistry(
-        {"data_dir": str(data_dir), "wasm_cache_dir": str(data_dir / "wasm-cache"), "wasm_workers": 2}
+        {
+            "data_dir": str(data_dir),
+            "wasm_cache_dir": str(data_dir / "wasm-cache"),
+            "wasm_workers": 2,
+            # one tenant runs everything here: let it have both workers (the default keeps one for others)
+            "wasm_tenant_workers": 2,
+        }
     )
     register(registry)
     yield registry

@@ -98,13 +98,16 @@ class WasmRunner:
         workers = max(1, workers)
         self.maxima = maxima or Maxima()
         self.slots = FairSlots(workers, tenant_workers if tenant_workers is not None else default_tenant_share(workers))
+        self._warmer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="wasm-warm")
         self._pool = concurrent.futures.ThreadPoolExecutor(
             workers, thread_name_prefix="wasm", initializer=_lower_priority
         )
 
     def warm(self, languages: tuple[str, ...] = ("javascript", "python")) -> list[concurrent.futures.Future[Prepared]]:
         """Compile (or load from the disk cache) the runtimes in the background."""
-        return [self._pool.submit(self.engine.runtime, language) for language in languages]
+        # on a thread of its own: a compile takes seconds, and a worker a tenant was
+        # granted must not sit behind it
+        return [self._warmer.submit(self.engine.runtime, language) for language in languages]
 
     def validate(self, config: JSONObject) -> None:
         program = Program.from_config(config)
@@ -179,12 +182,14 @@ class WasmRunner:
     async def aclose(self) -> None:
         """Drop queued jobs, stop running guests, wait for the workers, stop the clock."""
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._warmer.shutdown(wait=False, cancel_futures=True)
         await asyncio.to_thread(self._shutdown)
 
     def _shutdown(self) -> None:
         # the epoch clock must outlive every guest: without it a guest never traps
         self.engine.interrupt_all()
         self._pool.shutdown(wait=True)
+        self._warmer.shutdown(wait=True)
         self.engine.close()
 
 
