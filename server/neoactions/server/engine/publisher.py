@@ -25,6 +25,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from time import perf_counter
 
 from neoactions.server.bus import UpdateBus
 from neoactions.server.engine.catalog import ActionCatalog
@@ -55,6 +56,10 @@ class Published:
     executions: list[Execution]
     #: the event was accepted before (same dedup key within the window); nothing new was stored
     duplicate: bool = False
+
+
+#: matching a batch gives the event loop a turn after this long
+MATCHING_SLICE_SECONDS = 0.005
 
 
 class Publisher:
@@ -109,6 +114,7 @@ class Publisher:
         jobs: dict[str, Job] = {}
         first_of_key: dict[str, Published] = {}
         local = self._dispatcher.room() if self._wakeup is not None else 0
+        turn = perf_counter()
         for event, key in zip(events, keys, strict=True):
             if key in originals:
                 results.append(originals[key])
@@ -120,6 +126,10 @@ class Publisher:
             event.id = new_id()
             event.received_at = utcnow()
             planned = [_plan(event, action) for action in self._matcher.match(tenant, event)]
+            if perf_counter() - turn > MATCHING_SLICE_SECONDS:
+                # a batch matched against costly (CEL) conditions must not hold the loop throughout
+                await asyncio.sleep(0)
+                turn = perf_counter()
             envelope = event.envelope() if planned else None
             for ex in planned:
                 lease = ex.mode is ExecutionMode.SYNC and wait
