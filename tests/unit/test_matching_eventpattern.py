@@ -63,12 +63,12 @@ CASES: list[tuple[Any, dict[str, Any], bool]] = [
     ([{"anything-but": "cancelled"}], {"v": "paid"}, True),
     ([{"anything-but": "cancelled"}], {"v": "cancelled"}, False),
     ([{"anything-but": "cancelled"}], {}, False),
-    ([{"anything-but": "cancelled"}], {"v": None}, False),
+    ([{"anything-but": "cancelled"}], {"v": None}, True),  # null is a value other than "cancelled"
     ([{"anything-but": ["a", "b"]}], {"v": "c"}, True),
     ([{"anything-but": [1, 2]}], {"v": 2.0}, False),
     ([{"anything-but": {"prefix": "test-"}}], {"v": "prod-1"}, True),
     ([{"anything-but": {"prefix": "test-"}}], {"v": "test-1"}, False),
-    ([{"anything-but": {"prefix": "test-"}}], {"v": 5}, False),
+    ([{"anything-but": {"prefix": "test-"}}], {"v": 5}, True),  # only strings can start with it
     ([{"anything-but": {"suffix": ".tmp"}}], {"v": "a.txt"}, True),
     ([{"anything-but": {"wildcard": ["*.tmp", "*.bak"]}}], {"v": "a.bak"}, False),
     ([{"anything-but": {"equals-ignore-case": ["X", "Y"]}}], {"v": "z"}, True),

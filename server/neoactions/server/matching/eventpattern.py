@@ -8,13 +8,16 @@ Mapping (see ``docs/matching.md`` for the full table and what is unsupported):
   have no counterpart and are refused.
 * an object nests (AND of its fields); an array lists the accepted values (OR);
   ``$or`` lists alternative sub-patterns at any level.
-* when the event holds an array at a path, a value matcher passes if any element
-  passes (EventBridge's rule); ``exists`` looks at the path itself.
+* arrays in the event are read as AWS Event Ruler reads them (:mod:`.eventarrays`): a
+  field sees the leaf values at its path through arrays at any depth (a value matcher
+  passes if any leaf passes; ``exists`` is true when there is a leaf, so not for ``[]``
+  nor an object), and fields below one array of objects must match in the same element.
 """
 
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,11 +27,12 @@ import re2
 from neoactions.server.errors import InvalidArgument
 
 from . import limits
+from .eventarrays import ArrayConsistency, PatternObject, leaf_reader, leaves, needs_consistency, normalise
 from .eventtypes import is_event_type
 from .explain import ConditionExplanation
 from .nodes import EnvelopeTest, GroupNode, IndexKey, Node
 from .operators import address_in, compile_regex, parse_networks
-from .paths import ENVELOPE_FIELDS, MISSING, OBJECT_FIELDS, Segments, display, getter, resolve
+from .paths import ENVELOPE_FIELDS, MISSING, OBJECT_FIELDS, Segments, display
 from .values import is_number, scalar_key
 
 _REASON = "INVALID_EVENT_PATTERN"
@@ -56,9 +60,20 @@ class CompiledEventPattern:
 
 
 class LeafNode:
-    """One array of accepted values at one path."""
+    """One array of accepted values at one path, read through arrays (see :mod:`.eventarrays`)."""
 
-    __slots__ = ("_exists", "_keys", "_tests", "expected", "location", "segments")
+    __slots__ = (
+        "_keys",
+        "_read",
+        "_tests",
+        "_wants_absent",
+        "_wants_present",
+        "absence",
+        "expected",
+        "location",
+        "positive",
+        "segments",
+    )
 
     def __init__(
         self,
@@ -74,17 +89,15 @@ class LeafNode:
         self.expected = expected
         self._keys = keys
         self._tests = tests
-        self._exists = exists
+        self._wants_present = True in exists
+        self._wants_absent = False in exists
+        self._read = leaf_reader(segments)
+        #: it can pass on values the event has (not only on the field's absence)
+        self.positive = bool(keys or tests or self._wants_present)
+        #: it has ``exists: false``, which is about the whole event
+        self.absence = self._wants_absent
 
-    def _accepts(self, seen: Any) -> bool:
-        if self._exists:
-            # EventBridge's exists is about leaves: an object there does not count.
-            present = seen is not MISSING and not isinstance(seen, dict)
-            if any(present == wanted for wanted in self._exists):
-                return True
-        if seen is MISSING:
-            return False
-        values = seen if isinstance(seen, list) else (seen,)
+    def _any(self, values: list[Any]) -> bool:
         keys = self._keys
         for value in values:
             if keys and scalar_key(value) in keys:
@@ -94,11 +107,37 @@ class LeafNode:
                     return True
         return False
 
+    def _accepts(self, seen: Any) -> bool:
+        kind = type(seen)
+        if kind is list or kind is dict or seen is MISSING:
+            values = leaves(seen)
+            if not values:
+                return self._wants_absent
+            return self._wants_present or self._any(values)
+        # one scalar (the common case), without building a list
+        if self._wants_present or (self._keys and scalar_key(seen) in self._keys):
+            return True
+        for test in self._tests:  # noqa: SIM110 - a plain loop beats any() over a generator here
+            if test(seen):
+                return True
+        return False
+
+    def accepts_here(self, seen: Any, absent: bool) -> bool:
+        """Whether it passes on ``seen``, what one array element holds at this field;
+        ``absent`` tells whether the field has no value anywhere in the event."""
+        if absent and self._wants_absent:
+            return True
+        values = leaves(seen)
+        return bool(values) and (self._wants_present or self._any(values))
+
+    def absent_from(self, envelope: dict[str, Any]) -> bool:
+        return not leaves(self._read(envelope))
+
     def test(self, envelope: dict[str, Any]) -> bool:
-        return self._accepts(resolve(envelope, self.segments))
+        return self._accepts(self._read(envelope))
 
     def explain(self, envelope: dict[str, Any]) -> ConditionExplanation:
-        seen = resolve(envelope, self.segments)
+        seen = self._read(envelope)
         return ConditionExplanation(
             location=self.location,
             kind="event_pattern",
@@ -107,20 +146,20 @@ class LeafNode:
             operator="match",
             expected=self.expected,
             actual=None if seen is MISSING else seen,
-            present=seen is not MISSING,
+            present=bool(leaves(seen)),
         )
 
     def tester(self) -> EnvelopeTest:
-        get, accepts = getter(self.segments), self._accepts
-        return lambda envelope: accepts(get(envelope))
+        read, accepts = self._read, self._accepts
+        return lambda envelope: accepts(read(envelope))
 
     def index_key(self) -> IndexKey | None:
-        if self._tests or self._exists or not self._keys:
+        if self._tests or self._wants_present or self._wants_absent or not self._keys:
             return None
         return IndexKey(self.segments, True, self._keys)
 
     def literal_strings(self) -> list[str] | None:
-        if self._tests or self._exists:
+        if self._tests or self._wants_present or self._wants_absent:
             return None
         values = [v for v in self.expected if isinstance(v, str)]
         return values if len(values) == len(self.expected) else None
@@ -186,8 +225,8 @@ def _ignore_case(value: Any, where: str) -> ValueTest:
     return lambda v: isinstance(v, str) and v.casefold() == folded
 
 
-_LOWER = {">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
-_UPPER = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b}
+_LOWER = {">": operator.gt, ">=": operator.ge}
+_UPPER = {"<": operator.lt, "<=": operator.le}
 
 
 def _numeric(value: Any, where: str) -> ValueTest:
@@ -203,7 +242,7 @@ def _numeric(value: Any, where: str) -> ValueTest:
         if op == "=":
             if len(value) != 2:
                 raise _bad(where, "numeric '=' cannot be combined with a range")
-            checks.append((lambda a, b: a == b, bound))
+            checks.append((operator.eq, bound))
             continue
         side = "lower" if op in _LOWER else "upper" if op in _UPPER else ""
         if not side:
@@ -212,7 +251,11 @@ def _numeric(value: Any, where: str) -> ValueTest:
             raise _bad(where, f"numeric has two {side} bounds")
         sides.add(side)
         checks.append(((_LOWER | _UPPER)[op], bound))
-    return lambda v: is_number(v) and all(check(v, bound) for check, bound in checks)
+    if len(checks) == 1:
+        ((check, bound),) = checks
+        return lambda v: is_number(v) and check(v, bound)
+    (low, low_bound), (high, high_bound) = checks
+    return lambda v: is_number(v) and low(v, low_bound) and high(v, high_bound)
 
 
 def _anything_but(value: Any, where: str) -> ValueTest:
@@ -237,8 +280,9 @@ def _anything_but(value: Any, where: str) -> ValueTest:
             inner = lambda v: any(t(v) for t in tests)  # noqa: E731
         else:
             raise _bad(where, f"anything-but does not support {kind!r}")
-        # Like EventBridge, the string forms only ever accept strings.
-        return lambda v: isinstance(v, str) and not inner(v)
+        # As in Event Ruler, only strings can be excluded by the string forms: any other
+        # value (a number, a boolean, null) is "anything but" them.
+        return lambda v: not (type(v) is str and inner(v))
     values = value if isinstance(value, list) else [value]
     if not values or len(values) > limits.MAX_LIST_ITEMS:
         raise _bad(where, f"anything-but needs 1 to {limits.MAX_LIST_ITEMS} values")
@@ -248,7 +292,8 @@ def _anything_but(value: Any, where: str) -> ValueTest:
                 f"{where}[{i}]" if isinstance(value, list) else where, "anything-but values are strings or numbers"
             )
     keys = frozenset(scalar_key(v) for v in values)
-    return lambda v: v is not None and scalar_key(v) is not None and scalar_key(v) not in keys
+    # Any leaf value not listed, null included (Event Ruler: "anything except what's provided").
+    return lambda v: scalar_key(v) not in keys
 
 
 def _matcher(element: dict[str, Any], where: str) -> tuple[ValueTest | None, bool | None]:
@@ -323,29 +368,39 @@ class _Compiler:
                 keys.add(key)
         return LeafNode(where, segments, values, frozenset(keys), tuple(tests), tuple(exists))
 
-    def object(self, pattern: Any, prefix: Segments, where: str, depth: int) -> list[Node]:
+    def object(self, pattern: Any, prefix: Segments, where: str, depth: int) -> tuple[list[Node], PatternObject]:
+        """The object's conjuncts (fields read independently), and its shape for array consistency."""
         if not isinstance(pattern, dict) or not pattern:
             raise _bad(where, "an event pattern is a non-empty JSON object")
         if len(prefix) >= limits.MAX_PATH_SEGMENTS or depth > limits.MAX_DEPTH:
             raise _bad(where, "event pattern nested too deeply")
         nodes: list[Node] = []
+        shape = PatternObject()
         for key, value in pattern.items():
             if not isinstance(key, str):
                 raise _bad(where, "event pattern keys must be strings")
             at = f"{where}.{key}"
             if key == "$or":
-                nodes.append(self.alternatives(value, prefix, at, depth))
+                group, branches = self.alternatives(value, prefix, at, depth)
+                nodes.append(group)
+                shape.groups.append(branches)
                 continue
             segments = (*prefix, self.root(key, at) if not prefix else key)
+            name = segments[-1]
             if isinstance(value, list):
-                nodes.append(self.leaf(value, segments, at))
+                leaf = self.leaf(value, segments, at)
+                nodes.append(leaf)
+                shape.fields.append((name, leaf))
             elif isinstance(value, dict):
                 if len(segments) == 1 and segments[0] not in OBJECT_FIELDS:
                     raise _bad(at, f"{key!r} is a string field: give an array of values")
-                nodes.extend(self.object(value, segments, at, depth + 1))
+                inner, child = self.object(value, segments, at, depth + 1)
+                nodes.extend(inner)
+                known = shape.children.get(name)  # "detail" and "data" name the same field
+                shape.children[name] = child if known is None else known.merged(child)
             else:
                 raise _bad(at, "give an array of values or a nested object")
-        return nodes
+        return nodes, shape
 
     def root(self, key: str, where: str) -> str:
         if key in _UNSUPPORTED:
@@ -355,19 +410,43 @@ class _Compiler:
             raise _bad(where, f"unknown event field {key!r}")
         return field
 
-    def alternatives(self, value: Any, prefix: Segments, where: str, depth: int) -> Node:
+    def alternatives(self, value: Any, prefix: Segments, where: str, depth: int) -> tuple[Node, list[PatternObject]]:
         if not isinstance(value, list) or not value:
             raise _bad(where, "$or takes a non-empty array of patterns")
         branches: list[Node] = []
+        shapes: list[PatternObject] = []
         for i, branch in enumerate(value):
             at = f"{where}[{i}]"
-            branches.append(GroupNode(at, "all", tuple(self.object(branch, prefix, at, depth + 1))))
-        return GroupNode(where, "any", tuple(branches))
+            nodes, shape = self.object(branch, prefix, at, depth + 1)
+            branches.append(GroupNode(at, "all", tuple(nodes)))
+            shapes.append(shape)
+        return GroupNode(where, "any", tuple(branches)), shapes
+
+
+def _consistency(shape: PatternObject, where: str) -> ArrayConsistency:
+    made = 0
+
+    def spend(n: int) -> None:
+        nonlocal made
+        made += n
+        if made > limits.MAX_CONDITION_NODES:
+            raise _bad(
+                where,
+                f"more than {limits.MAX_CONDITION_NODES} combinations of $or branches that name the same "
+                "nested object: move the shared fields into each branch",
+            )
+
+    alternatives = normalise(shape, spend)
+    return ArrayConsistency(where, alternatives[0] if len(alternatives) == 1 else PatternObject(groups=[alternatives]))
 
 
 def compile_event_pattern(pattern: Any, where: str = "trigger.event_pattern") -> CompiledEventPattern:
     """Validate and compile an EventBridge-style pattern found at ``where``."""
-    nodes = tuple(_Compiler().object(pattern, (), where, 0))
+    conjuncts, shape = _Compiler().object(pattern, (), where, 0)
+    if needs_consistency(shape):
+        # last: the cheap conjuncts above usually decide first
+        conjuncts.append(_consistency(shape, where))
+    nodes = tuple(conjuncts)
     for node in nodes:
         if isinstance(node, LeafNode) and node.segments == ("type",):
             literals = node.literal_strings()

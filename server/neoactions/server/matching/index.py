@@ -26,6 +26,7 @@ from typing import Any
 from neoactions.server import model
 
 from .compiler import CompiledTrigger
+from .eventarrays import elements, leaf_reader
 from .eventtypes import GLOBSTAR, STAR
 from .nodes import IndexKey
 from .paths import MISSING, Segments, getter
@@ -86,7 +87,8 @@ class Bucket:
         table = self.tables.get(table_key)
         if table is None:
             table = self.tables[table_key] = {}
-            self.readers[table_key] = getter(key.segments)
+            # elementwise (EventBridge) tables read through arrays, as the pattern does
+            self.readers[table_key] = leaf_reader(key.segments) if key.elementwise else getter(key.segments)
         for value_key in key.keys:
             table.setdefault(value_key, set()).add(entry)
 
@@ -117,7 +119,7 @@ class Bucket:
             if seen is MISSING:
                 continue
             if table_key[1] and type(seen) is list:  # elementwise (EventBridge) table
-                for item in seen:
+                for item in elements(seen):
                     filed = table.get(scalar_key(item))
                     if filed:
                         out.update(filed)
