@@ -346,3 +346,12 @@ def test_patterns_agree_with_the_event_ruler_package(pattern: dict[str, Any], da
     event_ruler = pytest.importorskip("event_ruler")
     theirs = event_ruler.test_event_pattern(json.dumps({"detail": data}), json.dumps({"detail": pattern}))
     assert passes(pattern, data) is theirs, json.dumps([pattern, data])
+
+
+def test_deeply_nested_arrays_are_read_without_recursion() -> None:
+    deep: Any = [{"p": "a", "q": "b"}]
+    for _ in range(5000):
+        deep = [deep]
+    assert passes({"o": {"p": ["a"], "q": ["b"]}}, {"o": deep})
+    assert passes({"o": [{"exists": True}]}, {"o": [[[[[[None]]]]]]})
+    assert not passes({"o": {"p": ["a"], "q": ["c"]}}, {"o": deep})
