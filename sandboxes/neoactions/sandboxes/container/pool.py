@@ -32,6 +32,7 @@ from neoactions.sandboxes.container.engine import (
     new_name,
     prepare_socket_dir,
 )
+from neoactions.sandboxes.fairshare import FairSlots
 from neoactions.sandboxes.sidecar.client import HandlerClient, reserve_for
 from neoactions.server.model import JSON
 from neoactions.server.runners import ExecutionContext, Failure, Result, RunnerUpdate
@@ -81,6 +82,8 @@ class SidecarPool:
         self.start_timeout = start_timeout
         self.recheck_after = recheck_after
         self.max_size = spec.pool_max_size
+        #: executions of each tenant on the pool's containers (see :meth:`execute`)
+        self.shares = FairSlots(self.max_size)
         self.idle_seconds = spec.pool_idle_seconds
         self._idle: list[Member] = []
         self._busy: set[Member] = set()
@@ -284,7 +287,28 @@ class SidecarPool:
     # -- executing ----------------------------------------------------------------
 
     async def execute(self, data: JSON, ctx: ExecutionContext) -> AsyncIterator[RunnerUpdate]:
-        """One attempt on a warm container; the container is reused only after a clean end."""
+        """One attempt on a warm container; the container is reused only after a clean end.
+
+        Tenants waiting for one of the pool's containers take turns (round robin),
+        so a tenant with many queued executions does not go first every time. No
+        container is held back for other tenants: a pool's size is the action's
+        own ``pool.max_size``, and holding one back would halve a lone tenant's
+        default pool of two.
+        """
+        try:
+            async with asyncio.timeout(ctx.remaining_seconds()):
+                await self.shares.acquire(ctx.tenant)
+        except TimeoutError:
+            message = f"all {self.max_size} sidecar containers of {self.image} stayed busy until the deadline"
+            yield Failure(Failure.of("timeout", message, retryable=True).error, timed_out=True)
+            return
+        try:
+            async for update in self._execute(data, ctx):
+                yield update
+        finally:
+            self.shares.release(ctx.tenant)
+
+    async def _execute(self, data: JSON, ctx: ExecutionContext) -> AsyncIterator[RunnerUpdate]:
         budget = ctx.remaining_seconds()
         try:
             member = await self.acquire(budget)
