@@ -10,7 +10,8 @@ dead containers replaced).
 Every container is hardened whatever the config says: all capabilities dropped,
 ``no-new-privileges``, read-only root with a small ``/tmp`` tmpfs, pids, memory
 (no swap) and CPU limits, no network unless the action sets ``network: true``,
-a non-root user (``65534:65534`` unless another non-root user is given), a
+a numeric non-root user and group (``65534:65534`` unless other numbers are
+given; uid 0, gid 0 and names are refused, see :mod:`.user`), a
 label naming this service, and removal after use, on timeout and on
 cancellation. Images are local tags (nothing is pulled) or ``docker save``
 archives loaded once their sha256 digest matches. Exceeding memory, processes
