@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 from google.protobuf import json_format
+from typer.testing import CliRunner
 
+from neoactions.client import AsyncClient
+from neoactions.client.cli import app as cli
 from neoactions.server.api.paging import MAX_PAGE_BYTES
 from neoactions.server.api.status import from_rpc_error
-from neoactions.server.errors import NeoActionsError
+from neoactions.server.errors import InvalidArgument, NeoActionsError
 from neoactions.v1 import (
     actions_pb2,
     actions_pb2_grpc,
@@ -272,3 +276,35 @@ async def test_a_list_page_stays_within_its_byte_cap_and_paging_sees_every_event
     assert sorted(seen) == sorted(published) and len(seen) == len(set(seen))
     assert pages >= 3  # 30 events of ~240 KB cannot fit in one 3 MiB page
     await assert_alive(hostile_server)
+
+
+# --- the client and the CLI say it the same way ------------------------------------------------------
+
+
+def test_the_cli_refuses_deep_data_in_one_line(tmp_path: Path) -> None:
+    deep = tmp_path / "deep.json"
+    deep.write_text(DEEP)
+    result = CliRunner().invoke(cli, ["publish", "orders.created", "--data", f"@{deep}", "--server", "127.0.0.1:1"])
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines == ["error: INVALID_ARGUMENT: --data: nests too deeply (at most 64 levels of arrays and objects)"]
+    assert "Traceback" not in result.output
+
+
+async def test_the_client_refuses_deep_or_non_text_data_naming_the_argument(hostile_server: ServerProcess) -> None:
+    deep: Any = []
+    for _ in range(20_000):
+        deep = [deep]
+    async with AsyncClient(hostile_server.target) as client:
+        with pytest.raises(InvalidArgument) as err:
+            await client.publish("orders.created", {"d": deep})
+        assert fields(err.value) == ["data"]
+        with pytest.raises(InvalidArgument) as err:
+            await client.publish("orders.created", {"s": "\ud800"})
+        assert fields(err.value) == ["data"]
+        nested: Any = 1
+        for _ in range(100):
+            nested = {"n": nested}
+        with pytest.raises(InvalidArgument) as err:  # encodable, but past the server's limit
+            await client.publish("orders.created", nested)
+        assert fields(err.value) == ["event.data_json"] and err.value.reason == "JSON_TOO_DEEP"

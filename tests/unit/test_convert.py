@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from google.protobuf import timestamp_pb2
@@ -10,6 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from neoactions.server.api import convert
+from neoactions.server.api import names as resource_names
+from neoactions.server.errors import InvalidArgument
 from neoactions.server.model import (
     Action,
     CelCondition,
@@ -27,6 +31,7 @@ from neoactions.server.model import (
     RetryPolicy,
     Trigger,
 )
+from neoactions.v1 import events_pb2
 
 names = st.from_regex(r"[a-z][a-z0-9_]{0,10}", fullmatch=True)
 scalars = st.one_of(
@@ -163,3 +168,91 @@ def test_timestamps_are_what_protobuf_makes_of_the_datetime(value: datetime) -> 
     expected.FromDatetime(value)
     assert convert.ts(value) == expected
     assert convert.dt(expected) == (value if value.tzinfo else value.replace(tzinfo=UTC))
+
+
+# --- hostile input at the edge ------------------------------------------------------
+
+
+def _refusal(text: str, field: str = "event.data_json", **kw: Any) -> InvalidArgument:
+    with pytest.raises(InvalidArgument) as err:
+        convert.parse_json(text, field, **kw)
+    assert [v.field for v in err.value.violations] == [field]
+    return err.value
+
+
+def test_json_nesting_is_limited_and_deep_input_never_raises_recursion_error() -> None:
+    at_limit = "[" * convert.MAX_JSON_DEPTH + "]" * convert.MAX_JSON_DEPTH
+    assert convert.parse_json(at_limit, "input_json") is not None
+    over = "[" * (convert.MAX_JSON_DEPTH + 1) + "]" * (convert.MAX_JSON_DEPTH + 1)
+    assert _refusal(over, "input_json").reason == "JSON_TOO_DEEP"
+    assert _refusal("[" * 20_000 + "]" * 20_000).reason == "JSON_TOO_DEEP"
+    assert _refusal('{"a":' * 900 + "1" + "}" * 900).reason == "JSON_TOO_DEEP"
+    # many brackets, little depth: accepted
+    wide = json.dumps({"items": [{"n": i, "tags": [str(i)]} for i in range(500)]})
+    assert convert.parse_json(wide, "event.data_json", want_object=True)["items"][499]["n"] == 499
+
+
+def test_json_depth_counts_arrays_and_objects() -> None:
+    assert convert.json_depth(1) == 0
+    assert convert.json_depth({}) == 1
+    assert convert.json_depth({"a": [1, {"b": []}], "c": 2}) == 4
+
+
+def test_lone_surrogates_are_refused_and_pairs_and_escaped_backslashes_accepted() -> None:
+    assert _refusal('{"s": "\\ud800"}').reason == "MALFORMED_JSON"
+    assert _refusal('{"\\udfff": 1}').reason == "MALFORMED_JSON"
+    assert _refusal('["a\\uDBFF"]', "input_json").reason == "MALFORMED_JSON"
+    assert convert.parse_json('{"s": "\\ud83d\\ude42"}', "f") == {"s": "🙂"}
+    assert convert.parse_json('{"s": "\\\\ud800"}', "f") == {"s": "\\ud800"}
+
+
+def test_client_side_encoding_names_the_argument() -> None:
+    deep: Any = []
+    for _ in range(5000):
+        deep = [deep]
+    with pytest.raises(InvalidArgument) as err:
+        convert.encode_json({"d": deep}, "data")
+    assert err.value.reason == "JSON_TOO_DEEP" and err.value.violations[0].field == "data"
+    with pytest.raises(InvalidArgument) as err:
+        convert.encode_json({"s": "\ud800"}, "metadata")
+    assert err.value.violations[0].field == "metadata"
+    assert convert.encode_json({"a": 1}, "data") == '{"a":1}'
+
+
+@pytest.mark.parametrize(("field", "length"), [("source", 1025), ("subject", 1025), ("type", 257), ("id", 513)])
+def test_event_text_fields_are_limited(field: str, length: int) -> None:
+    msg = events_pb2.Event(type="orders.created", data_json="{}")
+    setattr(msg, field, "a" * (length - 1))
+    convert.event_from_pb(msg, "admin")
+    setattr(msg, field, "a" * length)
+    with pytest.raises(InvalidArgument) as err:
+        convert.event_from_pb(msg, "admin", "events[3]")
+    assert err.value.reason == "FIELD_TOO_LONG" and err.value.violations[0].field == f"events[3].{field}"
+
+
+def test_out_of_range_timestamps_name_their_field() -> None:
+    msg = events_pb2.Event(type="orders.created", time=timestamp_pb2.Timestamp(seconds=253402300800))
+    with pytest.raises(InvalidArgument) as err:
+        convert.event_from_pb(msg, "admin")
+    assert err.value.violations[0].field == "event.time"
+    request = events_pb2.ListEventsRequest(start_time=timestamp_pb2.Timestamp(nanos=10**9))
+    with pytest.raises(InvalidArgument) as err:
+        convert.opt_dt(request, "start_time")
+    assert err.value.reason == "INVALID_TIMESTAMP" and err.value.violations[0].field == "start_time"
+
+
+@pytest.mark.parametrize("name", ["tenants/admin\n", "tenants/admin\r", "tenants/Admin", "tenants/", "tenant/admin"])
+def test_tenant_names_are_matched_whole(name: str) -> None:
+    with pytest.raises(InvalidArgument):
+        resource_names.parse_tenant(name)
+    assert not resource_names.is_tenant_slug(name.removeprefix("tenants/"))
+
+
+def test_resource_names_are_bounded_and_quoted_short() -> None:
+    with pytest.raises(InvalidArgument) as err:
+        resource_names.parse_child("tenants/admin/actions/" + "a" * 10_000, "actions")
+    assert err.value.reason == "FIELD_TOO_LONG" and len(err.value.message) < 200
+    with pytest.raises(InvalidArgument) as err:
+        resource_names.parse_tenant("x" * 10_000)
+    assert len(err.value.message) < 200
+    assert resource_names.parse_child("tenants/shop/actions/a1", "actions") == ("shop", "a1")

@@ -90,8 +90,8 @@ def event_pb(
     """A publishable event."""
     return events_pb2.Event(
         type=type,
-        data_json=convert.dump_json(dict(data)),
-        metadata_json=convert.dump_json(dict(metadata)) if metadata else "",
+        data_json=convert.encode_json(dict(data), "data"),
+        metadata_json=convert.encode_json(dict(metadata), "metadata") if metadata else "",
         source=source,
         subject=subject,
         aggregate_type=aggregate_type,
@@ -237,7 +237,7 @@ def execute_request(
 ) -> executions_pb2.ExecuteRequest:
     request = executions_pb2.ExecuteRequest(
         parent=parent(tenant),
-        input_json=convert.dump_json(input if input is not None else {}),
+        input_json=convert.encode_json(input if input is not None else {}, "input"),
         correlation_id=correlation_id,
         idempotency_key=idempotency_key,
     )
@@ -347,8 +347,8 @@ def test_action_request(
         event=actions_pb2.TestEvent(
             type=type,
             source=source,
-            data_json=convert.dump_json(data if data is not None else {}),
-            metadata_json=convert.dump_json(metadata) if metadata else "",
+            data_json=convert.encode_json(data if data is not None else {}, "data"),
+            metadata_json=convert.encode_json(metadata, "metadata") if metadata else "",
         ),
         action=action or "",
         execute=execute,

@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer._click.globals import get_current_context  # typer's own click keeps the context stack
 
 from neoactions.client._async import AsyncClient
 from neoactions.client._config import DEFAULT_TARGET, DEFAULT_TIMEOUT
 from neoactions.client._sync import Client
 from neoactions.client.cli import _render
-from neoactions.server.errors import NeoActionsError, Unavailable
+from neoactions.server.errors import InvalidArgument, NeoActionsError, Unavailable
 from neoactions.server.model import ADMIN_TENANT
 
 #: ``--json`` (also accepted before the command, as a global option)
@@ -107,6 +108,14 @@ def json_argument(text: str | None, option: str, *, want_object: bool = True) ->
             raise typer.BadParameter(f"cannot read {text[1:]}: {exc.strerror}", param_hint=option) from None
     try:
         value = json.loads(text)
+    except RecursionError:
+        # as the server says it: one line, INVALID_ARGUMENT naming the option
+        ctx = get_current_context(silent=True)
+        shared = ctx.find_object(CliState) if ctx is not None else None
+        as_json = bool(ctx is not None and ctx.params.get("json_")) or (shared is not None and shared.json)
+        too_deep = InvalidArgument.field(option, "nests too deeply (at most 64 levels of arrays and objects)")
+        _render.error(too_deep, as_json=as_json)
+        raise typer.Exit(1) from None
     except ValueError as exc:
         raise typer.BadParameter(f"not valid JSON: {exc}", param_hint=option) from None
     if want_object and not isinstance(value, dict):

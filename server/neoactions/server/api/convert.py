@@ -160,6 +160,24 @@ def dump_json(value: JSON) -> str:
     return "" if value is None else _JSON.encode(value)
 
 
+def encode_json(value: JSON, field: str) -> str:
+    """``value`` as JSON for a request (client side); ``InvalidArgument`` naming ``field`` when it
+    nests too deeply to encode or holds a string that is not Unicode text."""
+    try:
+        text = dump_json(value)
+    except RecursionError:
+        raise _too_deep(field) from None
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgument.field(field, f"cannot be sent as JSON: {exc}", reason="MALFORMED_JSON") from None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidArgument.field(
+            field, "holds a lone surrogate (a string that is not Unicode text)", reason="MALFORMED_JSON"
+        ) from None
+    return text
+
+
 # --- enums ---------------------------------------------------------------------
 
 _PRIORITY_TO_PB = {p: getattr(actions_pb2, f"PRIORITY_{p.name}") for p in Priority}
