@@ -13,7 +13,8 @@ import asyncpg
 import grpc
 import pytest
 
-from neoactions.server.flow import BreakerState, FlowControlConfig, RedisFlowControl, breaker_target
+from neoactions.server.flow import BreakerState, FlowControlConfig, breaker_target
+from neoactions.server.flow.redis_flow import RedisFlowControl
 from neoactions.v1 import actions_pb2_grpc, events_pb2, events_pb2_grpc
 from tests.conftest import REDIS_URL
 from tests.e2e.cluster import Cluster, status_counts, wait_for

@@ -20,13 +20,18 @@ from datetime import datetime, timedelta
 from neoactions.server.access import AccessPolicy, Caller, OpenAccess, Permission
 from neoactions.server.bus import UpdateBus, UpdateFilter
 from neoactions.server.changes import ActionChangeFeed, LocalChangeFeed
+from neoactions.server.engine.acks import Acknowledgements
+from neoactions.server.engine.attempts import AttemptRunner
 from neoactions.server.engine.catalog import ActionCatalog
 from neoactions.server.engine.consumer import QueueConsumer
-from neoactions.server.engine.dispatcher import Dispatcher, Job
+from neoactions.server.engine.dispatcher import Dispatcher
+from neoactions.server.engine.jobs import Job
 from neoactions.server.engine.leases import LeaseKeeper, new_owner
 from neoactions.server.engine.outbox import Outbox
 from neoactions.server.engine.publisher import Published, Publisher
+from neoactions.server.engine.recorder import AttemptRecorder
 from neoactions.server.engine.scheduler import Scheduler
+from neoactions.server.engine.wakeup import DueWork, Wakeup
 from neoactions.server.errors import Aborted, FailedPrecondition, InvalidArgument, NeoActionsError
 from neoactions.server.flow import FlowControl, create_flow_control
 from neoactions.server.ids import new_id
@@ -81,7 +86,7 @@ class Engine:
         self.settings = settings
         self.queue: WorkQueue = queue if queue is not None else InProcessWorkQueue()
         self.flow: FlowControl = flow if flow is not None else create_flow_control("", settings.flow_control)
-        self.renderer = ConfigRenderer()
+        self.renderer = ConfigRenderer.for_settings(settings)
         self.matcher = Matcher(
             CelLimits(
                 cost_budget=settings.cel_cost_budget,
@@ -95,17 +100,25 @@ class Engine:
             store, self.matcher, registry, self.renderer, settings.max_action_timeout_seconds, self.changes
         )
         self.leases = LeaseKeeper(store, new_owner(), settings.lease_seconds)
-        self.dispatcher = Dispatcher(
-            store, self.actions, registry, bus, self.renderer, self.leases, settings.concurrency, self.flow
+        due = DueWork(outbox=Wakeup(), scheduler=Wakeup() if settings.runs_work else None)
+        acks = Acknowledgements(self.queue)
+        attempts = AttemptRunner(
+            store, self.actions, registry, bus, self.renderer, self.leases, AttemptRecorder(store), self.flow
         )
+        self.dispatcher = Dispatcher(store, attempts, self.leases, due, acks, settings.concurrency)
         self.scheduler = Scheduler(
-            store, self.dispatcher, self.leases, self.tenant_slugs, settings.poll_interval_seconds
+            store, self.dispatcher, self.leases, self.tenant_slugs, settings.poll_interval_seconds, due.scheduler
         )
         self.outbox = Outbox(
-            store, self.queue, self.tenant_slugs, settings.outbox_sweep_seconds, settings.requeue_after_seconds
+            store,
+            self.queue,
+            self.tenant_slugs,
+            settings.outbox_sweep_seconds,
+            settings.requeue_after_seconds,
+            due.outbox,
         )
         self.consumer = QueueConsumer(
-            self.queue, store, self.dispatcher, self.leases, settings.visibility_timeout_seconds
+            self.queue, store, self.dispatcher, self.leases, acks, settings.visibility_timeout_seconds
         )
         self.publisher = Publisher(
             store,
@@ -118,9 +131,6 @@ class Engine:
             self.scheduler.wakeup if settings.runs_work else None,
             settings.dedup_window_seconds,
         )
-        self.dispatcher.on_retry = self._retry_stored
-        self.dispatcher.on_stored = self.consumer.stored
-        self.leases.on_beat = self.consumer.touch
         self._tenants: set[str] = set()
         self._tenants_read = 0.0
         self._loops: list[asyncio.Task[None]] = []
@@ -177,13 +187,6 @@ class Engine:
             except NeoActionsError as exc:
                 log.warning("maintenance failed: %s", exc)
             await asyncio.sleep(_MAINTENANCE_SECONDS)
-
-    def _retry_stored(self, ex: Execution, due: datetime) -> None:
-        """A retry was stored and its lease given up: wake whoever picks it up here when due."""
-        if ex.mode is ExecutionMode.QUEUED:
-            self.outbox.wakeup.set_at(due)
-        elif self.settings.runs_work:
-            self.scheduler.wakeup.set_at(due)
 
     # --- tenants -----------------------------------------------------------------------
     async def tenant(self, slug: str) -> str:
@@ -329,6 +332,9 @@ class Engine:
         )
         subscription = self.bus.subscribe(UpdateFilter(tenant=tenant, execution_id=ex.id))
         run = asyncio.create_task(self.run_execution(ex, deadline))
+        # however the run ends (even by an error, with no final update) the stream ends too,
+        # after what was announced; the subscription is closed there, once
+        run.add_done_callback(lambda _: subscription.close())
         try:
             async for update in subscription:
                 yield update, self.bus.token(update)
@@ -336,7 +342,6 @@ class Engine:
                     break
             await run
         finally:
-            subscription.close()
             if not run.done():
                 run.cancel()
                 await asyncio.gather(run, return_exceptions=True)

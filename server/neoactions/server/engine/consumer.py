@@ -8,7 +8,7 @@ batches. An entry whose execution is not claimable is acknowledged when the stor
 says there is nothing left to do for it (final, or a retry not yet due); when another
 live process holds the lease it stays pending — that process acknowledges it, or if
 it dies, the entry is reclaimed after the visibility timeout and claimed here.
-In-flight entries are touched on every lease heartbeat so long attempts are not
+In-flight entries are touched as often as leases are renewed, so long attempts are not
 reclaimed while their worker lives.
 """
 
@@ -19,7 +19,9 @@ import logging
 import time
 from collections.abc import Sequence
 
-from neoactions.server.engine.dispatcher import Dispatcher, Job
+from neoactions.server.engine.acks import Acknowledgements
+from neoactions.server.engine.dispatcher import Dispatcher, Reservation
+from neoactions.server.engine.jobs import Job
 from neoactions.server.engine.leases import LeaseKeeper
 from neoactions.server.errors import NeoActionsError
 from neoactions.server.model import ExecutionStatus, utcnow
@@ -42,6 +44,7 @@ class QueueConsumer:
         store: Store,
         dispatcher: Dispatcher,
         leases: LeaseKeeper,
+        acks: Acknowledgements,
         visibility_seconds: float,
         batch: int = 64,
     ) -> None:
@@ -52,8 +55,7 @@ class QueueConsumer:
         self._name = leases.owner
         self._visibility = visibility_seconds
         self._batch = batch
-        self._acks: list[Delivery] = []
-        self._ack_ready = asyncio.Event()
+        self._acks = acks
         self._takes: set[asyncio.Task[None]] = set()
         #: after a claim failed, reads wait until then (``time.monotonic``)
         self._resume_reads_at = 0.0
@@ -62,17 +64,20 @@ class QueueConsumer:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._read(tg))
             tg.create_task(self._reclaim())
-            tg.create_task(self._flush_acks())
+            tg.create_task(self._acks.run())
+            tg.create_task(self._keep_alive())
 
-    async def stored(self, job: Job) -> None:
-        """The dispatcher recorded ``job``'s outcome: its entry may be acknowledged."""
-        if job.delivery is not None:
-            self._acks.append(job.delivery)
-            self._ack_ready.set()
+    async def _keep_alive(self) -> None:
+        """Touch the entries of jobs still held here, as often as their leases are renewed."""
+        while True:
+            await asyncio.sleep(self._leases.ttl.total_seconds() / 3)
+            await self.touch(self._leases.held())
 
     async def touch(self, jobs: list[Job]) -> None:
-        """Keep the entries of jobs still running here from being reclaimed (a heartbeat)."""
+        """Keep the entries of jobs still running here from being reclaimed."""
         deliveries = [j.delivery for j in jobs if j.delivery is not None]
+        if not deliveries:
+            return
         try:
             await self._queue.touch(self._name, deliveries)
         except NeoActionsError as exc:
@@ -104,9 +109,9 @@ class QueueConsumer:
                 self._takes.add(take)
                 take.add_done_callback(self._takes.discard)
 
-    async def _take_reserved(self, deliveries: Sequence[Delivery], slots: int) -> None:
+    async def _take_reserved(self, deliveries: Sequence[Delivery], reservation: Reservation) -> None:
         try:
-            await self._take(deliveries, slots)
+            await self._take(deliveries, reservation)
         except NeoActionsError as exc:
             # the store is down: these entries stay pending (reclaimed after the visibility
             # timeout) and reading pauses, leaving the rest to other workers meanwhile
@@ -124,24 +129,19 @@ class QueueConsumer:
             except NeoActionsError as exc:
                 log.warning("reclaiming queue entries failed (retrying): %s", exc)
 
-    async def _take(self, deliveries: Sequence[Delivery], slots: int = 0) -> None:
-        """Claim and queue the executions of ``deliveries``; ``slots`` worker slots were reserved
-        for them (those not taken are given back)."""
+    async def _take(self, deliveries: Sequence[Delivery], reservation: Reservation | None = None) -> None:
+        """Claim and queue the executions of ``deliveries``, on the worker slots reserved for
+        them if any (those not taken are given back)."""
         by_tenant: dict[str, dict[str, Delivery]] = {}
         for d in deliveries:
             by_tenant.setdefault(d.item.tenant, {})[d.item.execution_id] = d
-        try:
+        with reservation or self._dispatcher.reserve(0) as slots:
             for tenant, entries in by_tenant.items():
                 claimed = await self._store.claim(tenant, list(entries), self._leases.owner, self._leases.until())
                 for ex in claimed:
-                    job = Job(ex, delivery=entries.pop(ex.id), reserved=slots > 0)
-                    if job.reserved:
-                        slots -= 1
-                    self._dispatcher.submit(job)
+                    slots.submit(Job(ex, delivery=entries.pop(ex.id)))
                 if entries:
                     await self._settle_unclaimed(tenant, entries)
-        finally:
-            self._dispatcher.give_back(slots)
 
     async def _settle_unclaimed(self, tenant: str, entries: dict[str, Delivery]) -> None:
         states = await self._store.execution_states(tenant, list(entries))
@@ -161,19 +161,6 @@ class QueueConsumer:
                 done.append(delivery)
         if done:
             await self._queue.ack(done)
-
-    async def _flush_acks(self) -> None:
-        while True:
-            await self._ack_ready.wait()
-            self._ack_ready.clear()
-            # let acks of jobs finishing together gather into one round trip
-            await asyncio.sleep(0.01)
-            batch, self._acks = self._acks, []
-            try:
-                await self._queue.ack(batch)
-            except NeoActionsError as exc:
-                # the outcomes are stored: redelivered entries are acknowledged when seen again
-                log.warning("acknowledging %d queue entries failed: %s", len(batch), exc)
 
 
 __all__ = ["QueueConsumer"]

@@ -17,30 +17,24 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from neoactions.server.bus import UpdateBus
-from neoactions.server.engine.attempts import INTERRUPTED, AttemptRunner, Begun, Deferred
-from neoactions.server.engine.catalog import ActionCatalog
+from neoactions.server.engine.acks import Acknowledgements
+from neoactions.server.engine.attempts import INTERRUPTED, AttemptRunner
+from neoactions.server.engine.jobs import Deferred, Job
 from neoactions.server.engine.leases import LeaseKeeper
-from neoactions.server.engine.recorder import AttemptRecorder
+from neoactions.server.engine.wakeup import DueWork
 from neoactions.server.errors import Aborted
-from neoactions.server.flow import FlowControl
 from neoactions.server.model import (
     Attempt,
     Execution,
     ExecutionError,
     ExecutionStatus,
-    JSONObject,
     UpdateKind,
     utcnow,
 )
-from neoactions.server.queue import Delivery
-from neoactions.server.runners import HandlerRegistry
 from neoactions.server.store import LEASE_LOST, Store
-from neoactions.server.templating import ConfigRenderer
 
 log = logging.getLogger(__name__)
 
@@ -50,25 +44,48 @@ log = logging.getLogger(__name__)
 WAITING_ROOM = 8
 
 
-@dataclass(slots=True, eq=False)
-class Job:
-    """A leased execution on its way to a runner, with what the pipeline already has in memory."""
+class Reservation:
+    """Worker slots promised to jobs about to be queued — the executions a publish is storing,
+    the entries a consumer is claiming — so that no other job takes the workers meanwhile.
 
-    execution: Execution
-    #: the event envelope templates see; loaded from the store when missing
-    envelope: JSONObject | None = None
-    done: asyncio.Future[Execution] | None = field(default=None, repr=False)
-    #: the queue entry that brought it; acknowledged once the attempt's outcome is stored
-    delivery: Delivery | None = None
-    #: a caller waits in this process: keep the lease through retries and run them here
-    keep_lease: bool = False
-    #: its outcome is being recorded (a write that gives up the lease): not a lost lease
-    settling: bool = False
-    #: its next attempt, planned and admitted before the job was queued (see ``Dispatcher.begin``)
-    begun: Begun | None = None
-    #: it holds a worker slot reserved for it (``Dispatcher.reserve``) until it is queued
-    reserved: bool = False
-    task: asyncio.Task[None] | None = field(default=None, repr=False)
+    Each :meth:`submit` queues a job on one of the promised slots; :meth:`release` gives one
+    back for a job that will not need it, and :meth:`close` (or leaving the ``with`` block)
+    gives back what is left. Jobs :meth:`Dispatcher.admit` began hold one slot each.
+    """
+
+    def __init__(self, dispatcher: Dispatcher, slots: int, begun: Sequence[Job] = ()) -> None:
+        self._dispatcher = dispatcher
+        self.slots = slots
+        #: jobs whose first attempt was begun on these slots (``Dispatcher.admit``)
+        self.begun = list(begun)
+
+    def submit(self, job: Job) -> None:
+        """Queue ``job`` on a promised slot if one is left, else as any job."""
+        self._dispatcher.submit(job)
+        if self.slots:
+            self.release()
+
+    def release(self, slots: int = 1) -> None:
+        slots = min(slots, self.slots)
+        self.slots -= slots
+        self._dispatcher._give_back(slots)
+
+    def close(self) -> None:
+        self.release(self.slots)
+
+    async def abandon(self) -> None:
+        """The jobs will not be queued after all (their executions were not stored): give back
+        what their begun attempts took, and the slots."""
+        for job in self.begun:
+            await self._dispatcher._abandon(job)
+        self.begun.clear()
+        self.close()
+
+    def __enter__(self) -> Reservation:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class Dispatcher:
@@ -77,37 +94,32 @@ class Dispatcher:
     def __init__(
         self,
         store: Store,
-        catalog: ActionCatalog,
-        registry: HandlerRegistry,
-        bus: UpdateBus,
-        renderer: ConfigRenderer,
+        attempts: AttemptRunner,
         leases: LeaseKeeper,
+        due: DueWork,
+        acks: Acknowledgements | None = None,
         concurrency: int = 64,
-        flow: FlowControl | None = None,
     ) -> None:
         self._store = store
         self._leases = leases
-        #: every attempt's start and finish, group-committed
-        self.recorder = AttemptRecorder(store)
-        self._attempts = AttemptRunner(store, catalog, registry, bus, renderer, leases, self.recorder, flow)
+        #: told when a retry or a deferral is stored and the lease given up
+        self._due = due
+        #: told about queue entries whose outcomes are recorded
+        self._acks = acks
+        self._attempts = attempts
         self._concurrency = concurrency
         #: (not begun, -priority, arrival, job): begun jobs first, then by priority
         self._queue: asyncio.PriorityQueue[tuple[bool, int, int, Job]] = asyncio.PriorityQueue()
         self._order = itertools.count()
         self._workers: list[asyncio.Task[None]] = []
         self._in_flight = 0
-        #: slots promised to jobs not queued yet (``reserve``)
+        #: slots promised to jobs not queued yet (``Reservation``)
         self._reserved = 0
         self._idle = asyncio.Event()
         self._idle.set()
         self._slot_freed = asyncio.Event()
         #: set when a job ends or a reservation is given back (workers holding back wait for it)
         self._capacity = asyncio.Event()
-        #: called after a retry was stored and the lease given up: (execution, when it is due)
-        self.on_retry: Callable[[Execution, datetime], None] = lambda ex, due: None
-        #: called once a job's outcome (final or a stored retry) is recorded
-        self.on_stored: Callable[[Job], Awaitable[None]] | None = None
-        leases.on_lost = self._lost
 
     # --- lifecycle ---------------------------------------------------------------
     def start(self) -> None:
@@ -116,38 +128,43 @@ class Dispatcher:
     def free_slots(self) -> int:
         return self._concurrency - self._in_flight - self._queue.qsize() - self._reserved
 
-    def reserve(self, wanted: int) -> int:
-        """Promise up to ``wanted`` free worker slots to jobs about to be queued; returns how
-        many. Each job given one (``Job.reserved``) hands it back when it is queued, or
-        through ``unreserve`` when it is not."""
+    def reserve(self, wanted: int) -> Reservation:
+        """Promise up to ``wanted`` free worker slots to jobs about to be queued."""
         granted = max(0, min(wanted, self.free_slots()))
         self._reserved += granted
-        return granted
+        return Reservation(self, granted)
 
-    def unreserve(self, job: Job) -> None:
-        if job.reserved:
-            job.reserved = False
-            self._reserved -= 1
-            self._capacity.set()
+    async def admit(self, jobs: Sequence[Job]) -> Reservation:
+        """The one admission of the publish path: promise idle workers to as many of ``jobs``
+        as there are, and begin their first attempts now — planned, admitted by flow control,
+        ``job.begun`` set — so the publisher stores each start with its execution and the
+        worker calls the handler at once. A job whose attempt cannot begin now (flow control
+        said not now) gives its slot back and is queued like any other."""
+        reservation = self.reserve(len(jobs))
+        first = jobs[: reservation.slots]
+        try:
+            await asyncio.gather(*(self._begin(job) for job in first))
+        except BaseException:
+            reservation.begun = [job for job in first if job.begun is not None]
+            await reservation.abandon()
+            raise
+        reservation.begun = [job for job in first if job.begun is not None]
+        reservation.release(len(first) - len(reservation.begun))
+        return reservation
 
-    def give_back(self, slots: int) -> None:
-        """Return ``slots`` reserved slots no job took."""
-        if slots:
-            self._reserved -= slots
-            self._capacity.set()
-
-    async def begin(self, job: Job) -> None:
-        """Plan the job's next attempt and have flow control admit it now, so that its start
-        can be stored with the execution (the publisher does): ``job.begun`` is set then; it
-        stays ``None``, with nothing held, when the attempt cannot begin now."""
+    async def _begin(self, job: Job) -> None:
         begun = await self._attempts.begin(job)
         if not isinstance(begun, Deferred):
             begun.stored = True
             job.begun = begun
 
-    async def abandon(self, job: Job) -> None:
-        """Give back what ``begin`` and ``reserve`` took for a job that will not be queued."""
-        self.unreserve(job)
+    def _give_back(self, slots: int) -> None:
+        if slots:
+            self._reserved -= slots
+            self._capacity.set()
+
+    async def _abandon(self, job: Job) -> None:
+        """Give back what a begun attempt took, for a job that will not run."""
         if job.begun is not None:
             begun, job.begun = job.begun, None
             await self._attempts.abandon(begun)
@@ -184,13 +201,12 @@ class Dispatcher:
         await asyncio.gather(*self._workers, return_exceptions=True)
         self._workers.clear()
         while not self._queue.empty():  # never started: give their flow-control leases back
-            await self.abandon(self._queue.get_nowait()[3])
-        await self.recorder.drain()
+            await self._abandon(self._queue.get_nowait()[3])
+        await self._attempts.drain()
 
     def submit(self, job: Job) -> None:
         """Queue a leased job for a worker."""
         self._leases.hold(job)
-        self.unreserve(job)
         self._idle.clear()
         self._queue.put_nowait((job.begun is None, -int(job.execution.priority), next(self._order), job))
 
@@ -199,11 +215,7 @@ class Dispatcher:
         job = self._leases.holds(tenant, execution_id)
         if job is not None:
             self._leases.drop(job)
-            self._lost(job)
-
-    def _lost(self, job: Job) -> None:
-        if job.task is not None and not job.task.done():
-            job.task.cancel()
+            job.stop()
 
     async def _work(self) -> None:
         while True:
@@ -223,7 +235,7 @@ class Dispatcher:
                     # wait, not await: a lost lease cancels the job's task, never this worker
                     await asyncio.wait({job.task})
                 else:
-                    await self.abandon(job)
+                    await self._abandon(job)
             finally:
                 self._leases.drop(job)
                 self._in_flight -= 1
@@ -266,18 +278,18 @@ class Dispatcher:
                     raise Aborted(f"execution {ex.id} was taken over while deferred", reason=LEASE_LOST)
                 log.debug("execution %s deferred %.2fs (%s)", ex.id, status.seconds, status.reason)
                 ex.next_attempt_at = due
-                self.on_retry(ex, due)
+                self._due.due(ex, due)
                 break
             if status is not ExecutionStatus.SCHEDULED:
                 break
             due = ex.next_attempt_at or utcnow()
             if not job.keep_lease:
-                self.on_retry(ex, due)
+                self._due.due(ex, due)
                 break
             # the retry is stored and this process keeps the lease: the wait is only a wake-up
             await asyncio.sleep(max(0.0, (due - utcnow()).total_seconds()))
-        if self.on_stored is not None:
-            await self.on_stored(job)
+        if job.delivery is not None and self._acks is not None:
+            self._acks.add(job.delivery)
         if job.done is not None and not job.done.done():
             job.done.set_result(ex)
         return ex
@@ -315,4 +327,4 @@ class Dispatcher:
         self._attempts.announce(ex, UpdateKind.ATTEMPT_FAILED, attempt=cut.number, error=cut.error)
 
 
-__all__ = ["INTERRUPTED", "Dispatcher", "Job"]
+__all__ = ["INTERRUPTED", "Dispatcher", "Job", "Reservation"]

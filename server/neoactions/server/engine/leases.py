@@ -3,7 +3,7 @@
 An execution runs only while its lease is live in the store. The heartbeat extends
 every held lease in one statement per tenant; a lease the store no longer confirms
 (cancelled, or taken over after this process stalled past its expiry) is reported
-lost, and the dispatcher stops that attempt — its outcome could not be recorded
+lost and its attempt stopped — its outcome could not be recorded
 anyway, because ``start_attempt``/``finish_attempt`` are fenced by the owner.
 """
 
@@ -14,16 +14,13 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
+from neoactions.server.engine.jobs import Job
 from neoactions.server.errors import NeoActionsError
 from neoactions.server.model import utcnow
 from neoactions.server.store import Store
-
-if TYPE_CHECKING:
-    from neoactions.server.engine.dispatcher import Job
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +36,6 @@ class LeaseKeeper:
         self.ttl = timedelta(seconds=ttl_seconds)
         self._store = store
         self._held: dict[tuple[str, str], Job] = {}
-        #: told about jobs whose lease was lost (set by the dispatcher)
-        self.on_lost: Callable[[Job], None] = lambda job: None
-        #: told about the jobs still held after each beat (the queue consumer keeps their entries)
-        self.on_beat: Callable[[list[Job]], Awaitable[None]] | None = None
 
     def until(self) -> datetime:
         """The expiry of a lease taken or extended now."""
@@ -59,6 +52,10 @@ class LeaseKeeper:
 
     def holds(self, tenant: str, execution_id: str) -> Job | None:
         return self._held.get((tenant, execution_id))
+
+    def held(self) -> list[Job]:
+        """The jobs whose leases this process holds now."""
+        return list(self._held.values())
 
     @property
     def count(self) -> int:
@@ -89,9 +86,7 @@ class LeaseKeeper:
                 if ex.id not in kept and self._held.get((tenant, ex.id)) is job and not job.settling:
                     log.info("lease on execution %s lost; stopping its attempt here", ex.id)
                     self.drop(job)
-                    self.on_lost(job)
-        if self.on_beat is not None:
-            await self.on_beat(list(self._held.values()))
+                    job.stop()
 
     async def release_all(self, tenants: Iterable[str]) -> int:
         """Give up every lease of this owner in ``tenants`` (graceful shutdown)."""

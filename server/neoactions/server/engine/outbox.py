@@ -20,7 +20,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 
-from neoactions.server.engine.scheduler import Wakeup
+from neoactions.server.engine.wakeup import Wakeup
 from neoactions.server.errors import NeoActionsError
 from neoactions.server.model import Execution, utcnow
 from neoactions.server.queue import QueueItem, WorkQueue
@@ -44,13 +44,15 @@ class Outbox:
         tenants: Callable[[], Awaitable[list[str]]],
         sweep_interval: float = 1.0,
         requeue_after_seconds: float = 300.0,
+        wakeup: Wakeup | None = None,
     ) -> None:
         self._store = store
         self._queue = queue
         self._tenants = tenants
         self._interval = sweep_interval
         self._stale = timedelta(seconds=requeue_after_seconds)
-        self.wakeup = Wakeup()
+        #: set when queued work may be due before the next sweep
+        self.wakeup = wakeup or Wakeup()
         #: enqueued executions to mark, per tenant
         self._unmarked: dict[str, list[str]] = {}
         self._marks_waiting = asyncio.Event()

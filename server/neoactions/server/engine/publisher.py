@@ -29,10 +29,11 @@ from time import perf_counter
 
 from neoactions.server.bus import UpdateBus
 from neoactions.server.engine.catalog import ActionCatalog
-from neoactions.server.engine.dispatcher import Dispatcher, Job
+from neoactions.server.engine.dispatcher import Dispatcher, Reservation
+from neoactions.server.engine.jobs import Job
 from neoactions.server.engine.leases import LeaseKeeper
 from neoactions.server.engine.outbox import Outbox
-from neoactions.server.engine.scheduler import Wakeup
+from neoactions.server.engine.wakeup import Wakeup
 from neoactions.server.errors import AlreadyExists, InvalidArgument
 from neoactions.server.ids import new_id
 from neoactions.server.matching import Matcher, validate_event_type
@@ -145,37 +146,22 @@ class Publisher:
             results.append(published)
             if key:
                 first_of_key[key] = published
-        if fresh:
-            await self._begin(list(jobs.values()))
+        if not fresh:
+            return results
+        # the first attempts of executions that find an idle worker begin now, stored with
+        # them: the worker calls the handler at once, with no transaction of its own
+        with await self._dispatcher.admit(list(jobs.values())) as reservation:
+            for job in reservation.begun:
+                assert job.begun is not None
+                ex, attempt = job.execution, job.begun.attempt
+                ex.status, ex.attempt_count, ex.started_at = ExecutionStatus.RUNNING, attempt.number, attempt.started_at
             try:
                 await self._store.append(tenant, fresh, executions, dedup_since=since)
             except BaseException:
-                for job in jobs.values():
-                    await self._dispatcher.abandon(job)
+                await reservation.abandon()
                 raise
-        await self._hand_on(tenant, fresh, executions, jobs, wait)
+            await self._hand_on(tenant, fresh, executions, jobs, reservation, wait)
         return results
-
-    async def _begin(self, jobs: list[Job]) -> None:
-        """Begin the first attempt of as many of ``jobs`` as there are idle workers for, so
-        that it is stored with the execution and the worker calls the handler at once (no
-        transaction of its own between publish and start)."""
-        slots = self._dispatcher.reserve(len(jobs))
-        first = jobs[:slots]
-        for job in first:
-            job.reserved = True
-        try:
-            await asyncio.gather(*(self._dispatcher.begin(job) for job in first))
-        except BaseException:
-            for job in first:
-                await self._dispatcher.abandon(job)
-            raise
-        for job in first:
-            if job.begun is not None:
-                ex, attempt = job.execution, job.begun.attempt
-                ex.status, ex.attempt_count, ex.started_at = ExecutionStatus.RUNNING, attempt.number, attempt.started_at
-            else:
-                self._dispatcher.unreserve(job)
 
     async def _original(self, tenant: str, event_id: str) -> Published:
         event = await self._store.get_event(tenant, event_id)
@@ -184,7 +170,13 @@ class Publisher:
         return Published(event, executions, duplicate=True)
 
     async def _hand_on(
-        self, tenant: str, events: list[Event], executions: list[Execution], jobs: dict[str, Job], wait: bool
+        self,
+        tenant: str,
+        events: list[Event],
+        executions: list[Execution],
+        jobs: dict[str, Job],
+        reservation: Reservation,
+        wait: bool,
     ) -> None:
         by_event: dict[str, list[Execution]] = {}
         for ex in executions:
@@ -216,7 +208,10 @@ class Publisher:
                         job.keep_lease = True
                         job.done = loop.create_future()
                         waits.append(job.done)
-                    self._dispatcher.submit(job)
+                    if job.begun is not None:
+                        reservation.submit(job)
+                    else:
+                        self._dispatcher.submit(job)
                 else:
                     unleased = True
         if unleased and self._wakeup is not None:

@@ -10,57 +10,18 @@ the free slots each, so one tenant's backlog does not starve another's.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 
-from neoactions.server.engine.dispatcher import Dispatcher, Job
+from neoactions.server.engine.dispatcher import Dispatcher
+from neoactions.server.engine.jobs import Job
 from neoactions.server.engine.leases import LeaseKeeper
+from neoactions.server.engine.wakeup import Wakeup
 from neoactions.server.errors import NeoActionsError
-from neoactions.server.model import utcnow
 from neoactions.server.queue import fair_share
 from neoactions.server.store import Store
 
 log = logging.getLogger(__name__)
-
-
-class Wakeup:
-    """An event a loop waits on, settable now or at a given time."""
-
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-        self._timers: set[asyncio.TimerHandle] = set()
-
-    def set(self) -> None:
-        self._event.set()
-
-    def set_at(self, when: datetime) -> None:
-        loop = asyncio.get_running_loop()
-        delay = max(0.0, (when - utcnow()).total_seconds())
-        timer: asyncio.TimerHandle | None = None
-
-        def fire() -> None:
-            if timer is not None:
-                self._timers.discard(timer)
-            self._event.set()
-
-        timer = loop.call_later(delay, fire)
-        self._timers.add(timer)
-
-    async def wait(self, seconds: float) -> None:
-        """Until set, or ``seconds`` at most; then clear."""
-        try:
-            async with asyncio.timeout(seconds):
-                await self._event.wait()
-        except TimeoutError:
-            pass
-        self._event.clear()
-
-    def cancel(self) -> None:
-        for timer in self._timers:
-            timer.cancel()
-        self._timers.clear()
 
 
 class Scheduler:
@@ -71,6 +32,7 @@ class Scheduler:
         leases: LeaseKeeper,
         tenants: Callable[[], Awaitable[list[str]]],
         poll_interval: float = 0.5,
+        wakeup: Wakeup | None = None,
     ) -> None:
         self._store = store
         self._dispatcher = dispatcher
@@ -78,7 +40,8 @@ class Scheduler:
         self._tenants = tenants
         self._poll = poll_interval
         self._rotation = 0
-        self.wakeup = Wakeup()
+        #: set when work may be due before the next poll
+        self.wakeup = wakeup or Wakeup()
 
     async def run(self) -> None:
         try:
@@ -121,4 +84,4 @@ class Scheduler:
         return more
 
 
-__all__ = ["Scheduler", "Wakeup"]
+__all__ = ["Scheduler"]
