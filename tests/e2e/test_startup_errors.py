@@ -77,6 +77,10 @@ def test_port_in_use(busy_port: int, tmp_path: Path) -> None:
     line = _fails_in_one_line([NEOACTIONS, "serve", "--port", str(busy_port)], _env(tmp_path))
     assert "the port is in use" in line and "--port" in line
     assert not (tmp_path / "data").exists()  # refused before the store was opened
+    # a supervised group says it once, before starting any process (the URLs are not reached)
+    group = [NEOACTIONS, "serve", "--processes", "2", "--port", str(busy_port)]
+    group += ["--database-url", "postgresql://nobody@127.0.0.1:1/x", "--redis-url", "redis://127.0.0.1:1/0"]
+    assert "the port is in use" in _fails_in_one_line(group, _env(tmp_path))
 
 
 def test_redis_unreachable(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ gracefully, each within ``shutdown_grace_seconds``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import logging
@@ -32,6 +33,7 @@ from multiprocessing.context import SpawnProcess
 from typing import Any
 
 from neoactions.server.settings import Settings
+from neoactions.server.startup import StartupError, port_free, port_taken, prepare_database
 
 log = logging.getLogger("neoactions.supervisor")
 
@@ -48,6 +50,11 @@ _DUMP_SECONDS = 1.0
 
 def supervise(settings: Settings) -> int:
     """Run ``settings.processes`` servers until a signal; returns the exit status."""
+    try:
+        _check(settings)
+    except StartupError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)  # once, not once per process
+        return 1
     group = _Group(settings)
     stop: list[int] = []
 
@@ -144,6 +151,13 @@ class _Group:
                 proc.join()
         self._ready.close()
         self._ready.join_thread()
+
+
+def _check(settings: Settings) -> None:
+    """What would stop every process from starting, found before any is started."""
+    if not port_free(settings.host, settings.port):
+        raise port_taken(settings.host, settings.port)
+    asyncio.run(prepare_database(settings.database_url))
 
 
 def _child(settings: Settings, index: int, ready: multiprocessing.Queue[int]) -> None:
