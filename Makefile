@@ -9,7 +9,7 @@ PROTO_FILES := $(shell find proto -name '*.proto')
 PORT ?= 50051
 DATA_DIR ?= .neoactions
 
-.PHONY: help install run test test-fast check lint typecheck proto proto-check bench clean
+.PHONY: help install run test test-fast check lint typecheck proto proto-check client client-check bench clean
 
 help:
 	@grep -E '^[a-z-]+:.*?## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -54,7 +54,13 @@ proto-check: $(STAMP) ## fail when the committed generated code drifted from pro
 	done; \
 	rm -rf $$tmp; exit $$status
 
-check: lint typecheck proto-check test ## everything CI runs
+client: $(STAMP) ## regenerate the blocking client from the asyncio one
+	$(BIN)/python scripts/gen_sync_client.py
+
+client-check: $(STAMP) ## fail when the blocking client drifted from the asyncio one
+	$(BIN)/python scripts/gen_sync_client.py --check
+
+check: lint typecheck proto-check client-check test ## everything CI runs
 
 bench: $(STAMP) ## benchmarks; results go to docs/benchmarks.md
 	$(BIN)/python -m bench

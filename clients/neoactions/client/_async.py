@@ -1,4 +1,5 @@
-"""``AsyncClient``: the typed asyncio client (grpc.aio)."""
+"""``AsyncClient``: the typed asyncio client (grpc.aio). The blocking ``Client`` in ``_sync.py`` is
+generated from this file (``make client``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""``Client``: the typed blocking client, on grpc's synchronous channel (no event loop)."""
+"""``Client``: the typed blocking client, on grpc's synchronous channel (no event loop).
+
+Generated from ``_async.py`` by ``make client`` (``scripts/gen_sync_client.py``): edit that
+file, not this one."""
 
 from __future__ import annotations
 
