@@ -60,7 +60,7 @@ def root(
         typer.Option(
             min=0.001,
             show_default=False,
-            help="Seconds a call may take [default: 60; `execute`: until the execution ends].",
+            help="Seconds a call may take (default 60); for execute: how long the execution may run.",
         ),
     ] = None,
     version: Annotated[
