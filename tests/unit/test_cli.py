@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -356,3 +357,18 @@ def test_new_options_are_known(args: list[str]) -> None:
     result = runner.invoke(app, [*OFFLINE, *args])
     assert result.exit_code == 2
     assert "No such option: --bogus" in result.output, result.output
+
+
+def test_help_texts_hold_no_square_brackets() -> None:
+    """Help is rendered as rich markup: ``[default: x]`` in a help text vanishes from the screen."""
+
+    def walk(command: Any, path: str) -> Iterator[tuple[str, str]]:
+        for param in command.params:
+            yield f"{path} {param.name}", getattr(param, "help", None) or ""
+        yield path, command.help or ""
+        for name, sub in (getattr(command, "commands", None) or {}).items():
+            yield from walk(sub, f"{path} {name}")
+
+    texts = list(walk(_root_command(), "neoactions"))
+    assert len(texts) > 50
+    assert [(where, text) for where, text in texts if "[" in text] == []

@@ -33,7 +33,7 @@ def execute(
     ] = None,
     config: Annotated[str | None, typer.Option(help="The inline handler's config, a JSON object.")] = None,
     timeout_seconds: Annotated[
-        float, typer.Option(help="The inline handler's own limit [default: --timeout, else 30].", show_default=False)
+        float, typer.Option(help="The inline handler's own limit (default: --timeout, else 30).", show_default=False)
     ] = 0.0,
     correlation_id: Annotated[str, typer.Option(help="Ties the execution to a flow.")] = "",
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Stream every update as it happens.")] = False,

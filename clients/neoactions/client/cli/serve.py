@@ -9,17 +9,17 @@ import typer
 
 
 def serve(
-    host: Annotated[str | None, typer.Option(help="Address to listen on [default: 127.0.0.1].")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to listen on; 0 picks a free one [default: 50051].")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on (default: 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on; 0 picks a free one (default: 50051).")] = None,
     data_dir: Annotated[
-        Path | None, typer.Option(help="Embedded store directory (when no database URL) [default: .neoactions].")
+        Path | None, typer.Option(help="Embedded store directory (when no database URL) (default: .neoactions).")
     ] = None,
     database_url: Annotated[str | None, typer.Option(help="postgresql://... selects PostgreSQL.")] = None,
     redis_url: Annotated[str | None, typer.Option(help="redis://... for the queued mode.")] = None,
-    role: Annotated[str | None, typer.Option(help="api, worker or all [default: all].")] = None,
+    role: Annotated[str | None, typer.Option(help="api, worker or all (default: all).")] = None,
     processes: Annotated[
         int | None,
-        typer.Option(help="Server processes sharing the port (needs PostgreSQL and Redis) [default: 1]."),
+        typer.Option(help="Server processes sharing the port (needs PostgreSQL and Redis) (default: 1)."),
     ] = None,
     config: Annotated[
         Path | None,

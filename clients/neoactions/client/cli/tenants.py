@@ -15,7 +15,9 @@ app = typer.Typer(help="Manage tenants (admin only).", no_args_is_help=True)
 @app.command()
 def create(
     ctx: typer.Context,
-    slug: Annotated[str, typer.Argument(help="[a-z][a-z0-9_]{0,40}", show_default=False)],
+    slug: Annotated[
+        str, typer.Argument(help="a lowercase letter, then up to 40 lowercase letters, digits or _", show_default=False)
+    ],
     display_name: Annotated[str, typer.Option(help="A human name.")] = "",
     json_: JsonOpt = False,
 ) -> None:
