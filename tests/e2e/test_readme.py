@@ -9,6 +9,7 @@ import os
 import re
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,8 @@ import pytest
 from tests.conftest import ROOT
 
 README = ROOT / "README.md"
-VENV = ROOT / ".venv"
+#: the virtual environment running the tests (``make test``: the repository's ``.venv``)
+VENV = Path(sys.prefix)
 LISTENING = re.compile(r"listening on [^:]+:(\d+)")
 #: a command of the block (by its start) → what its output must contain
 EXPECTED = {
