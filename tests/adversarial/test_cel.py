@@ -81,7 +81,7 @@ async def test_a_pattern_read_from_the_event_is_refused(
 #: (none matches, so what is measured is matching)
 WORST_ACCEPTED = {
     "nested-lines": 'data.orders.exists(o, o.lines.exists(l, l.sku == "x"))',
-    "many-scans": " || ".join(f'data.s{i}.contains("zz")' for i in range(4)),
+    "many-scans": " || ".join(f'data.s{i}.contains("zz")' for i in range(7)),
     "membership": "data.x in data.items",
     "deep-equality": "data.x == data.y && data.x != data.x",
 }
@@ -91,7 +91,7 @@ def worst_events() -> list[dict[str, Any]]:
     orders = [{"lines": [{"sku": "y"}] * 200}] + [{"lines": []}] * 255
     return [
         {"orders": orders},
-        {f"s{i}": "ab" * (MAX_EVENT_BYTES // 8 - 8) for i in range(4)},
+        {f"s{i}": "ab" * (MAX_EVENT_BYTES // 14 - 8) for i in range(7)},
         {"x": -1, "items": [{}] * 990},
         {"x": {str(i): i for i in range(490)}, "y": {str(i): i for i in range(490)}},
         # past the bounds: not evaluated, no match

@@ -117,6 +117,20 @@ def test_a_macro_over_the_items_of_its_item_counts_them_once() -> None:
     assert cost(nested) * 10 < cost(independent)
 
 
+def test_the_cel_conditions_of_one_trigger_share_the_budget() -> None:
+    one = 'data.orders.exists(o, o.lines.exists(l, l.sku == "x")) && data.s.contains("x")'
+    assert 2 * cost(one) > LIMITS.cost_budget >= cost(one)
+    trigger = model.Trigger(
+        event_types=["orders.*"],
+        conditions=[model.CelCondition(one), {"any": [{"field": "data.x", "operator": "exists"}, {"cel": one}]}],
+    )
+    with pytest.raises(InvalidArgument) as err:
+        compile_trigger(trigger)
+    assert err.value.reason == "CEL_TOO_COSTLY"
+    assert [v.field for v in err.value.violations] == ["trigger.conditions[1].any[1].cel"]
+    assert "together" in err.value.message
+
+
 def test_literal_lists_are_sized_by_their_items() -> None:
     assert cost("[1, 2, 3].all(x, x > 0)") < cost("[" + ",".join(["1"] * 100) + "].all(x, x > 0)")
     assert cost("[1, 2, 3].all(x, x > 0)") < 100
@@ -173,8 +187,8 @@ WORST_CASES = [
     ),
     ('data.items.exists(i, i.tags.exists(t, t == "x"))', {"items": [{"tags": ["a"]} for _ in range(N)]}),
     (
-        " || ".join(f'data.s{i}.contains("zz")' for i in range(4)),
-        {f"s{i}": "ab" * (S // 8 - 8) for i in range(4)},
+        " || ".join(f'data.s{i}.contains("zz")' for i in range(7)),
+        {f"s{i}": "ab" * (S // 14 - 8) for i in range(7)},
     ),
     ("data.x in data.items", {"x": -1, "items": [{}] * 990}),
     ("data.x == data.y", {"x": {str(i): i for i in range(490)}, "y": {str(i): i for i in range(490)}}),

@@ -16,8 +16,9 @@ What grows with the event is what the estimate must catch:
 * string and list operators (``+``, ``==``, ``in``, ``contains``, ``matches``) scan or
   copy their operands.
 
-Handing the event's values to the engine costs too (it converts them on each call): the
-values an expression reads are bounded, and that bound is part of every estimate.
+Handing the event's values to the engine costs too (it converts them on each call, about
+1 µs a map entry): that is bounded apart, by the values an expression may read
+(``max_cel_input_values``, checked before each evaluation), not estimated here.
 
 A macro body's cost is split in a part per item and a part that grows with the item
 (measured once with the whole range as the item): the items of one list share the
@@ -42,9 +43,6 @@ CHARS_PER_STEP = 64
 VALUE_STEPS = 3
 #: per comprehension iteration (the loop, the accumulator update), besides the body
 ITERATION = 4
-#: handing one value of the event to the engine (it converts what it is given on each call;
-#: a map entry costs about 1 µs)
-CONVERT_STEPS = 10
 #: compiling a regular expression: per pattern character, and per this many program instructions
 REGEX_COMPILE_PER_CHAR = 8
 REGEX_COMPILE_INSTRUCTIONS_PER_STEP = 8
@@ -130,20 +128,7 @@ def estimate(tree: Expr, roots: frozenset[str], limits: CelLimits) -> Estimate:
     items = limits.max_list_items if iterates else limits.max_input_values
     leaf = Shape(min(items, limits.max_input_values), limits.max_input_values, limits.max_string_bytes)
     cost, _ = _Estimator(leaf).visit(tree, {name: leaf for name in roots})
-    if _names(tree) & roots:
-        cost += CONVERT_STEPS * limits.max_input_values  # the parts of the event it reads, at most
     return Estimate(cost, iterates)
-
-
-def _names(tree: Expr) -> set[str]:
-    names = set()
-    stack = [tree]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, Ident):
-            names.add(node.name)
-        stack.extend(children(node))
-    return names
 
 
 def _macro_nesting(tree: Expr) -> int:
@@ -303,7 +288,6 @@ class _Estimator:
 
 __all__ = [
     "CHARS_PER_STEP",
-    "CONVERT_STEPS",
     "ITERATION",
     "MAX_MACRO_NESTING",
     "SCALAR",

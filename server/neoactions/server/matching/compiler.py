@@ -70,16 +70,29 @@ class CompiledTrigger:
 
 
 class _Budget:
-    """Counts condition nodes against the per-trigger limit."""
+    """Counts condition nodes against the per-trigger limit, and the worst-case cost of its
+    ``cel`` conditions together against the CEL budget (one event evaluates them all)."""
 
     def __init__(self) -> None:
         self.nodes = 0
+        self.cel_cost = 0
 
     def spend(self, where: str) -> None:
         self.nodes += 1
         if self.nodes > limits.MAX_CONDITION_NODES:
             raise InvalidArgument.field(
                 where, f"more than {limits.MAX_CONDITION_NODES} conditions in one trigger", reason=_REASON
+            )
+
+    def spend_cel(self, cost: int, where: str, cel_limits: CelLimits) -> None:
+        self.cel_cost += cost
+        if self.cel_cost > cel_limits.cost_budget:
+            raise InvalidArgument.field(
+                where,
+                f"the trigger's CEL expressions together may cost {self.cel_cost:,} steps on a large event, "
+                f"over the budget of {cel_limits.cost_budget:,} (cel_cost_budget); hint: merge them or use "
+                "field conditions",
+                reason="CEL_TOO_COSTLY",
             )
 
 
@@ -121,7 +134,9 @@ def compile_condition(
         check = compile_operator(operator, value, f"{where}.operator", f"{where}.value")
         return FieldNode(where, segments, operator, value, check, literal_keys(operator, value))
     if kind == "cel":
-        return CelNode(where, compile_cel(payload, f"{where}.cel", cel_limits))
+        program = compile_cel(payload, f"{where}.cel", cel_limits)
+        budget.spend_cel(program.cost.cost, f"{where}.cel", cel_limits)
+        return CelNode(where, program)
     if kind in ("all", "any", "not"):
         if depth >= limits.MAX_DEPTH:
             raise InvalidArgument.field(
