@@ -124,24 +124,22 @@ def _too_deep(field: str) -> InvalidArgument:
 
 
 def json_depth(value: JSON) -> int:
-    """How deeply ``value`` nests arrays and objects (a scalar is 0), without recursion."""
-    deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children: Iterable[Any] = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
+    """How deeply ``value`` nests arrays and objects (a scalar is 0), level by level, without
+    recursion; stops counting past :data:`MAX_JSON_DEPTH`."""
+    level = [value] if type(value) is dict or type(value) is list else []
+    depth = 0
+    while level:
         depth += 1
-        if depth > deepest:
-            deepest = depth
-            if deepest > MAX_JSON_DEPTH:
-                return deepest
-        stack.extend((child, depth) for child in children)
-    return deepest
+        if depth > MAX_JSON_DEPTH:
+            break
+        below: list[Any] = []
+        for item in level:
+            for child in item.values() if type(item) is dict else item:
+                kind = type(child)
+                if kind is dict or kind is list:
+                    below.append(child)
+        level = below
+    return depth
 
 
 def _is_text(value: JSON) -> bool:
