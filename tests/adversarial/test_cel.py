@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -14,7 +15,7 @@ from google.protobuf import json_format
 
 from neoactions.server.api.status import from_rpc_error
 from neoactions.v1 import actions_pb2, actions_pb2_grpc, events_pb2, events_pb2_grpc
-from tests.adversarial.harness import assert_alive, rss_bytes, stays_responsive
+from tests.adversarial.harness import assert_alive, rss_bytes, start_server, stays_responsive
 from tests.e2e.conftest import ServerProcess
 
 ADMIN = "tenants/admin"
@@ -127,3 +128,23 @@ async def test_events_against_the_costliest_accepted_expressions_keep_the_server
     assert seen.worst < 1.0
     await assert_alive(hostile_server)
     assert rss_bytes(hostile_server.pid) < rss_before + 512 * 1024 * 1024
+
+
+async def test_the_budget_and_bounds_are_settings(tmp_path: Path) -> None:
+    env = {"NEOACTIONS_CEL_COST_BUDGET": "2000", "NEOACTIONS_MAX_CEL_LIST_ITEMS": "4"}
+    with start_server(tmp_path, env) as server:
+        async with grpc.aio.insecure_channel(server.target) as ch:
+            actions = actions_pb2_grpc.ActionServiceStub(ch)
+            events = events_pb2_grpc.EventServiceStub(ch)
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await actions.CreateAction(cel_action("string-work", 'data.s.contains("x")'))
+            assert from_rpc_error(err.value).reason == "CEL_TOO_COSTLY"
+            await actions.CreateAction(cel_action("short-lists", "data.items.exists(i, i == 3)"))
+
+            async def matched(items: list[int]) -> int:
+                event = events_pb2.Event(type=EVENT_TYPE, data_json=json.dumps({"items": items}))
+                reply = await events.PublishEvent(events_pb2.PublishEventRequest(parent=ADMIN, event=event))
+                return len(reply.executions)
+
+            assert await matched([1, 2, 3]) == 1
+            assert await matched([1, 2, 3, 4, 5]) == 0  # longer than max_cel_list_items: not evaluated
