@@ -324,6 +324,7 @@ def test_scheduled_execution_detail_says_why_and_when(capsys: pytest.CaptureFixt
         _render.execution_detail(_execution(status=ExecutionStatus.SCHEDULED, next_attempt_at=soon, error=None))
     out = capsys.readouterr().out
     assert "next attempt" in out and "held back by flow control" in out
+    assert "next attempt at" not in out and re.search(r"\(in (89|90)s\)", out)  # the row's label says it once
     assert all(len(line) <= 80 for line in out.splitlines())
 
 

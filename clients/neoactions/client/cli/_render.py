@@ -190,12 +190,13 @@ def short_when(value: datetime | None) -> str:
     return local.strftime("%m-%d %H:%M")
 
 
-def due_text(ex: Execution) -> str:
-    """Why a scheduled execution waits and when its next attempt is due (plain text)."""
+def due_text(ex: Execution, *, label: bool = True) -> str:
+    """Why a scheduled execution waits and when its next attempt is due (plain text);
+    ``label=False`` leaves out the leading "next attempt at" (a row already named so)."""
     if ex.next_attempt_at is None:
         return "waiting for a worker"
     seconds = (ex.next_attempt_at - datetime.now(ex.next_attempt_at.tzinfo)).total_seconds()
-    due = f"next attempt at {short_when(ex.next_attempt_at)}"
+    due = f"{'next attempt at ' if label else ''}{short_when(ex.next_attempt_at)}"
     due += f" (in {seconds:.0f}s)" if seconds >= 1 else " (due now)"
     if ex.error is not None and ex.attempt_count:
         return f"{due}; attempt {ex.attempt_count} failed: {error_text(ex.error)}"
@@ -366,7 +367,10 @@ def execution_detail(ex: Execution) -> None:
         ("created", when(ex.created_at)),
         ("started", when(ex.started_at)),
         ("finished", when(ex.finished_at)),
-        ("next attempt", f"[yellow]{escape(due_text(ex))}[/]" if ex.status is ExecutionStatus.SCHEDULED else ""),
+        (
+            "next attempt",
+            f"[yellow]{escape(due_text(ex, label=False))}[/]" if ex.status is ExecutionStatus.SCHEDULED else "",
+        ),
         ("input", escape(short_json(ex.input, 200))),
         ("output", escape(short_json(ex.output, 200))),
         ("error", f"[red]{escape(error_text(ex.error))}[/]" if ex.error else ""),
@@ -401,15 +405,17 @@ def execution(ex: Execution, *, as_json: bool) -> None:
         execution_detail(ex)
 
 
-def update_line(u: ExecutionUpdate) -> None:
-    """One streamed update as one readable line."""
+def update_line(u: ExecutionUpdate, *, with_ids: bool = True) -> None:
+    """One streamed update as one readable line; ``with_ids=False`` when every line is about
+    the same execution (``execute --watch``: its id is shown at the end)."""
     style = KIND_STYLE.get(u.kind, "")
     kind = f"[{style}]{u.kind.value:<15}[/]" if style else f"{u.kind.value:<15}"
     parts = [u.time.astimezone().strftime("%H:%M:%S.%f")[:-3], kind]
     if u.action_name:
         parts.append(f"[bold]{escape(u.action_name)}[/]")
     if u.execution_id:
-        parts.append(f"[dim]{u.execution_id}[/]")
+        if with_ids:
+            parts.append(f"[dim]{u.execution_id}[/]")
     elif u.event_id:
         parts.append(f"[dim]event {u.event_id}[/]")
     if u.attempt:
@@ -425,12 +431,12 @@ def update_line(u: ExecutionUpdate) -> None:
     out().print("  ".join(parts), soft_wrap=True)
 
 
-def streamed(u: ExecutionUpdate, *, as_json: bool) -> None:
+def streamed(u: ExecutionUpdate, *, as_json: bool, with_ids: bool = True) -> None:
     """One update of a stream: a JSON line or a readable line."""
     if as_json:
         emit_json_line(u)
     else:
-        update_line(u)
+        update_line(u, with_ids=with_ids)
 
 
 def tenants_table(tenants: Iterable[Tenant]) -> None:

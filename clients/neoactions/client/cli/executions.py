@@ -67,7 +67,7 @@ def execute(
             ):
                 execution_id = update.execution_id or execution_id
                 if watch:
-                    _render.streamed(update, as_json=state.json)
+                    _render.streamed(update, as_json=state.json, with_ids=False)
         except NeoActionsError as exc:
             if exc.reason != "DEADLINE_EXCEEDED" or limit is None:
                 raise
