@@ -26,7 +26,7 @@ from neoactions.server.engine.leases import LeaseKeeper
 from neoactions.server.errors import NeoActionsError
 from neoactions.server.model import ExecutionStatus, utcnow
 from neoactions.server.queue import Delivery, WorkQueue
-from neoactions.server.store import Store
+from neoactions.server.store import LeaseStore
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class QueueConsumer:
     def __init__(
         self,
         queue: WorkQueue,
-        store: Store,
+        store: LeaseStore,
         dispatcher: Dispatcher,
         leases: LeaseKeeper,
         acks: Acknowledgements,

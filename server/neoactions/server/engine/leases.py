@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from neoactions.server.engine.jobs import Job
 from neoactions.server.errors import NeoActionsError
 from neoactions.server.model import utcnow
-from neoactions.server.store import Store
+from neoactions.server.store import LeaseStore
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def new_owner() -> str:
 
 
 class LeaseKeeper:
-    def __init__(self, store: Store, owner: str, ttl_seconds: float) -> None:
+    def __init__(self, store: LeaseStore, owner: str, ttl_seconds: float) -> None:
         self.owner = owner
         self.ttl = timedelta(seconds=ttl_seconds)
         self._store = store

@@ -24,7 +24,7 @@ from neoactions.server.engine.wakeup import Wakeup
 from neoactions.server.errors import NeoActionsError
 from neoactions.server.model import Execution, utcnow
 from neoactions.server.queue import QueueItem, WorkQueue
-from neoactions.server.store import Store
+from neoactions.server.store import OutboxStore
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ _MARK_GATHER = 0.05
 class Outbox:
     def __init__(
         self,
-        store: Store,
+        store: OutboxStore,
         queue: WorkQueue,
         tenants: Callable[[], Awaitable[list[str]]],
         sweep_interval: float = 1.0,

@@ -19,7 +19,7 @@ from neoactions.server.engine.leases import LeaseKeeper
 from neoactions.server.engine.wakeup import Wakeup
 from neoactions.server.errors import NeoActionsError
 from neoactions.server.queue import fair_share
-from neoactions.server.store import Store
+from neoactions.server.store import LeaseStore
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 class Scheduler:
     def __init__(
         self,
-        store: Store,
+        store: LeaseStore,
         dispatcher: Dispatcher,
         leases: LeaseKeeper,
         tenants: Callable[[], Awaitable[list[str]]],
