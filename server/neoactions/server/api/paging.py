@@ -54,7 +54,7 @@ def capped(
     @functools.wraps(behavior)
     async def within(request: Any, context: grpc.aio.ServicerContext) -> Message:
         response = await behavior(request, context)
-        if response.ByteSize() <= max_bytes:
+        if response.ByteSize() <= max_bytes or "page_size" not in request.DESCRIPTOR.fields_by_name:
             return response
         items = items_of(response)
         keep = fitting(items, max_bytes)
