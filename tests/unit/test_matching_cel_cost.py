@@ -79,7 +79,7 @@ def test_the_issues_expressions_cost_far_more_than_the_budget() -> None:
     # 200 items (the issue's nested map) and 300 (its triple all) are beyond the list bound
     # anyway; even at the bound the estimates are orders of magnitude over budget.
     assert cost(NESTED_MAP) > 100 * LIMITS.cost_budget
-    assert cost(TRIPLE_ALL) > 10_000 * LIMITS.cost_budget
+    assert cost(TRIPLE_ALL) > 1_000 * LIMITS.cost_budget
     # with lists of 200 and 300 items allowed, still refused
     wide = CelLimits(max_list_items=300)
     assert refusal(NESTED_MAP, wide).reason == "CEL_TOO_COSTLY"
@@ -100,8 +100,8 @@ def test_the_budget_is_a_setting() -> None:
 
 
 def test_cost_grows_with_the_bounds_as_the_engine_does() -> None:
-    small = CelLimits(max_list_items=10, max_input_values=20, max_string_bytes=64)
-    large = CelLimits(max_list_items=100, max_input_values=200, max_string_bytes=64)
+    small = CelLimits(max_list_items=10, max_input_values=20, max_reread_values=20, max_string_bytes=64)
+    large = CelLimits(max_list_items=100, max_input_values=200, max_reread_values=200, max_string_bytes=64)
     # one macro: linear in the list; two nested over two lists: quadratic
     one = "data.items.all(i, i > 0)"
     two = "data.a.all(x, data.b.all(y, x != y))"
@@ -114,7 +114,7 @@ def test_cost_grows_with_the_bounds_as_the_engine_does() -> None:
 def test_a_macro_over_the_items_of_its_item_counts_them_once() -> None:
     nested = 'data.orders.exists(o, o.lines.exists(l, l.sku == "x"))'
     independent = 'data.orders.exists(o, data.lines.exists(l, l.sku == "x"))'
-    assert cost(nested) * 10 < cost(independent)
+    assert cost(nested) * 5 < cost(independent)
 
 
 def test_the_cel_conditions_of_one_trigger_share_the_budget() -> None:
@@ -159,7 +159,7 @@ def test_macros_nested_too_deep_are_refused_before_being_estimated() -> None:
 def test_deep_nesting_is_refused_not_a_recursion_error() -> None:
     error = refusal("(" * 500 + "1" + ")" * 500 + " == 1")
     assert error.reason == "INVALID_CONDITION"
-    long_chain = " || ".join(f"data.x == {i}" for i in range(200))
+    long_chain = " || ".join(f'subject == "s{i}"' for i in range(200))
     assert compile_cel(long_chain, "cel").cost.cost <= LIMITS.cost_budget
 
 
@@ -187,8 +187,8 @@ WORST_CASES = [
     ),
     ('data.items.exists(i, i.tags.exists(t, t == "x"))', {"items": [{"tags": ["a"]} for _ in range(N)]}),
     (
-        " || ".join(f'data.s{i}.contains("zz")' for i in range(7)),
-        {f"s{i}": "ab" * (S // 14 - 8) for i in range(7)},
+        " || ".join(f'data.s{i}.contains("zz")' for i in range(6)),
+        {f"s{i}": "ab" * (S // 12 - 8) for i in range(6)},
     ),
     ("data.x in data.items", {"x": -1, "items": [{}] * 990}),
     ("data.x == data.y", {"x": {str(i): i for i in range(490)}, "y": {str(i): i for i in range(490)}}),

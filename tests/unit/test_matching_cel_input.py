@@ -12,9 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from neoactions.server import model
+from neoactions.server.errors import InvalidArgument
 from neoactions.server.matching import CelLimits, Matcher
 from neoactions.server.matching.celexpr import compile_cel
-from neoactions.server.matching.celinput import measure, pruner, reads
+from neoactions.server.matching.celinput import measure, pruner, reads, rereads
 from neoactions.server.matching.celparse import Comprehension, Expr, Ident, children, parse
 from neoactions.server.matching.paths import ENVELOPE_FIELDS
 
@@ -240,3 +241,34 @@ def test_matching_time_is_accounted_to_tenants_with_cel_conditions() -> None:
     spent = matcher.cel_seconds("celful")
     matcher.match("celful", _event({"x": 1}, "celful"))
     assert matcher.cel_seconds("celful") == spent
+
+
+# --- what a macro body reads again for every item ---------------------------------------------
+
+
+def test_rereads_are_the_event_parts_a_macro_body_reads() -> None:
+    def reread(expression: str) -> tuple[tuple[str, ...], ...]:
+        return rereads(parse(expression), ENVELOPE_FIELDS)
+
+    assert reread("data.items.all(i, i.price > data.min.value)") == (("data", "min"),)
+    assert reread("data.items.exists(i, i == source)") == (("source",),)
+    assert reread("data.items.exists(i, data.m[i] == 1 || size(data) > 0)") == (("data",),)
+    assert reread("data.items.all(i, i > 0) && data.min > 0") == ()
+    assert reread("data.a.exists(x, data.b.exists(y, x == y))") == (("data", "b"),)
+
+
+def test_an_event_part_a_macro_reads_per_item_is_held_small() -> None:
+    program = compile_cel("data.items.all(i, i.price > data.min)", "cel")
+    items = [{"price": 5}] * 200
+    assert program.evaluate({"data": {"items": items, "min": 1}}) == (True, True, "")
+    big_min = {"data": {"items": items, "min": list(range(100))}}
+    matched, _, error = program.evaluate(big_min)
+    assert not matched and "data.min holds more than 32 values" in error
+    assert not program.test(big_min)
+
+
+def test_reading_a_field_copies_it() -> None:
+    # each data.x may be a map of every value of the event, copied 200 times
+    with pytest.raises(InvalidArgument) as err:
+        compile_cel(" || ".join(f"data.x == {i}" for i in range(200)), "cel")
+    assert err.value.reason == "CEL_TOO_COSTLY"

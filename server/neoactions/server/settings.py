@@ -51,7 +51,7 @@ class Settings:
     max_batch_events: int = 1000
     #: worst-case cost of one ``cel`` condition, in steps of about 0.1 µs (estimated when an
     #: action is saved; see docs/matching.md)
-    cel_cost_budget: int = 30_000
+    cel_cost_budget: int = 50_000
     #: longest list or map a ``cel`` macro (all, exists, map...) iterates; larger: no match
     max_cel_list_items: int = 256
     #: values of the event a ``cel`` condition reads, counted recursively; more: no match

@@ -38,9 +38,10 @@ from .limits import CelLimits
 
 #: characters scanned or copied per step
 CHARS_PER_STEP = 64
-#: copying, comparing or looking through one value (the engine copies a list or map it
-#: indexes, compares maps entry by entry, and copies its accumulator on each ``map`` step)
-VALUE_STEPS = 3
+#: copying, comparing or looking through one value (the engine copies the value of every
+#: field it selects and every item it binds to a macro variable, compares maps entry by
+#: entry, and copies its accumulator on each ``map`` step)
+VALUE_STEPS = 2
 #: per comprehension iteration (the loop, the accumulator update), besides the body
 ITERATION = 4
 #: compiling a regular expression: per pattern character, and per this many program instructions
@@ -127,7 +128,9 @@ def estimate(tree: Expr, roots: frozenset[str], limits: CelLimits) -> Estimate:
     # Without a macro, list sizes only matter linearly: any list may be as long as the input allows.
     items = limits.max_list_items if iterates else limits.max_input_values
     leaf = Shape(min(items, limits.max_input_values), limits.max_input_values, limits.max_string_bytes)
-    cost, _ = _Estimator(leaf).visit(tree, {name: leaf for name in roots})
+    # what a macro body reads of the event is read again on every item: it is held smaller
+    reread = Shape(min(items, limits.max_reread_values), limits.max_reread_values, limits.max_string_bytes)
+    cost, _ = _Estimator(leaf, reread).visit(tree, {name: leaf for name in roots})
     return Estimate(cost, iterates)
 
 
@@ -170,18 +173,24 @@ def regex_size(pattern: str) -> int:
 
 
 class _Estimator:
-    def __init__(self, leaf: Shape) -> None:
+    def __init__(self, leaf: Shape, reread: Shape) -> None:
         self.leaf = leaf
+        self.reread = reread
+        #: macro bodies around the node being visited
+        self.depth = 0
 
     def visit(self, node: Expr, scope: dict[str, Shape]) -> tuple[int, Shape]:
         """(steps, shape of the result)."""
         if isinstance(node, Literal):
             return 1 + _scan(node.length), Shape(0, 1, node.length)
         if isinstance(node, Ident):
-            return 1, scope.get(node.name, SCALAR)
+            shape = scope.get(node.name, SCALAR)
+            return 1, self.reread if shape is self.leaf and self.depth else shape
         if isinstance(node, Select):
             cost, shape = self.visit(node.operand, scope)
-            return cost + 1, SCALAR if node.test else shape
+            if node.test:
+                return cost + 1, SCALAR
+            return cost + 1 + VALUE_STEPS * shape.values, shape  # the engine copies what it selects
         if isinstance(node, Index):
             cost, shape = self.visit(node.operand, scope)
             index_cost, _ = self.visit(node.index, scope)
@@ -213,8 +222,9 @@ class _Estimator:
             a, b = shapes
             return cost + VALUE_STEPS * min(a.values, b.values) + _scan(min(a.chars, b.chars)), SCALAR
         if op == "in":
-            _, haystack = shapes
-            return cost + VALUE_STEPS * haystack.values + _scan(haystack.chars), SCALAR
+            needle, haystack = shapes
+            scanned = min(haystack.chars, haystack.items * needle.chars)
+            return cost + VALUE_STEPS * haystack.values + _scan(scanned), SCALAR
         if op == "+":
             # left to right: each step copies everything concatenated so far
             total = shapes[0]
@@ -269,6 +279,7 @@ class _Estimator:
         whole_cost, whole_shape = self.body(node, {**scope, node.var: whole})
         iterations = source.items
         cost += iterations * (unit_cost + ITERATION) + max(0, whole_cost - unit_cost)
+        cost += VALUE_STEPS * source.values  # each item is copied into the variable
         if node.macro not in ("map", "filter"):
             return cost, SCALAR
         if node.macro == "filter":
@@ -281,7 +292,11 @@ class _Estimator:
         return cost + iterations * (VALUE_STEPS * result.values + _scan(result.chars)), result
 
     def body(self, node: Comprehension, scope: dict[str, Shape]) -> tuple[int, Shape]:
-        visited = [self.visit(a, scope) for a in node.args]
+        self.depth += 1
+        try:
+            visited = [self.visit(a, scope) for a in node.args]
+        finally:
+            self.depth -= 1
         # map(x, p, f): the transform's shape is the result's; filter / all...: a bool
         return sum(c for c, _ in visited), visited[-1][1]
 

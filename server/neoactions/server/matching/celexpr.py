@@ -22,7 +22,7 @@ from neoactions.server.errors import InvalidArgument
 
 from . import limits
 from .celcost import Estimate, TooComplex, estimate
-from .celinput import measure, pruner, reads
+from .celinput import measure, pruner, reads, rereads
 from .celparse import CelSyntaxError, Expr, parse
 from .limits import DEFAULT_CEL_LIMITS, CelLimits
 from .paths import ENVELOPE_FIELDS
@@ -49,7 +49,7 @@ _UNDEFINED = "Undefined variable or function"
 class CelProgram:
     """A compiled CEL expression with its worst-case cost."""
 
-    __slots__ = ("_limits", "_program", "_variables", "cost", "source")
+    __slots__ = ("_limits", "_program", "_rereads", "_variables", "cost", "source")
 
     def __init__(self, source: str, program: cel.Program, tree: Expr, cost: Estimate, limits: CelLimits) -> None:
         self.source = source
@@ -60,6 +60,7 @@ class CelProgram:
         # The engine converts every value it is given on each call; it is given only the
         # parts of the envelope the expression reads.
         self._variables = pruner(reads(tree, ENVELOPE_FIELDS))
+        self._rereads = rereads(tree, ENVELOPE_FIELDS)
 
     def _refusal(self, variables: dict[str, Any]) -> str:
         """Why the event is too large to evaluate against, or ``""``."""
@@ -75,6 +76,15 @@ class CelProgram:
                 f"not evaluated: a list or map it reads has {longest} items, more than the "
                 f"{limits.max_list_items} a macro may iterate (max_cel_list_items)"
             )
+        for path in self._rereads:
+            value = variables.get(path[0])
+            if len(path) == 2:
+                value = value.get(path[1]) if type(value) is dict else None
+            if value is not None and measure((value,), limits.max_reread_values)[0] > limits.max_reread_values:
+                return (
+                    f"not evaluated: {'.'.join(path)} holds more than {limits.max_reread_values} values, "
+                    "and a macro reads it again for every item"
+                )
         return ""
 
     def evaluate(self, envelope: dict[str, Any]) -> tuple[bool, Any, str]:

@@ -48,6 +48,31 @@ def reads(tree: Expr, roots: frozenset[str]) -> Reads:
     return out
 
 
+def rereads(tree: Expr, roots: frozenset[str]) -> tuple[tuple[str, ...], ...]:
+    """The envelope fields, or their first-level keys (``("data", "min")``), that a macro body
+    reads: the engine reads (and copies) them again for every item."""
+    found: set[tuple[str, ...]] = set()
+    stack: list[tuple[Expr, frozenset[str], bool]] = [(tree, frozenset(), False)]
+    while stack:
+        node, bound, inside = stack.pop()
+        if isinstance(node, Select | Ident):
+            fields: list[str] = []
+            while isinstance(node, Select):
+                fields.append(node.field)
+                node = node.operand
+            if isinstance(node, Ident):
+                if inside and node.name in roots and node.name not in bound:
+                    found.add((node.name, fields[-1]) if fields else (node.name,))
+                continue
+            stack.append((node, bound, inside))
+        elif isinstance(node, Comprehension):
+            stack.append((node.range, bound, inside))
+            stack.extend((arg, bound | {node.var}, True) for arg in node.args)
+        else:
+            stack.extend((child, bound, inside) for child in children(node))
+    return tuple(sorted(p for p in found if len(p) == 1 or (p[0],) not in found))
+
+
 def _add(tree: Reads, root: str, fields: list[str]) -> None:
     node: Reads = tree
     for name in [root, *fields[:-1]] if fields else []:
@@ -107,4 +132,4 @@ def measure(values: Iterable[Any], max_values: int) -> tuple[int, int]:
     return count, longest
 
 
-__all__ = ["Pruner", "Reads", "measure", "pruner", "reads"]
+__all__ = ["Pruner", "Reads", "measure", "pruner", "reads", "rereads"]

@@ -41,11 +41,13 @@ class CelLimits:
     """
 
     #: worst-case estimated steps of one expression
-    cost_budget: int = 30_000
+    cost_budget: int = 50_000
     #: items of a list (or keys of a map) an expression iterates with a macro (all, exists, map...)
     max_list_items: int = 256
     #: values (counted recursively) of the event parts an expression reads
     max_input_values: int = 1_000
+    #: values of an event part a macro body reads (it is read again, and copied, per item)
+    max_reread_values: int = 16
     #: characters of all strings in an event (its size bound)
     max_string_bytes: int = 256 * 1024
 
