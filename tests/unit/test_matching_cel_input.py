@@ -263,7 +263,7 @@ def test_an_event_part_a_macro_reads_per_item_is_held_small() -> None:
     assert program.evaluate({"data": {"items": items, "min": 1}}) == (True, True, "")
     big_min = {"data": {"items": items, "min": list(range(100))}}
     matched, _, error = program.evaluate(big_min)
-    assert not matched and "data.min holds more than 32 values" in error
+    assert not matched and "data.min holds more than 16 values" in error
     assert not program.test(big_min)
 
 

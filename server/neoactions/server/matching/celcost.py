@@ -50,7 +50,7 @@ REGEX_COMPILE_INSTRUCTIONS_PER_STEP = 8
 #: a search scans its text once per this many program instructions (at least once)
 REGEX_SEARCH_INSTRUCTIONS = 4096
 #: macros nested in macros; the estimate visits a body twice per level
-MAX_MACRO_NESTING = 6
+MAX_MACRO_NESTING = 4
 #: functions the engine runs in constant time on their arguments
 _CONSTANT = frozenset(
     {
