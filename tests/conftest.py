@@ -3,14 +3,22 @@
 Tests that need a real service (PostgreSQL, Redis, Docker, ...) call
 :func:`require_service`: on a developer machine without the service they skip,
 under ``CI=true`` they fail, so CI can never go green by skipping.
+
+Tests never sleep a fixed time to let something happen: they poll for it with
+:func:`eventually` (async) or :func:`eventually_sync`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
 import socket
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,3 +56,60 @@ def require_postgres() -> None:
 
 def require_redis() -> None:
     require_service("Redis", port_open("127.0.0.1", 6379), "127.0.0.1:6379")
+
+
+# --- waiting for a condition: poll, never sleep a fixed time ---------------------------------
+
+#: what a check may be: a function returning a value (truthy when the condition holds) or
+#: raising ``AssertionError`` while it does not hold yet; for ``eventually`` it may be async
+Check = Callable[[], Any]
+
+
+def _not_yet(value: Any, error: AssertionError | None, within: float, what: str) -> AssertionError:
+    name = what or "the condition"
+    last = f"last check raised: {error}" if error is not None else f"last value: {value!r}"
+    return AssertionError(f"{name} did not hold within {within:g}s ({last})"[:2000])
+
+
+async def eventually(check: Check, *, within: float = 5.0, interval: float = 0.02, what: str = "") -> Any:
+    """Poll ``check`` (sync or async) until it returns a truthy value, and return that value.
+
+    A check may also assert: an ``AssertionError`` counts as "not yet". When ``within``
+    seconds pass first, raise ``AssertionError`` naming ``what`` and the last value or error.
+    The check always runs at least once, and once more at the end of the time.
+    """
+    loop = asyncio.get_running_loop()
+    end = loop.time() + within
+    while True:
+        last_try = loop.time() >= end
+        value: Any = None
+        error: AssertionError | None = None
+        try:
+            value = check()
+            if inspect.isawaitable(value):
+                value = await value
+        except AssertionError as exc:
+            error = exc
+        if error is None and value:
+            return value
+        if last_try:
+            raise _not_yet(value, error, within, what)
+        await asyncio.sleep(min(interval, max(0.0, end - loop.time())))
+
+
+def eventually_sync(check: Check, *, within: float = 5.0, interval: float = 0.02, what: str = "") -> Any:
+    """:func:`eventually` for code without an event loop (blocking checks, threads, processes)."""
+    end = time.monotonic() + within
+    while True:
+        last_try = time.monotonic() >= end
+        value: Any = None
+        error: AssertionError | None = None
+        try:
+            value = check()
+        except AssertionError as exc:
+            error = exc
+        if error is None and value:
+            return value
+        if last_try:
+            raise _not_yet(value, error, within, what)
+        time.sleep(min(interval, max(0.0, end - time.monotonic())))

@@ -9,6 +9,7 @@ TLS SNI and certificate checks).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import ssl
 from collections.abc import AsyncIterator, Mapping
@@ -71,12 +72,24 @@ class EmailRunner:
                     timeout=limit,
                     local_hostname=str(config.get("local_hostname") or self._local_hostname),
                 )
-                async with smtp:
+                # not ``async with smtp``: its exit says QUIT and waits for the answer even when
+                # the task is cancelled, so a stalled server would hold a cancelled attempt
+                await smtp.connect()
+                try:
                     if config.get("username"):
                         await smtp.login(str(config["username"]), str(config.get("password", "")))
                     refused, response = await smtp.send_message(
                         envelope.message, sender=envelope.sender, recipients=envelope.recipients
                     )
+                except (ConnectionError, TimeoutError):
+                    raise
+                except Exception:
+                    await _quit(smtp)
+                    raise
+                else:
+                    await _quit(smtp)
+                finally:
+                    smtp.close()
         except AddressRefused as exc:
             return Failure.of("ssrf_refused", str(exc))
         except (TimeoutError, aiosmtplib.SMTPTimeoutError):
@@ -125,6 +138,13 @@ class EmailRunner:
                 raise
             return sock
         raise last or OSError(f"cannot connect to {host}:{port}")
+
+
+async def _quit(smtp: aiosmtplib.SMTP) -> None:
+    """End the session politely; its failure changes nothing about the attempt."""
+    if smtp.is_connected:
+        with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+            await smtp.quit()
 
 
 def _tls_context(config: JSONObject) -> ssl.SSLContext | None:

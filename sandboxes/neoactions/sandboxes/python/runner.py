@@ -20,7 +20,7 @@ from types import ModuleType
 from typing import Any
 
 from neoactions.server.errors import InvalidArgument
-from neoactions.server.model import JSON, JSONObject
+from neoactions.server.model import JSON, ExecutionError, JSONObject
 from neoactions.server.runners import (
     ExecutionContext,
     Failure,
@@ -53,6 +53,8 @@ CONFIG_SCHEMA: JSONObject = {
 
 #: put on a run's update queue once its handler returned or raised
 _ENDED: Any = object()
+#: put on a run's update queue at the attempt's deadline
+_DEADLINE: Any = object()
 
 
 class NonRetryableError(Exception):
@@ -296,11 +298,19 @@ class PythonRunner:
         task = asyncio.ensure_future(self._call(fn, config, data, hctx))
         # the end goes through the queue too, after every update the handler emitted
         task.add_done_callback(lambda _: updates.put_nowait(_ENDED))
+        # the deadline goes through the queue as well: one timer per attempt, and nothing
+        # that could fire in the consumer while it holds an update
+        timer = loop.call_later(ctx.remaining_seconds(), updates.put_nowait, _DEADLINE)
         try:
             while (update := await updates.get()) is not _ENDED:
+                if update is _DEADLINE:
+                    # an async handler is cancelled; a sync one's thread cannot be stopped and ends on its own
+                    yield _timed_out(ctx)
+                    return
                 yield update
             yield _outcome(task)
         finally:
+            timer.cancel()
             task.cancel()
 
     async def _call(self, fn: Callable[..., Any], config: JSONObject, data: JSON, hctx: HandlerContext) -> JSON:
@@ -320,6 +330,11 @@ class PythonRunner:
     async def aclose(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._importer.shutdown(wait=False, cancel_futures=True)
+
+
+def _timed_out(ctx: ExecutionContext) -> Failure:
+    message = f"the handler was still running at the attempt's deadline ({ctx.deadline.isoformat()})"
+    return Failure(ExecutionError("timeout", message, retryable=True), timed_out=True)
 
 
 def _outcome(task: asyncio.Future[JSON]) -> RunnerUpdate:
