@@ -15,6 +15,7 @@ from neoactions.server.errors import Aborted, AlreadyExists, FailedPrecondition,
 from neoactions.server.ids import new_id
 from neoactions.server.model import EventStatus, ExecutionError, ExecutionMode, ExecutionStatus, Priority, utcnow
 from neoactions.server.store import DUPLICATE_EVENT, LEASE_LOST, AttemptFinish, AttemptStart, ExecutionFilter
+from tests.conftest import eventually
 
 LATER = timedelta(seconds=30)
 
@@ -101,8 +102,7 @@ async def test_writes_are_fenced_by_the_lease(store: ContractStore) -> None:
     await store.finish_attempt("admin", x.id, attempt(2), ExecutionStatus.SCHEDULED, next_attempt_at=retry, owner="me")
     released = await store.get_execution("admin", x.id)
     assert (released.lease_owner, released.lease_expires_at) == ("", None)
-    await asyncio.sleep(0.01)
-    [x] = await store.claim_due("admin", "you", utcnow() + LATER, 1)
+    [x] = await eventually(lambda: store.claim_due("admin", "you", utcnow() + LATER, 1), what="the retry came due")
     await store.finish_attempt("admin", x.id, attempt(3), ExecutionStatus.SUCCEEDED, owner="you")
     # a final execution takes no more attempts from anyone
     assert await reason_of(store.start_attempt("admin", x.id, attempt(4)), Aborted) == LEASE_LOST

@@ -5,7 +5,7 @@ store, recording its claims; a fake of the dispatcher; the in-process work queue
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from neoactions.server.engine.acks import Acknowledgements
@@ -17,6 +17,7 @@ from neoactions.server.ids import new_id
 from neoactions.server.model import Execution, ExecutionMode
 from neoactions.server.persistence.memory import MemoryStore
 from neoactions.server.queue import InProcessWorkQueue, QueueItem
+from tests.conftest import eventually
 
 
 class _Store(MemoryStore):
@@ -102,10 +103,8 @@ def _consumer(store: _Store, dispatcher: _Dispatcher, queue: InProcessWorkQueue)
     return QueueConsumer(queue, store, dispatcher, _Leases(), acks, 30.0, batch=2)  # type: ignore[arg-type]
 
 
-async def _until(check: object) -> None:
-    async with asyncio.timeout(2):
-        while not check():  # type: ignore[operator]  # noqa: ASYNC110 - polling the fakes
-            await asyncio.sleep(0.01)
+async def _until(check: Callable[[], bool]) -> None:
+    await eventually(check, within=2, what="the fakes' state")
 
 
 async def test_reads_go_on_while_earlier_entries_are_claimed_and_hold_their_worker_slots() -> None:

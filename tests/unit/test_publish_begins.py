@@ -27,6 +27,7 @@ from neoactions.server.persistence.memory import MemoryStore
 from neoactions.server.runners import ExecutionContext, HandlerRegistry, HandlerType, Result, RunnerUpdate
 from neoactions.server.settings import Settings
 from neoactions.server.store import AttemptStart, ExecutionFilter
+from tests.conftest import eventually
 
 
 class _Gate:
@@ -58,9 +59,7 @@ class _Rig:
         return [ex for p in published for ex in p.executions]
 
     async def until(self, check: Callable[[], bool], within: float = 5.0) -> None:
-        async with asyncio.timeout(within):
-            while not check():  # noqa: ASYNC110 - polling the engine's state
-                await asyncio.sleep(0.01)
+        await eventually(check, within=within, what="the engine's state")
 
     async def statuses(self) -> list[ExecutionStatus]:
         page = await self.store.list_executions(ADMIN_TENANT, ExecutionFilter(), 100)
