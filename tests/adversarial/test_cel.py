@@ -47,7 +47,9 @@ HOSTILE = [
     "data.items.filter(i, i.price > 100).size() > 2",
     "data.items.map(x, data.s).size() > 0",
     'data.s.matches("\\\\w{100}")',
-    "data.s + data.s + data.s + data.s == data.t",
+    "data.s + data.s + data.s + data.s + data.s == data.t",
+    # literal lists: saving once ran it on an empty event, for seconds
+    "[" + ",".join(["0"] * 300) + "].map(a, [" + ",".join(["0"] * 300) + "].map(b, a)).size() > 0",
 ]
 
 

@@ -139,6 +139,14 @@ def test_literal_lists_are_sized_by_their_items() -> None:
     assert cost("[1, 2, 3].all(x, x > 0)") < 100
 
 
+def test_a_costly_expression_is_refused_before_it_is_run_on_save() -> None:
+    # the save-time check runs the expression on an empty envelope: literal lists are not empty
+    items = "[" + ",".join(["0"] * 300) + "]"
+    started = time.perf_counter()
+    assert refusal(f"{items}.map(a, {items}.map(b, a)).size() > 0").reason == "CEL_TOO_COSTLY"
+    assert time.perf_counter() - started < 1  # it took 2.4 s when run first
+
+
 def test_a_pattern_read_from_the_event_is_refused() -> None:
     error = refusal("data.s.matches(data.pattern)")
     assert error.reason == "INVALID_CONDITION"

@@ -125,6 +125,12 @@ def compile_cel(expression: Any, where: str, cel_limits: CelLimits = DEFAULT_CEL
     except Exception as exc:  # the engine reports parse errors as ValueError
         raise InvalidArgument.field(where, f"invalid CEL expression: {exc}", reason=reason) from None
     try:
+        tree = parse(expression)
+        cost = estimate(tree, ENVELOPE_FIELDS, cel_limits)
+    except (CelSyntaxError, TooComplex) as exc:
+        raise InvalidArgument.field(where, f"invalid CEL expression: {exc}", reason=reason) from None
+    _check_budget(cost, where, cel_limits)  # before running it, even on an empty envelope
+    try:
         program.execute(dict(_SKELETON))
     except RuntimeError as exc:
         if _UNDEFINED in str(exc):
@@ -133,12 +139,6 @@ def compile_cel(expression: Any, where: str, cel_limits: CelLimits = DEFAULT_CEL
             ) from None
     except Exception:  # data-dependent errors (missing keys, types) are fine at compile time
         pass
-    try:
-        tree = parse(expression)
-        cost = estimate(tree, ENVELOPE_FIELDS, cel_limits)
-    except (CelSyntaxError, TooComplex) as exc:
-        raise InvalidArgument.field(where, f"invalid CEL expression: {exc}", reason=reason) from None
-    _check_budget(cost, where, cel_limits)
     return CelProgram(expression, program, tree, cost, cel_limits)
 
 
