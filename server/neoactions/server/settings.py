@@ -59,6 +59,13 @@ class Settings:
     #: seconds in-flight work may finish in after a stop signal
     shutdown_grace_seconds: float = 10.0
     max_action_timeout_seconds: float = 24 * 3600.0
+    #: limits of rendering one handler config (docs/configuration.md, "Templates"): items a
+    #: ``range()`` may produce; characters of any value built and of the whole output; loop
+    #: steps; seconds (the attempt's timeout too, when sooner)
+    template_max_range: int = 10_000
+    template_max_length: int = 1_048_576
+    template_max_steps: int = 100_000
+    template_max_seconds: float = 1.0
     log_level: str = "info"
     #: modules (with their submodules) whose functions ``python`` actions may run, besides the
     #: ``neoactions.handlers`` entry points; comma-separated in the environment
@@ -83,6 +90,9 @@ class Settings:
             raise ValueError("processes must be at least 1")
         if min(self.cel_cost_budget, self.max_cel_list_items, self.max_cel_input_values) < 1:
             raise ValueError("cel_cost_budget, max_cel_list_items and max_cel_input_values must be >= 1")
+        for name in ("template_max_range", "template_max_length", "template_max_steps", "template_max_seconds"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0")
         if self.processes > 1:
             if not self.database_url:
                 raise ValueError("processes > 1 needs database_url: the embedded store is one process's")

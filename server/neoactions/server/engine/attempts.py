@@ -11,6 +11,12 @@ The outcome decides what the execution becomes (the retry policy of SPEC §5):
   has a retry policy (``max_retries > 0``), else ``failed``/``timed_out``: an action that
   never asked for retries has exhausted nothing.
 
+Whatever escapes the config's rendering or a runner's own code is an outcome too, never
+an exception out of the attempt (which would leave the execution running, to be resumed
+and break again, forever): a template's failure is a non-retryable ``template_error``; an
+exception out of a runner a ``runner_error``, retryable only when clearly transient
+(:func:`neoactions.server.retry.classify_exception`). Both count as attempts.
+
 Before an attempt starts, flow control (``neoactions.server.flow``) must admit it:
 ``max_concurrency`` across all workers, rate limits per action and tenant, and the
 circuit breaker of the attempt's target. A refusal returns :class:`Deferred` — the
@@ -46,10 +52,10 @@ from neoactions.server.model import (
     UpdateKind,
     utcnow,
 )
-from neoactions.server.retry import retry_delay_ms
+from neoactions.server.retry import MAX_RETRY_DELAY_MS, classify_exception, retry_delay_ms
 from neoactions.server.runners import ExecutionContext, Failure, HandlerRegistry, HandlerType, Log, Progress, Result
 from neoactions.server.store import AttemptFinish, AttemptStart, Store
-from neoactions.server.templating import ConfigRenderer, TemplateRenderError
+from neoactions.server.templating import ConfigRenderer, TemplateRenderBusy, TemplateRenderError
 
 if TYPE_CHECKING:
     from neoactions.server.engine.dispatcher import Job
@@ -142,7 +148,7 @@ def retry_decision(ex: Execution, policy: RetryPolicy, attempt: Attempt, error: 
     delay = retry_delay_ms(policy, number)
     if error.retry_after_ms:
         # The target said when to come back (Retry-After); never sooner.
-        delay = max(delay, float(error.retry_after_ms))
+        delay = min(max(delay, float(error.retry_after_ms)), MAX_RETRY_DELAY_MS)
     if policy.max_age_seconds:
         age = (utcnow() - ex.series_start).total_seconds() + delay / 1000.0
         if age > policy.max_age_seconds:
@@ -291,7 +297,7 @@ class AttemptRunner:
             return Failure.of("unknown_handler_type", str(exc))
         envelope = job.envelope if job.envelope is not None else await self._envelope(ex)
         try:
-            config = self._renderer.render(
+            config = await self._renderer.render_async(
                 plan.handler.config,
                 {
                     "data": ex.input,
@@ -302,9 +308,15 @@ class AttemptRunner:
                     "secrets": {},
                 },
                 handler_type.raw_config_keys,
+                plan.timeout_seconds,
             )
+        except TemplateRenderBusy as exc:
+            return Failure.of("template_error", str(exc), retryable=True)
         except TemplateRenderError as exc:
             return Failure.of("template_error", str(exc))
+        except Exception as exc:  # the renderer's own bug: this attempt fails, the worker goes on
+            log.exception("rendering the config of execution %s failed", ex.id)
+            return Failure(classify_exception(exc, "template_error"))
         return _Prepared(handler_type, config, envelope)
 
     async def _attempt(self, job: Job, prepared: _Prepared, attempt: Attempt, deadline: datetime) -> Result | Failure:
@@ -342,10 +354,12 @@ class AttemptRunner:
                 ExecutionError("timeout", f"attempt exceeded its timeout of {seconds:g}s", retryable=True),
                 timed_out=True,
             )
-        except Exception as exc:
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # a runner's bug (even SystemExit) ends its attempt, never the worker
             log.exception("runner %s broke its contract", attempt.runner)
-            return Failure.of("runner_error", f"{type(exc).__name__}: {exc}", retryable=True)
-        return outcome or Failure.of("runner_error", "the runner ended without a result", retryable=True)
+            return Failure(classify_exception(exc, "runner_error"))
+        return outcome or Failure.of("runner_error", "the runner ended without a result")
 
     async def _finish(self, job: Job, plan: Plan, attempt: Attempt, outcome: Result | Failure) -> ExecutionStatus:
         ex = job.execution
