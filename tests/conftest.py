@@ -71,44 +71,64 @@ def _not_yet(value: Any, error: AssertionError | None, within: float, what: str)
     return AssertionError(f"{name} did not hold within {within:g}s ({last})"[:2000])
 
 
-async def eventually(check: Check, *, within: float = 5.0, interval: float = 0.02, what: str = "") -> Any:
+async def eventually(
+    check: Check,
+    *,
+    within: float = 5.0,
+    interval: float = 0.02,
+    what: str = "",
+    until: Callable[[Any], object] | None = None,
+) -> Any:
     """Poll ``check`` (sync or async) until it returns a truthy value, and return that value.
 
-    A check may also assert: an ``AssertionError`` counts as "not yet". When ``within``
-    seconds pass first, raise ``AssertionError`` naming ``what`` and the last value or error.
-    The check always runs at least once, and once more at the end of the time.
+    With ``until``, the value is returned once ``until(value)`` is true instead (a probe and
+    a condition on what it saw). A check may also assert: an ``AssertionError`` counts as
+    "not yet". When ``within`` seconds pass first, raise ``AssertionError`` naming ``what``
+    and the last value or error. The check always runs at least once, and once more at the
+    end of the time.
     """
     loop = asyncio.get_running_loop()
     end = loop.time() + within
     while True:
         last_try = loop.time() >= end
         value: Any = None
+        held: object = None
         error: AssertionError | None = None
         try:
             value = check()
             if inspect.isawaitable(value):
                 value = await value
+            held = until(value) if until is not None else value
         except AssertionError as exc:
             error = exc
-        if error is None and value:
+        if error is None and held:
             return value
         if last_try:
             raise _not_yet(value, error, within, what)
         await asyncio.sleep(min(interval, max(0.0, end - loop.time())))
 
 
-def eventually_sync(check: Check, *, within: float = 5.0, interval: float = 0.02, what: str = "") -> Any:
+def eventually_sync(
+    check: Check,
+    *,
+    within: float = 5.0,
+    interval: float = 0.02,
+    what: str = "",
+    until: Callable[[Any], object] | None = None,
+) -> Any:
     """:func:`eventually` for code without an event loop (blocking checks, threads, processes)."""
     end = time.monotonic() + within
     while True:
         last_try = time.monotonic() >= end
         value: Any = None
+        held: object = None
         error: AssertionError | None = None
         try:
             value = check()
+            held = until(value) if until is not None else value
         except AssertionError as exc:
             error = exc
-        if error is None and value:
+        if error is None and held:
             return value
         if last_try:
             raise _not_yet(value, error, within, what)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ import pytest
 from google.protobuf import json_format
 
 from neoactions.v1 import actions_pb2, actions_pb2_grpc, events_pb2, events_pb2_grpc, executions_pb2
-from tests.conftest import port_open
+from tests.conftest import eventually_sync, port_open
 from tests.e2e.conftest import ServerProcess
 from tests.integration.dockerenv import (
     ONESHOT_IMAGE,
@@ -122,10 +121,9 @@ def node_greeter(request: pytest.FixtureRequest) -> Iterator[str]:
         port = s.getsockname()[1]
     proc = subprocess.Popen(["node", "example/greet.js", str(port)], cwd=sdk, stdout=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 15
-        while not port_open("127.0.0.1", port):
-            assert time.monotonic() < deadline, "the node handler did not start"
-            time.sleep(0.05)
+        eventually_sync(
+            lambda: port_open("127.0.0.1", port), within=15, interval=0.05, what="the node handler listening"
+        )
         yield f"127.0.0.1:{port}"
     finally:
         proc.terminate()

@@ -11,9 +11,7 @@ for the server: an open breaker would delay the retries these tests wait for.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -25,6 +23,8 @@ import pytest
 from neoactions.client import AsyncClient, Execution, ExecutionStatus, FailedPrecondition
 from neoactions.server.model import EventStatus
 from neoactions.v1 import events_pb2, events_pb2_grpc, executions_pb2, executions_pb2_grpc
+from tests.conftest import eventually as poll
+from tests.conftest import eventually_sync as poll_sync
 from tests.e2e.conftest import ServerProcess, module_server, tenant_client
 from tests.e2e.test_cli_e2e import Cli
 
@@ -88,25 +88,13 @@ def action(
 
 async def eventually(probe: Callable[[], Awaitable[T]], done: Callable[[T], bool], within: float = WITHIN) -> T:
     """Poll ``probe`` until ``done(value)``; the last value is in the failure message."""
-    deadline = time.monotonic() + within
-    while True:
-        value = await probe()
-        if done(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached within {within}s; last seen: {value!r}")
-        await asyncio.sleep(0.1)
+    value: T = await poll(probe, until=done, within=within, interval=0.1)
+    return value
 
 
 def eventually_sync(probe: Callable[[], T], done: Callable[[T], bool], within: float = WITHIN) -> T:
-    deadline = time.monotonic() + within
-    while True:
-        value = probe()
-        if done(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached within {within}s; last seen: {value!r}")
-        time.sleep(0.1)
+    value: T = poll_sync(probe, until=done, within=within, interval=0.1)
+    return value
 
 
 async def executions_of(client: AsyncClient, action_name: str) -> list[Execution]:

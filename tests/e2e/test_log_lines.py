@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from neoactions.client import Client, NotFound
+from tests.conftest import eventually_sync
 from tests.e2e.conftest import module_server
 
 ACTIONS: list[dict[str, Any]] = [
@@ -36,9 +36,7 @@ def test_debug_log_is_json_lines(tmp_path: Path) -> None:
             with pytest.raises(NotFound):
                 client.get_action('no "such"\naction')
         server.proc.send_signal(signal.SIGUSR1)  # one line per task of the event loop
-        deadline = time.monotonic() + 10
-        while "waits at" not in server.log_path.read_text() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        eventually_sync(lambda: "waits at" in server.log_path.read_text(), within=10, what="the task dump in the log")
     text = server.log_path.read_text()
     entries = []
     for number, line in enumerate(text.splitlines(), 1):

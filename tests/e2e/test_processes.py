@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -22,7 +21,7 @@ import pytest
 import redis
 
 from neoactions.client import AsyncClient
-from tests.conftest import FIXTURES, REDIS_URL, ROOT, require_postgres, require_redis
+from tests.conftest import FIXTURES, REDIS_URL, ROOT, eventually, eventually_sync, require_postgres, require_redis
 from tests.e2e.conftest import ServerProcess, _create_database, _drop_database
 
 GROUP = re.compile(r"listening on [^:]+:(\d+) \((\d+) processes\)")
@@ -141,14 +140,13 @@ async def test_a_dead_process_is_started_again_and_a_signal_stops_them_all(
     before = _children(proc.pid)
     victim = min(before)
     os.kill(victim, signal.SIGKILL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        now = _children(proc.pid)
-        if victim not in now and len(now) == 2:
-            break
-        await asyncio.sleep(0.2)
-    else:
-        pytest.fail(f"no replacement for process {victim}: {_children(proc.pid)}")
+    await eventually(
+        lambda: _children(proc.pid),
+        until=lambda now: victim not in now and len(now) == 2,
+        within=60,
+        interval=0.2,
+        what=f"a replacement for process {victim}",
+    )
     # the replacement serves (it may take a moment to listen)
     for _ in range(60):
         served = await _pids_serving(target)
@@ -171,10 +169,8 @@ def test_sigusr1_logs_where_every_task_waits(tmp_path: Path) -> None:
     proc.start()
     try:
         os.kill(proc.pid, signal.SIGUSR1)
-        deadline = time.monotonic() + 10
-        while "lease-heartbeat waits at" not in (tmp_path / "server.log").read_text():
-            assert time.monotonic() < deadline, (tmp_path / "server.log").read_text()[-2000:]
-            time.sleep(0.1)
+        log = tmp_path / "server.log"
+        eventually_sync(lambda: log.read_text(), until=lambda text: "lease-heartbeat waits at" in text, within=10)
         assert proc.proc is not None and proc.proc.poll() is None  # logged, still serving
     finally:
         proc.stop()
@@ -198,10 +194,7 @@ async def test_a_watcher_sees_the_executions_of_every_process(group: tuple[subpr
             results = await asyncio.gather(*(c.publish("shop.who", {"n": i}, wait=True) for i, c in enumerate(clients)))
         ran = {r.executions[0].id: r.executions[0].output["pid"] for r in results}
         assert len(set(ran.values())) == 2, "the 16 connections reached both processes"
-        for _ in range(100):
-            if seen.keys() >= ran.keys():
-                break
-            await asyncio.sleep(0.1)
+        await eventually(lambda: seen.keys() >= ran.keys(), within=10, what="the watcher saw every execution")
         watching.cancel()
         await asyncio.gather(watching, return_exceptions=True)
     assert {k: seen.get(k) for k in ran} == ran  # every execution, from whichever process ran it

@@ -23,6 +23,7 @@ from neoactions.v1 import (
     tenants_pb2,
     tenants_pb2_grpc,
 )
+from tests.conftest import eventually
 from tests.e2e.conftest import ServerProcess
 from tests.e2e.test_pipeline import action, collect_until
 
@@ -155,8 +156,7 @@ async def test_kill_9_mid_run_loses_nothing(server: ServerProcess) -> None:
         )
 
     publishing = asyncio.create_task(publish(0, total))
-    while len(accepted) < total // 2 and not publishing.done():  # noqa: ASYNC110 - polling a counter
-        await asyncio.sleep(0.01)
+    await eventually(lambda: len(accepted) >= total // 2 or publishing.done(), within=60, interval=0.01)
     server.kill()
     reached = await publishing
     assert reached < total, "the kill came too late to cut the run"
@@ -167,11 +167,13 @@ async def test_kill_9_mid_run_loses_nothing(server: ServerProcess) -> None:
     store = open_store(server.store_url)
     await store.open()
     try:
-        for _ in range(600):
-            statuses = await _all_executions(store)
-            if len(statuses) >= len(accepted) and all(s.is_final for _, s in statuses):
-                break
-            await asyncio.sleep(0.1)
+        await eventually(
+            lambda: _all_executions(store),
+            until=lambda statuses: len(statuses) >= len(accepted) and all(s.is_final for _, s in statuses),
+            within=60,
+            interval=0.1,
+            what="every accepted event's execution final",
+        )
         event_ids = await _all_events(store)
         statuses = await _all_executions(store)
     finally:

@@ -60,3 +60,14 @@ def test_eventually_sync_polls_the_same_way() -> None:
     assert eventually_sync(check, within=5, interval=0.001) == {"ready": 3}
     with pytest.raises(AssertionError, match="the file appeared did not hold"):
         eventually_sync(lambda: False, within=0.01, interval=0.001, what="the file appeared")
+
+
+async def test_until_judges_what_the_probe_saw_and_returns_it() -> None:
+    seen = iter([{"status": "running"}, {"status": "running"}, {"status": "done"}])
+    assert await eventually(lambda: next(seen), until=lambda x: x["status"] == "done", interval=0.001) == {
+        "status": "done"
+    }
+    # a falsy value the condition accepts is returned too
+    assert await eventually(lambda: 0, until=lambda x: x == 0) == 0
+    with pytest.raises(AssertionError, match=r"last value: \{'status': 'running'\}"):
+        eventually_sync(lambda: {"status": "running"}, until=lambda x: x["status"] == "done", within=0.01)
