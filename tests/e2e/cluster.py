@@ -4,7 +4,6 @@ key prefix of their own (removed afterwards)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -16,7 +15,7 @@ from typing import Any
 import asyncpg
 import redis
 
-from tests.conftest import REDIS_URL
+from tests.conftest import REDIS_URL, eventually
 from tests.e2e.conftest import ServerProcess
 
 #: short leases and visibility so a killed worker's work moves on within seconds
@@ -100,11 +99,4 @@ async def status_counts(database_url: str, schema: str = "admin") -> dict[str, i
 
 async def wait_for(condition: Any, within: float, every: float = 0.25) -> None:
     """Poll the async ``condition`` until it returns true; fail after ``within`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        if await condition():
-            return
-        if loop.time() > deadline:
-            raise AssertionError(f"condition not met within {within}s")
-        await asyncio.sleep(every)
+    await eventually(condition, within=within, interval=every)
