@@ -31,7 +31,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from loopback_http import Received, Reply, serve_http  # type: ignore[import-not-found]
+from loopback_http import LoopbackServer, Received, Reply, serve_http  # type: ignore[import-not-found]
 
 from neoactions.plugins.sdk import HandlerContext as SdkContext
 from neoactions.plugins.sdk import HandlerError, handler, start_server
@@ -56,6 +56,7 @@ BEHAVIOURS = (
     "retryable_failure",
     "final_failure",
     "timeout",
+    "expired_deadline",
     "cancellation",
     "logs",
     "progress",
@@ -132,6 +133,10 @@ class RunnerKind:
     def succeed(self, value: JSONObject) -> Case:
         raise NotImplementedError
 
+    async def ran(self, case: Case, updates: list[RunnerUpdate]) -> bool:
+        """Whether the handler got ``case`` (a :meth:`succeed` case) at all."""
+        raise NotImplementedError
+
     def fail(self, retryable: bool) -> Case:
         raise NotImplementedError
 
@@ -177,6 +182,8 @@ def _blob_of(size: int, pick: Callable[[Any], JSON] = lambda o: o) -> Callable[[
 #: tokens of python/sidecar handlers that started hanging, and of those that were stopped
 STARTED: set[str] = set()
 STOPPED: set[str] = set()
+#: tokens of the cases python/sidecar handlers were called with
+CALLED: set[str] = set()
 
 
 async def _hang_until_cancelled(case_token: str) -> None:
@@ -190,6 +197,7 @@ async def _hang_until_cancelled(case_token: str) -> None:
 async def contract_handler(config: JSONObject, data: Any, ctx: HandlerContext) -> JSON:
     """The python kind's handler: does what ``config["behave"]`` says."""
     behave = config["behave"]
+    CALLED.add(str(config.get("token", "")))
     if behave == "echo":
         return data
     if behave == "fail":
@@ -216,7 +224,12 @@ class PythonKind(RunnerKind):
         return {"function": self.function, "behave": behave, **extra}
 
     def succeed(self, value: JSONObject) -> Case:
-        return Case(self._case("echo"), value, expect=_equals(value))
+        case = Case({}, value, expect=_equals(value))
+        case.config = self._case("echo", token=case.token)
+        return case
+
+    async def ran(self, case: Case, updates: list[RunnerUpdate]) -> bool:
+        return case.token in CALLED
 
     def fail(self, retryable: bool) -> Case:
         return Case(
@@ -266,7 +279,11 @@ class WasmKind(RunnerKind):
         return config
 
     def succeed(self, value: JSONObject) -> Case:
-        return Case(self._js("function main(input) { return input.data; }"), value, expect=_equals(value))
+        source = 'function main(input) { console.log("running"); return input.data; }'
+        return Case(self._js(source), value, expect=_equals(value))
+
+    async def ran(self, case: Case, updates: list[RunnerUpdate]) -> bool:
+        return any(getattr(u, "message", "") == "running" for u in updates)
 
     def fail(self, retryable: bool) -> Case:
         assert not retryable
@@ -327,13 +344,19 @@ class Holding:
 class HttpKind(RunnerKind):
     name = "http"
 
-    def __init__(self, runner: Runner, url: str, holding: Holding) -> None:
+    def __init__(self, runner: Runner, server: LoopbackServer, holding: Holding) -> None:
         super().__init__(runner)
-        self.url = url
+        self.server = server
+        self.url = server.url
         self.holding = holding
 
     def succeed(self, value: JSONObject) -> Case:
-        return Case({"url": f"{self.url}/echo", "method": "POST"}, value, expect=_equals(value, lambda o: o["body"]))
+        case = Case({}, value, expect=_equals(value, lambda o: o["body"]))
+        case.config = {"url": f"{self.url}/echo/{case.token}", "method": "POST"}
+        return case
+
+    async def ran(self, case: Case, updates: list[RunnerUpdate]) -> bool:
+        return any(r.path == f"/echo/{case.token}" for r in self.server.requests)
 
     def fail(self, retryable: bool) -> Case:
         status = 503 if retryable else 404
@@ -361,7 +384,7 @@ class HttpKind(RunnerKind):
 def _http_responder(holding: Holding) -> Callable[[Received], Reply]:
     def respond(req: Received) -> Reply:
         json_type = {"content-type": "application/json"}
-        if req.path == "/echo":
+        if re.fullmatch(r"/echo(/\w+)?", req.path):
             return Reply(200, req.body, json_type)
         if m := re.fullmatch(r"/status/(\d+)", req.path):
             return Reply(int(m[1]), b"asked for it")
@@ -381,7 +404,7 @@ async def open_http() -> AsyncIterator[RunnerKind]:
     try:
         with serve_http(_http_responder(holding)) as server:
             try:
-                yield HttpKind(runner, server.url, holding)
+                yield HttpKind(runner, server, holding)
             finally:
                 holding.closing.set()
     finally:
@@ -406,7 +429,7 @@ def _lambda_responder(holding: Holding) -> Callable[[Received], Reply]:
             return Reply(403, b'{"message": "not an Invoke"}', {"x-amzn-errortype": "UnknownOperationException"})
         name = match[1]
         headers = {"content-type": "application/json", "x-amz-executed-version": "$LATEST"}
-        if name == "echo":
+        if name.startswith("echo"):
             if req.headers.get("x-amz-log-type") == "Tail":
                 headers["x-amz-log-result"] = base64.b64encode(b"START RequestId: 1\nline one\nEND\n").decode()
             return Reply(200, req.body, headers)
@@ -427,9 +450,10 @@ def _lambda_responder(holding: Holding) -> Callable[[Received], Reply]:
 class LambdaKind(RunnerKind):
     name = "lambda"
 
-    def __init__(self, runner: Runner, url: str, holding: Holding) -> None:
+    def __init__(self, runner: Runner, server: LoopbackServer, holding: Holding) -> None:
         super().__init__(runner)
-        self.url = url
+        self.server = server
+        self.url = server.url
         self.holding = holding
 
     def _config(self, function: str, **extra: Any) -> JSONObject:
@@ -442,7 +466,12 @@ class LambdaKind(RunnerKind):
         }
 
     def succeed(self, value: JSONObject) -> Case:
-        return Case(self._config("echo"), value, expect=_equals(value, lambda o: o["payload"]))
+        case = Case({}, value, expect=_equals(value, lambda o: o["payload"]))
+        case.config = self._config(f"echo-{case.token}")
+        return case
+
+    async def ran(self, case: Case, updates: list[RunnerUpdate]) -> bool:
+        return any(f"/echo-{case.token}/" in r.path for r in self.server.requests)
 
     def fail(self, retryable: bool) -> Case:
         # the function raising is retryable (the action's policy decides); a missing function is not
@@ -475,7 +504,7 @@ async def open_lambda() -> AsyncIterator[RunnerKind]:
     try:
         with serve_http(_lambda_responder(holding)) as server:
             try:
-                yield LambdaKind(runner, server.url, holding)
+                yield LambdaKind(runner, server, holding)
             finally:
                 holding.closing.set()
     finally:
@@ -492,10 +521,13 @@ class Mailbox:
     def __init__(self) -> None:
         self.started: set[str] = set()
         self.stopped: set[str] = set()
+        #: every recipient asked for, accepted or not
+        self.asked: set[str] = set()
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
     ) -> str:
+        self.asked.add(address)
         if address.startswith("nobody@"):
             return "550 5.1.1 no such user"
         if address.startswith("busy@"):
@@ -547,6 +579,9 @@ class EmailKind(RunnerKind):
         case.expect = expect
         return case
 
+    async def ran(self, case: Case, updates: list[RunnerUpdate]) -> bool:
+        return f"ok-{case.token}@example.test" in self.mailbox.asked
+
     def fail(self, retryable: bool) -> Case:
         return Case(
             self._mail("busy@example.test" if retryable else "nobody@example.test"),
@@ -594,6 +629,7 @@ async def open_email() -> AsyncIterator[RunnerKind]:
 @handler(name="contract", version="1.0.0", capabilities=["streaming-logs"])  # type: ignore[untyped-decorator]
 async def sidecar_handler(config: dict[str, Any], data: Any, ctx: SdkContext) -> Any:
     behave = data["behave"]
+    CALLED.add(str(data.get("token", "")))
     if behave == "echo":
         return data["value"]
     if behave == "fail":
@@ -620,7 +656,12 @@ class SidecarKind(RunnerKind):
         self.config: JSONObject = {"address": address}
 
     def succeed(self, value: JSONObject) -> Case:
-        return Case(self.config, {"behave": "echo", "value": value}, expect=_equals(value))
+        case = Case(self.config, expect=_equals(value))
+        case.data = {"behave": "echo", "value": value, "token": case.token}
+        return case
+
+    async def ran(self, case: Case, updates: list[RunnerUpdate]) -> bool:
+        return case.token in CALLED
 
     def fail(self, retryable: bool) -> Case:
         return Case(
@@ -681,6 +722,16 @@ class ContainerKind(RunnerKind):
     def __init__(self, runner: ContainerRunner, image: str) -> None:
         super().__init__(runner)
         self.image = image
+        #: how many containers the runner created: a spy on the real engine's create
+        self.created = 0
+        create = runner.engine.create
+
+        def counted(*args: Any, **kwargs: Any) -> str:
+            self.created += 1
+            return create(*args, **kwargs)
+
+        runner.engine.create = counted  # type: ignore[method-assign]
+        self._created_before: dict[str, int] = {}
 
     def _config(self, **extra: Any) -> JSONObject:
         return {"image": self.image, **extra}
@@ -689,7 +740,13 @@ class ContainerKind(RunnerKind):
         return _docker_ids(f"label={INSTANCE_LABEL}={self.runner.engine.instance}")
 
     def succeed(self, value: JSONObject) -> Case:
-        return Case(self._config(), value, expect=_equals(value, lambda o: o["echo"]["input"]))
+        case = Case(self._config(), value, expect=_equals(value, lambda o: o["echo"]["input"]))
+        self._created_before[case.token] = self.created
+        return case
+
+    async def ran(self, case: Case, updates: list[RunnerUpdate]) -> bool:
+        # one case at a time in this suite: a container created since the case was made is its own
+        return self.created > self._created_before[case.token]
 
     def fail(self, retryable: bool) -> Case:
         if retryable:  # exit 75, EX_TEMPFAIL
@@ -726,6 +783,10 @@ class ContainerSidecarKind(ContainerKind):
 
     def succeed(self, value: JSONObject) -> Case:
         return Case(self._config(), value, expect=_equals(value, lambda o: o["echo"]))
+
+    async def ran(self, case: Case, updates: list[RunnerUpdate]) -> bool:
+        # a warm container may be started for the pool; the handler running shows in its first log line
+        return any(getattr(u, "message", "").startswith("mode echo") for u in updates)
 
     def fail(self, retryable: bool) -> Case:
         assert not retryable

@@ -3,8 +3,9 @@
 ``Runner.execute(config, data, ctx)`` yields logs and progress, then exactly one
 ``Result`` or ``Failure`` — last; a handler's failure is a classified ``Failure``
 (type, retryable), never an exception out of ``execute``; the attempt ends by
-``ctx.deadline`` (a ``Failure`` with ``timed_out`` and type ``timeout``) and stops
-promptly when its task is cancelled, leaving nothing running. Each behaviour is one
+``ctx.deadline`` (a ``Failure`` with ``timed_out`` and type ``timeout``), does not start
+the handler once the deadline has passed, and stops promptly when its task is cancelled,
+leaving nothing running. Each behaviour is one
 test, run against every kind in ``runner_backends.KINDS``; what a kind cannot express
 is listed with its reason in ``NOT_APPLICABLE`` (reported as a skip naming it), and a
 known breach of the contract in ``BREACHES`` (a strict xfail: it turns red once fixed,
@@ -189,6 +190,21 @@ async def test_timeout(kind: RunnerKind) -> None:
         f"the timeout was reported {elapsed - kind.timeout_seconds:.2f}s after the deadline (margin {kind.margin}s)"
     )
     await eventually(lambda: kind.released(case, context), within=RELEASE_SECONDS, what="release after the timeout")
+
+
+@pytest.mark.parametrize("kind", kinds("expired_deadline"), indirect=True)
+@module_loop
+async def test_expired_deadline(kind: RunnerKind) -> None:
+    """An attempt whose deadline passed before it began ends at once, timed out, without
+    running the handler (whose effects would come after the attempt was given up)."""
+    case = kind.succeed({"id": "ord-8"})
+    started = time.monotonic()
+    updates = await run(kind, case, ctx(-0.5))
+    elapsed = time.monotonic() - started
+    failure = failure_of(updates)
+    assert failure.timed_out and failure.error.type == "timeout", failure
+    assert elapsed <= kind.margin, f"an expired attempt took {elapsed:.2f}s to end"
+    assert not await kind.ran(case, updates), "the handler ran after the attempt's deadline"
 
 
 @pytest.mark.parametrize("kind", kinds("logs"), indirect=True)

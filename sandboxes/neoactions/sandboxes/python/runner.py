@@ -273,6 +273,9 @@ class PythonRunner:
         _lookup(module, ref, self.trusted, registered)
 
     async def execute(self, config: JSONObject, data: JSON, ctx: ExecutionContext) -> AsyncIterator[RunnerUpdate]:
+        if ctx.remaining_seconds() <= 0:  # given up already: the handler's effects would come too late
+            yield _timed_out(ctx)
+            return
         function = str(config.get("function", ""))
         fn = self._handlers.get(function)
         if fn is None:
