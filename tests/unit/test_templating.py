@@ -172,8 +172,13 @@ async def test_a_render_that_outgrows_its_slice_finishes_on_a_thread() -> None:
     assert out == {"a": "01234" * 10000}
     assert r._pool is not None  # it did not fit in the slice on the loop
     fast = ConfigRenderer()
+    fast.check({"a": "{{ data.amount }}"})  # compiled at save: the render fits its slice on the loop
     assert await fast.render_async({"a": "{{ data.amount }}"}, CTX) == {"a": 150}
     assert fast._pool is None
+    # not compiled yet (a restart, say): compiled and rendered on a thread
+    assert await fast.render_async({"b": "{{ data.amount + 1 }}"}, CTX) == {"b": 151}
+    assert fast._pool is not None
+    fast.close()
     with pytest.raises(TemplateRenderError, match="loop steps"):
         await ConfigRenderer(TemplateLimits(max_steps=1000)).render_async(config, CTX)
     r.close()
@@ -197,6 +202,21 @@ def test_save_refuses_constant_blow_ups_and_sandbox_violations_naming_the_field(
     assert err.value.violations[0].field == "handler.config.channel"
     assert err.value.reason == "INVALID_TEMPLATE"
     assert re.search(match, err.value.message)
+
+
+def test_save_refuses_templates_too_large_or_too_deep_to_compile() -> None:
+    r = ConfigRenderer()
+    for config, match in [
+        ({"a": "{{ " + "(" * 5000 + "1" + ")" * 5000 + " }}"}, "cannot be compiled"),
+        ({"a": "{{ data.x }}" * 900, "b": ["{{ data.y }}" * 200]}, "too large"),
+        ({"a": "{{ " + "data.x ~ " * 9000 + "1 }}"}, "too large"),
+    ]:
+        with pytest.raises(InvalidArgument, match=match) as err:
+            r.check(config)
+        assert err.value.reason == "INVALID_TEMPLATE"
+    with pytest.raises(InvalidArgument) as err:
+        r.check({"a": "{{ data.x }}" * 900, "b": ["{{ data.y }}" * 200]})
+    assert err.value.violations[0].field == "handler.config.b[0]"
 
 
 def test_save_accepts_what_depends_on_the_data() -> None:

@@ -76,12 +76,18 @@ class RenderSliceSpent(Exception):
 class Budget:
     """What one render has spent: steps, characters built, time."""
 
-    __slots__ = ("_deadline", "_seconds", "_sizes", "_slice_end", "emitted", "limits", "produced", "steps")
+    __slots__ = ("_deadline", "_seconds", "_sizes", "_slice_end", "emitted", "limits", "produced", "steps", "unknowns")
 
     def __init__(
-        self, limits: TemplateLimits, seconds: float | None = None, slice_seconds: float | None = None
+        self,
+        limits: TemplateLimits,
+        seconds: float | None = None,
+        slice_seconds: float | None = None,
+        unknowns: bool = False,
     ) -> None:
         self.limits = limits
+        #: names the render cannot resolve are :class:`Unknown` (a render at save), not errors
+        self.unknowns = unknowns
         self.steps = 0
         self.produced = 0
         self.emitted = 0
@@ -481,9 +487,11 @@ class LimitedEnvironment(ImmutableSandboxedEnvironment):
     code_generator_class = _LimitedCodeGenerator
     intercepted_binops = frozenset({"*", "**", "+", "%"})
 
-    def __init__(self, limits: TemplateLimits, undefined: type[Undefined] = StrictUndefined) -> None:
-        super().__init__(undefined=undefined, autoescape=False, finalize=self._finalize)
+    def __init__(self, limits: TemplateLimits) -> None:
+        super().__init__(undefined=StrictUndefined, autoescape=False, finalize=self._finalize)
         self.limits = limits
+        # strict, except in a render against unknowns (one compiled template serves both)
+        self.undefined = self._undefined  # type: ignore[assignment]
         # buffers ({% set %} blocks, macros, filter blocks) are joined through this
         self.concat = self._concat  # type: ignore[method-assign]
         self.globals["range"] = self._range
@@ -556,6 +564,12 @@ class LimitedEnvironment(ImmutableSandboxedEnvironment):
         if budget is None or isinstance(iterable, Undefined):
             return iterable
         return budget.guard(iterable)
+
+    def _undefined(self, *args: Any, **kwargs: Any) -> Undefined:
+        budget = _budget.get()
+        if budget is not None and budget.unknowns:
+            return Unknown(*args, **kwargs)
+        return StrictUndefined(*args, **kwargs)
 
     def sized(self, value: Any) -> Any:
         """What an assignment keeps: refused when too long."""

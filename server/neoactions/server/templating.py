@@ -27,7 +27,9 @@ import asyncio
 import concurrent.futures
 import functools
 import re
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -45,12 +47,18 @@ from neoactions.server.template_limits import (
     TemplateLimitError,
     TemplateLimits,
     TemplateTimeout,
-    Unknown,
     run_with_budget,
     size_of,
 )
 
 _SINGLE_EXPRESSION = re.compile(r"^\{\{\s*(?P<expr>.+?)\s*\}\}$", re.DOTALL)
+#: what is inside a tag (``{{ … }}``, ``{% … %}``): what compiling costs
+_TAG = re.compile(r"\{[{%].*?[}%]\}", re.DOTALL)
+#: tags, and characters inside them, a config may hold (compiled at save, on the event loop)
+_MAX_TAGS = 1000
+_MAX_TAG_CHARS = 32 * 1024
+#: compiled templates kept
+_COMPILED_KEPT = 4096
 
 #: a render first runs on the event loop for at most this long
 INLINE_SLICE_SECONDS = 0.005
@@ -81,10 +89,10 @@ class ConfigRenderer:
         self.limits = limits or TemplateLimits()
         self._env = LimitedEnvironment(self.limits)
         self._env.add_filter("date_format", _date_format)
-        # renders against unknowns, at save
-        self._check_env = LimitedEnvironment(self.limits, undefined=Unknown)
-        self._check_env.add_filter("date_format", _date_format)
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        #: compiled templates by source text, least recently used first
+        self._compiled: OrderedDict[str, tuple[str, Any]] = OrderedDict()
+        self._compiled_lock = threading.Lock()
 
     @classmethod
     def for_settings(cls, settings: Settings) -> ConfigRenderer:
@@ -98,22 +106,47 @@ class ConfigRenderer:
             )
         )
 
-    @functools.lru_cache(maxsize=4096)  # noqa: B019 - one renderer lives for the whole service
     def _compile(self, source: str) -> tuple[str, Any]:
-        return _compile(self._env, source)
+        with self._compiled_lock:
+            found = self._compiled.get(source)
+            if found is not None:
+                self._compiled.move_to_end(source)
+                return found
+        compiled = _compile(self._env, source)
+        with self._compiled_lock:
+            self._compiled[source] = compiled
+            if len(self._compiled) > _COMPILED_KEPT:
+                self._compiled.popitem(last=False)
+        return compiled
+
+    def _all_compiled(self, config: JSON, raw_keys: frozenset[str]) -> bool:
+        return _compiled_all(config, self._compiled, raw_keys, top=True)
 
     def check(self, config: JSON, path: str = "handler.config", raw_keys: frozenset[str] = frozenset()) -> None:
         """Refuse, naming the field, templates that do not parse, that break the sandbox, or
         whose constant parts go past the limits (at save time)."""
+        tags = tag_chars = 0
         for key_path, text in _strings(config, path, raw_keys):
+            # compiling takes time in proportion to the tags: bounded, since it happens here
+            tags += text.count("{{") + text.count("{%")
+            tag_chars += sum(len(m) for m in _TAG.findall(text))
+            if tags > _MAX_TAGS or tag_chars > _MAX_TAG_CHARS:
+                raise InvalidArgument.field(
+                    key_path,
+                    f"templates too large: a config may hold {_MAX_TAGS} tags of {_MAX_TAG_CHARS} characters in all",
+                    reason="INVALID_TEMPLATE",
+                )
             try:
-                self._compile(text)
-                kind, compiled = _compile(self._check_env, text)
+                kind, compiled = self._compile(text)
             except TemplateError as exc:
                 raise InvalidArgument.field(key_path, f"invalid template: {exc}", reason="INVALID_TEMPLATE") from None
-            budget = Budget(self.limits, seconds=min(self.limits.max_seconds, 0.25))
+            except Exception as exc:  # nested past the parser's depth, and the like
+                raise InvalidArgument.field(
+                    key_path, f"template cannot be compiled: {_one_line(exc)}", reason="INVALID_TEMPLATE"
+                ) from None
+            budget = Budget(self.limits, seconds=min(self.limits.max_seconds, 0.25), unknowns=True)
             try:
-                run_with_budget(budget, functools.partial(_evaluate, self._check_env, kind, compiled, {}, text))
+                run_with_budget(budget, functools.partial(_evaluate, self._env, kind, compiled, {}, text))
             except TemplateTimeout:
                 pass  # slow against unknowns proves nothing: the render's own limits still hold
             except SecurityError as exc:  # the sandbox's and the limits' refusals
@@ -145,11 +178,12 @@ class ConfigRenderer:
         render needs more than a short slice; ``seconds`` is the time left to the attempt."""
         total = _seconds(self, seconds)
         started = time.monotonic()
-        inline = Budget(self.limits, seconds=total, slice_seconds=INLINE_SLICE_SECONDS)
-        try:
-            return self._render_within(config, context, raw_keys, inline)
-        except RenderSliceSpent:
-            pass
+        if self._all_compiled(config, raw_keys):  # else compiling alone may take longer than a slice
+            inline = Budget(self.limits, seconds=total, slice_seconds=INLINE_SLICE_SECONDS)
+            try:
+                return self._render_within(config, context, raw_keys, inline)
+            except RenderSliceSpent:
+                pass
         if self._pool is None:
             self._pool = concurrent.futures.ThreadPoolExecutor(RENDER_THREADS, thread_name_prefix="template-render")
         left = total - (time.monotonic() - started)
@@ -269,6 +303,17 @@ def _jsonable(value: Any) -> JSON:
     if isinstance(value, datetime):
         return value.isoformat()
     return str(value)
+
+
+def _compiled_all(value: JSON, compiled: Mapping[str, Any], raw_keys: frozenset[str], top: bool) -> bool:
+    """Whether every template string in ``value`` is compiled already."""
+    if isinstance(value, str):
+        return value in compiled or ("{{" not in value and "{%" not in value)
+    if isinstance(value, dict):
+        return all((top and k in raw_keys) or _compiled_all(v, compiled, raw_keys, False) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_compiled_all(v, compiled, raw_keys, False) for v in value)
+    return True
 
 
 def _strings(value: JSON, path: str, raw_keys: frozenset[str], top: bool = True) -> list[tuple[str, str]]:
