@@ -88,6 +88,8 @@ BATCH = int(_env("BENCH_SOAK_BATCH", 20))
 HOSTILE_EVERY = _env("BENCH_SOAK_HOSTILE_EVERY", 0.5)
 SAMPLE_EVERY = _env("BENCH_SOAK_SAMPLE_EVERY", 5)
 STORE = os.environ.get("BENCH_SOAK_STORE", "embedded")
+#: hostile kinds to send (comma separated); empty: every kind
+HOSTILE_KINDS = os.environ.get("BENCH_SOAK_HOSTILE", "")
 IN_FLIGHT = 8
 #: a hostile call taking longer than this counts as DEADLINE_EXCEEDED
 HOSTILE_TIMEOUT = 30.0
@@ -457,6 +459,8 @@ def _hostile_kinds(receiver_port: int) -> dict[str, list[tuple[str, Call]]]:
 async def _hostile_load(
     channel: grpc.aio.Channel, soak: Soak, until: asyncio.Event, kinds: dict[str, list[tuple[str, Call]]]
 ) -> None:
+    if not kinds:
+        return
     # round robin over kinds, and within a kind over its variants
     turns = {kind: itertools.cycle(variants) for kind, variants in kinds.items()}
     kind_cycle = itertools.cycle(list(kinds))
@@ -565,7 +569,7 @@ async def _by_status(probe: Probe, store_url: str) -> dict[tuple[str, str], int]
 
 
 async def _soak(tmp: Path, soak: Soak) -> None:
-    wanted = [k for k in os.environ.get("BENCH_SOAK_HOSTILE", "").split(",") if k]
+    wanted = [k for k in HOSTILE_KINDS.split(",") if k]
     receiver = subprocess.Popen(  # noqa: ASYNC220 - started once, before any load
         [sys.executable, "-m", "bench.bench_webhook", "--serve"], stdout=subprocess.PIPE, text=True, cwd=ROOT
     )
@@ -639,7 +643,8 @@ def _report(soak: Soak, took: float, loads: list[str]) -> str:
     lines = [
         f"store: {STORE}; warm-up {WARMUP:g} s, measured {soak.measured_seconds:,.0f} s (asked {SECONDS:g} s); "
         f"normal load offered {RATE:g} events/s in batches of {BATCH} (python 70 %, http 20 %, wasm 10 %) "
-        f"+ 2 list calls/s; one hostile request every {HOSTILE_EVERY:g} s; took {took:,.0f} s.  ",
+        f"+ 2 list calls/s; one hostile request every {HOSTILE_EVERY:g} s ({HOSTILE_KINDS or 'every kind'}); "
+        f"took {took:,.0f} s.  ",
         f"load average: {'; '.join(loads)}.",
         "",
     ]
