@@ -55,6 +55,7 @@ BEHAVIOURS = (
     "result",
     "retryable_failure",
     "final_failure",
+    "unusable_config",
     "timeout",
     "expired_deadline",
     "cancellation",
@@ -138,6 +139,11 @@ class RunnerKind:
         raise NotImplementedError
 
     def fail(self, retryable: bool) -> Case:
+        raise NotImplementedError
+
+    def unusable(self) -> Case:
+        """A config that passed the save-time checks (or was rendered since) but that the runner
+        cannot run: a final, classified failure, never an exception."""
         raise NotImplementedError
 
     def hang(self) -> Case:
@@ -237,6 +243,10 @@ class PythonKind(RunnerKind):
             error_type="ConnectionError" if retryable else "NonRetryableError",
         )
 
+    def unusable(self) -> Case:
+        # saved while its module was approved; the setting changed since
+        return Case({"function": "tests.contract.elsewhere:handler"}, error_type="handler_not_found")
+
     def hang(self) -> Case:
         case = Case({})
         case.config = self._case("hang", token=case.token)
@@ -290,6 +300,11 @@ class WasmKind(RunnerKind):
         return Case(
             self._js('function main() { throw new RangeError("the order is unknown"); }'), error_type="RangeError"
         )
+
+    def unusable(self) -> Case:
+        # saved under a higher operator maximum, lowered since
+        source = "function main() { return 1; }"
+        return Case(self._js(source, timeout_seconds=120), error_type="invalid_config")
 
     def hang(self) -> Case:
         # the guest's own limit is the largest allowed: the attempt's deadline is what stops it
@@ -361,6 +376,10 @@ class HttpKind(RunnerKind):
     def fail(self, retryable: bool) -> Case:
         status = 503 if retryable else 404
         return Case({"url": f"{self.url}/status/{status}", "method": "GET"}, error_type=f"http_{status}")
+
+    def unusable(self) -> Case:
+        # a templated URL that rendered into something that is not one
+        return Case({"url": "ftp://files.example.test/x", "method": "GET"}, error_type="invalid_config")
 
     def hang(self) -> Case:
         case = Case({})
@@ -479,6 +498,10 @@ class LambdaKind(RunnerKind):
             return Case(self._config("fails"), {}, error_type="lambda_function_error")
         return Case(self._config("missing"), {}, error_type="lambda_service_error")
 
+    def unusable(self) -> Case:
+        # a templated endpoint that rendered into something that is not a URL
+        return Case({**self._config("echo"), "endpoint_url": "lambda.local"}, {}, error_type="invalid_config")
+
     def hang(self) -> Case:
         case = Case({}, {})
         case.config = self._config(f"hold-{case.token}")
@@ -588,6 +611,10 @@ class EmailKind(RunnerKind):
             error_type="smtp_recipients_refused",
         )
 
+    def unusable(self) -> Case:
+        # a templated recipient that rendered into something that is not an address
+        return Case(self._mail("not an address"), error_type="invalid_config")
+
     def hang(self) -> Case:
         case = Case({})
         case.config = self._mail(f"hold-{case.token}@example.test")
@@ -626,7 +653,12 @@ async def open_email() -> AsyncIterator[RunnerKind]:
 # --- sidecar (the Python SDK's Handler server, in-process) ----------------------------------
 
 
-@handler(name="contract", version="1.0.0", capabilities=["streaming-logs"])  # type: ignore[untyped-decorator]
+@handler(
+    name="contract",
+    version="1.0.0",
+    capabilities=["streaming-logs"],
+    config_schema={"type": "object", "properties": {"mode": {"type": "string"}}},
+)  # type: ignore[untyped-decorator]
 async def sidecar_handler(config: dict[str, Any], data: Any, ctx: SdkContext) -> Any:
     behave = data["behave"]
     CALLED.add(str(data.get("token", "")))
@@ -669,6 +701,10 @@ class SidecarKind(RunnerKind):
             {"behave": "fail", "retryable": retryable},
             error_type="upstream_busy" if retryable else "order_unknown",
         )
+
+    def unusable(self) -> Case:
+        # the handler's own config schema (from Describe) refuses it
+        return Case({**self.config, "config": {"mode": 3}}, {"behave": "echo", "value": 1}, error_type="invalid_config")
 
     def hang(self) -> Case:
         case = Case(self.config)
@@ -752,6 +788,12 @@ class ContainerKind(RunnerKind):
         if retryable:  # exit 75, EX_TEMPFAIL
             return Case(self._config(), {"mode": "tempfail"}, error_type="exit_code")
         return Case(self._config(), {"mode": "declared"}, error_type="quota_exceeded")
+
+    def unusable(self) -> Case:
+        # an image that is not there (nothing is pulled)
+        return Case(
+            {**self._config(), "image": "neoactions-test/no-such-image:never"}, {}, error_type="image_not_found"
+        )
 
     def hang(self) -> Case:
         return Case(self._config(), {"mode": "sleep"})

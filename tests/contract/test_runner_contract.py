@@ -176,6 +176,15 @@ async def test_final_failure(kind: RunnerKind) -> None:
     assert failure.error.message
 
 
+@pytest.mark.parametrize("kind", kinds("unusable_config"), indirect=True)
+@module_loop
+async def test_unusable_config(kind: RunnerKind) -> None:
+    case = kind.unusable()
+    failure = failure_of(await run(kind, case, ctx(15)))
+    assert (failure.error.type, failure.error.retryable, failure.timed_out) == (case.error_type, False, False), failure
+    assert failure.error.message
+
+
 @pytest.mark.parametrize("kind", kinds("timeout"), indirect=True)
 @module_loop
 async def test_timeout(kind: RunnerKind) -> None:
