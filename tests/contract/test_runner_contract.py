@@ -65,7 +65,7 @@ def kinds(behaviour: str) -> list[Any]:
     assert behaviour in BEHAVIOURS
     params = []
     for name in KINDS:
-        marks: list[pytest.MarkDecorator] = []
+        marks: list[pytest.MarkDecorator] = [pytest.mark.docker] if name.startswith("container") else []
         if (name, behaviour) in NOT_APPLICABLE:
             marks.append(pytest.mark.skip(reason=f"not applicable: {NOT_APPLICABLE[(name, behaviour)]}"))
         if (name, behaviour) in BREACHES:
