@@ -40,12 +40,13 @@ class _Raising:
 
     def __init__(self) -> None:
         self.make: Callable[[], BaseException] = lambda: IndexError("list index out of range")
+        self.output: Any = {"ok": True}
         self.calls = 0
 
     async def execute(self, config: dict[str, Any], data: Any, ctx: ExecutionContext) -> AsyncIterator[RunnerUpdate]:
         self.calls += 1
         if config.get("ok"):
-            yield Result({"ok": True})
+            yield Result(self.output)
             return
         raise self.make()
 
@@ -179,6 +180,30 @@ async def test_the_execute_stream_ends_when_the_run_itself_fails(rig: _Rig, monk
     monkeypatch.setattr(rig.engine.dispatcher, "run", broken)
     with pytest.raises(RuntimeError, match="store went away"):
         await rig.executed("fine")
+
+
+@pytest.mark.parametrize(
+    "output",
+    [float("nan"), {"x": [1, float("inf")]}, {"text": "a\x00b"}, ["\ud800"], {"not json": object()}],
+)
+async def test_an_output_no_store_can_hold_fails_its_attempt_alone(rig: _Rig, output: Any) -> None:
+    rig.runner.output = output
+    await rig.action("odd", {"ok": True})
+    ex = await rig.published("odd")
+    assert ex.status is ExecutionStatus.FAILED
+    assert ex.error is not None and ex.error.type == "invalid_output" and not ex.error.retryable
+    assert len(ex.attempts) == 1
+    rig.runner.output = {"ok": True, "text": "a\\u0000b"}  # an escaped backslash, not a NUL
+    assert (await rig.published("odd")).status is ExecutionStatus.SUCCEEDED
+
+
+async def test_error_text_no_store_can_hold_is_cleaned(rig: _Rig) -> None:
+    rig.runner.make = lambda: ValueError("bad\x00byte \udc80")
+    await rig.action("poison", {})
+    ex = await rig.published("poison")
+    assert ex.status is ExecutionStatus.FAILED and ex.error is not None
+    assert "\x00" not in ex.error.message and "\udc80" not in ex.error.message
+    assert ex.error.message.startswith("ValueError: bad")
 
 
 def test_classification_says_retryable_only_for_the_clearly_transient() -> None:

@@ -36,6 +36,7 @@ from neoactions.server.engine.catalog import ActionCatalog
 from neoactions.server.engine.envelopes import EnvelopeLoader
 from neoactions.server.engine.leases import LeaseKeeper
 from neoactions.server.engine.recorder import AttemptRecorder
+from neoactions.server.engine.storable import storable
 from neoactions.server.errors import Unavailable
 from neoactions.server.flow import AdmissionRequest, FlowControl, Lease, Refused, breaker_target
 from neoactions.server.model import (
@@ -363,6 +364,7 @@ class AttemptRunner:
 
     async def _finish(self, job: Job, plan: Plan, attempt: Attempt, outcome: Result | Failure) -> ExecutionStatus:
         ex = job.execution
+        outcome = storable(outcome)  # else it fails the group commit of every attempt with it
         attempt.finished_at = utcnow()
         next_at: datetime | None = None
         if isinstance(outcome, Result):
