@@ -9,7 +9,8 @@ aiosmtpd server (email), a Handler gRPC server of the Python SDK (sidecar), Dock
 (container, one-shot and warm sidecars), wasmtime with QuickJS (wasm) — and stops it
 after the module.
 
-What a kind cannot express at all is in :data:`NOT_APPLICABLE`, with the reason.
+What a kind cannot express at all is in :data:`NOT_APPLICABLE`, with the reason. A new
+runner joins the suite with a kind here and its opener in the test module's ``kind`` fixture.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ MIB = 1 << 20
 #: the behaviours of the contract suite
 BEHAVIOURS = (
     "result",
+    "concurrent_results",
     "retryable_failure",
     "final_failure",
     "unusable_config",

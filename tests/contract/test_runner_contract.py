@@ -158,6 +158,16 @@ async def test_result(kind: RunnerKind) -> None:
     case.expect(result_of(await run(kind, case, ctx(15))).output)
 
 
+@pytest.mark.parametrize("kind", kinds("concurrent_results"), indirect=True)
+@module_loop
+async def test_concurrent_results(kind: RunnerKind) -> None:
+    """Attempts running at once on one runner each get their own result."""
+    cases = [kind.succeed({"id": f"ord-{i}", "n": i}) for i in range(6)]
+    runs = await asyncio.gather(*(run(kind, case, ctx(30)) for case in cases))
+    for case, updates in zip(cases, runs, strict=True):
+        case.expect(result_of(updates).output)
+
+
 @pytest.mark.parametrize("kind", kinds("retryable_failure"), indirect=True)
 @module_loop
 async def test_retryable_failure(kind: RunnerKind) -> None:
