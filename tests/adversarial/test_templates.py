@@ -24,7 +24,7 @@ from neoactions.v1 import (
     executions_pb2,
     executions_pb2_grpc,
 )
-from tests.adversarial.harness import assert_alive, stays_responsive
+from tests.adversarial.harness import assert_alive, rss_bytes, stays_responsive
 from tests.e2e.conftest import ServerProcess
 
 ADMIN = "tenants/admin"
@@ -186,3 +186,32 @@ async def test_a_poison_template_ends_its_execute_stream_at_once(
     assert updates[-1].error.type == "template_error" and not updates[-1].error.retryable
     assert "index out of range" in updates[-1].error.message
     await assert_alive(hostile_server)
+
+
+async def test_templates_that_build_big_values_fail_without_taking_the_memory(
+    hostile_server: ServerProcess, channel: grpc.aio.Channel
+) -> None:
+    kept = "{% set b %}{% for i in range(data.k) %}{{ data.s * 900000 }}{% endfor %}{% endset %}{{ b|length }}"
+    actions = actions_pb2_grpc.ActionServiceStub(channel)
+    await actions.CreateAction(action("big-values", "shop.handlers:quick", {"kept": kept}))
+    events = events_pb2_grpc.EventServiceStub(channel)
+
+    async def publish(count: int) -> list[executions_pb2.Execution]:
+        data = json.dumps({"s": "a", "n": 10**8, "k": 10**4})
+        published = await events.PublishEvents(
+            events_pb2.PublishEventsRequest(
+                parent=ADMIN, events=[events_pb2.Event(type="templates.big_values", data_json=data)] * count
+            )
+        )
+        return [await final_execution(channel, ex.name) for r in published.results for ex in r.executions]
+
+    await publish(2)  # the first ones warm up what any execution brings in
+    before = rss_bytes(hostile_server.pid)
+    async with stays_responsive(hostile_server):
+        finals = await publish(32)
+    grown = rss_bytes(hostile_server.pid) - before
+    assert len(finals) == 32
+    for ex in finals:
+        assert ex.status == executions_pb2.EXECUTION_STATUS_FAILED and ex.error.type == "template_error", ex
+        assert "built more than" in ex.error.message
+    assert grown < 64 * 1024 * 1024, f"the server grew by {grown / 1e6:.0f} MB"

@@ -26,7 +26,7 @@ import types
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from jinja2 import ChainableUndefined, StrictUndefined, nodes
 from jinja2.compiler import CodeGenerator, Frame
@@ -497,6 +497,12 @@ class LimitedEnvironment(ImmutableSandboxedEnvironment):
         self.globals["range"] = self._range
         self.globals.pop("lipsum", None)  # paragraphs of filler text: nothing a handler config needs
         self.filters = {name: self._limited_filter(name, fn) for name, fn in self.filters.items()}
+
+    def handle_exception(self, source: str | None = None) -> NoReturn:
+        """Re-raise what a render raised as it is: Jinja's rewritten traceback (fake frames
+        holding the render's locals) is nothing a failed attempt reports, and would keep what
+        the render built alive until a full garbage collection."""
+        raise  # (Jinja calls it in an except block)
 
     def add_filter(self, name: str, fn: Callable[..., Any]) -> None:
         """Register a filter, under the same limits as the built-in ones."""

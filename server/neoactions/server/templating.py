@@ -212,7 +212,9 @@ class ConfigRenderer:
         except (TemplateRenderError, RenderSliceSpent):
             raise
         except Exception as exc:
-            raise TemplateRenderError(f"template rendering failed: {type(exc).__name__}: {_one_line(exc)}") from None
+            exc.__traceback__ = None
+            failure = TemplateRenderError(f"template rendering failed: {type(exc).__name__}: {_one_line(exc)}")
+        raise failure
 
     def _render(
         self, value: JSON, context: Mapping[str, Any], raw_keys: frozenset[str], budget: Budget, top: bool
@@ -223,10 +225,15 @@ class ConfigRenderer:
             try:
                 kind, compiled = self._compile(value)
                 return _evaluate(self._env, kind, compiled, context, value, budget)
-            except RenderSliceSpent:
+            except RenderSliceSpent as exc:
+                exc.__traceback__ = None  # (see below)
                 raise
             except Exception as exc:
-                raise TemplateRenderError(f"template {_shown(value)}: {_one_line(exc)}") from None
+                # the traceback holds the render's frames and what they built (up to the limits):
+                # let it go now, not at the next full garbage collection
+                exc.__traceback__ = None
+                failure = TemplateRenderError(f"template {_shown(value)}: {_one_line(exc)}")
+            raise failure
         if isinstance(value, dict):
             return {
                 k: (v if top and k in raw_keys else self._render(v, context, raw_keys, budget, False))
