@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 
 from neoactions.server.errors import InvalidArgument
+from neoactions.server.settings import Settings
 from neoactions.server.templating import ConfigRenderer, TemplateLimits, TemplateRenderError
 
 CTX = {
@@ -228,3 +229,13 @@ def test_save_accepts_what_depends_on_the_data() -> None:
             "d": "{{ '{0}'.format_map(data) }}",
         }
     )
+
+
+def test_the_limits_are_settings() -> None:
+    settings = Settings.load(template_max_range=5, template_max_length=50, template_max_seconds=0.5)
+    r = ConfigRenderer.for_settings(settings)
+    assert r.limits == TemplateLimits(max_range=5, max_length=50, max_steps=100_000, max_seconds=0.5)
+    _refused("{{ range(6)|list }}", "range", limits=r.limits)
+    _refused("{{ 'x' * 51 }}", "repetition", limits=r.limits)
+    with pytest.raises(ValueError, match="template_max_steps"):
+        Settings.load(template_max_steps=0)
