@@ -166,11 +166,13 @@ def _size(value: Any, limit: int, seen: dict[int, tuple[Any, int]] | None) -> in
         return 24
     if isinstance(value, Undefined):
         return 0
+    keep = seen
     if isinstance(value, Namespace):
-        value = object.__getattribute__(value, "_Namespace__attrs")
+        # the one container a template changes ({% set ns.x = … %}): measured afresh each time
+        value, keep = object.__getattribute__(value, "_Namespace__attrs"), None
     if not isinstance(value, list | tuple | dict | set | frozenset):
         return 16
-    if seen is not None and (known := seen.get(id(value))) is not None:
+    if keep is not None and (known := keep.get(id(value))) is not None:
         return known[1]
     total = 2
     items: Iterable[Any] = value.items() if isinstance(value, dict) else value
@@ -181,8 +183,8 @@ def _size(value: Any, limit: int, seen: dict[int, tuple[Any, int]] | None) -> in
             total += _size(item, limit, seen) + 2
         if total > limit:
             break
-    if seen is not None:
-        seen[id(value)] = (value, total)
+    if keep is not None:
+        keep[id(value)] = (value, total)
     return total
 
 
@@ -287,17 +289,18 @@ def _width(limits: TemplateLimits, width: Any, what: str) -> None:
 
 
 def _joined(limits: TemplateLimits, separator: Any, items: Iterable[Any], what: str) -> list[Any]:
-    """``items`` as a list, refused when joining them with ``separator`` would be too long."""
+    """``items`` as a list, refused when joining them with ``separator`` would be too long
+    (lazy items are counted as steps as they are drawn: see :meth:`LimitedEnvironment._built`)."""
     listed: list[Any] = []
     total = 0
     step = len(separator) if isinstance(separator, str) else 0
     budget = _budget.get()
     for item in items:
-        if budget is not None:
-            budget.step()
         listed.append(item)
         total += size_of(item, limits.max_length) + step
         _refuse_length(total, limits, what)
+        if budget is not None and not len(listed) & 4095:
+            budget.tick()
     return listed
 
 
