@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import errno
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,19 +17,23 @@ import pytest
 from neoactions.server.access import Caller
 from neoactions.server.bus import InProcessUpdateBus
 from neoactions.server.engine import Engine
+from neoactions.server.engine.attempts import retry_decision
 from neoactions.server.model import (
     ADMIN_TENANT,
     Action,
+    Attempt,
     Event,
     Execution,
+    ExecutionError,
     ExecutionStatus,
     ExecutionUpdate,
     HandlerSpec,
     RetryPolicy,
     Trigger,
+    utcnow,
 )
 from neoactions.server.persistence import open_store
-from neoactions.server.retry import classify_exception
+from neoactions.server.retry import MAX_RETRY_DELAY_MS, classify_exception, retry_delay_ms
 from neoactions.server.runners import ExecutionContext, HandlerRegistry, HandlerType, Result, RunnerUpdate
 from neoactions.server.settings import Settings
 
@@ -226,3 +231,17 @@ def test_classification_says_retryable_only_for_the_clearly_transient() -> None:
         error = classify_exception(exc, "runner_error")
         assert not error.retryable and error.type == "runner_error", exc
         assert "\n" not in error.message
+
+
+def test_a_retry_is_never_due_past_what_a_date_can_hold() -> None:
+    policy = RetryPolicy(max_retries=100, initial_delay_ms=10**15, max_delay_ms=2**62, jitter=True)
+    for attempt in (1, 50, 100):
+        delay = retry_delay_ms(policy, attempt)
+        assert delay <= MAX_RETRY_DELAY_MS
+        assert utcnow() + timedelta(milliseconds=delay) > utcnow()  # no OverflowError
+    ex = Execution(
+        id="x", tenant=ADMIN_TENANT, action_id="a", action_name="a", action_version=1, handler_type="t", input={}
+    )
+    error = ExecutionError("http_503", "busy", retryable=True, retry_after_ms=10**17)
+    after = retry_decision(ex, RetryPolicy(max_retries=3), Attempt(number=1, runner="t"), error)
+    assert after is not None and after <= MAX_RETRY_DELAY_MS
