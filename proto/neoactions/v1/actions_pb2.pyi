@@ -67,12 +67,14 @@ class Trigger(_message.Message):
     def __init__(self, event_types: _Optional[_Iterable[str]] = ..., conditions: _Optional[_Iterable[_Union[Condition, _Mapping]]] = ..., context_filters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., event_pattern: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class Handler(_message.Message):
-    __slots__ = ("type", "config")
+    __slots__ = ("type", "config", "version")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     type: str
     config: _struct_pb2.Struct
-    def __init__(self, type: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    version: str
+    def __init__(self, type: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., version: _Optional[str] = ...) -> None: ...
 
 class RetryPolicy(_message.Message):
     __slots__ = ("max_retries", "backoff", "initial_delay_ms", "max_delay_ms", "jitter", "max_age_seconds")

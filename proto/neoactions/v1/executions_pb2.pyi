@@ -22,6 +22,7 @@ class ExecutionStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EXECUTION_STATUS_TIMED_OUT: _ClassVar[ExecutionStatus]
     EXECUTION_STATUS_CANCELLED: _ClassVar[ExecutionStatus]
     EXECUTION_STATUS_DEAD_LETTERED: _ClassVar[ExecutionStatus]
+    EXECUTION_STATUS_WAITING: _ClassVar[ExecutionStatus]
 EXECUTION_STATUS_UNSPECIFIED: ExecutionStatus
 EXECUTION_STATUS_PENDING: ExecutionStatus
 EXECUTION_STATUS_SCHEDULED: ExecutionStatus
@@ -31,6 +32,7 @@ EXECUTION_STATUS_FAILED: ExecutionStatus
 EXECUTION_STATUS_TIMED_OUT: ExecutionStatus
 EXECUTION_STATUS_CANCELLED: ExecutionStatus
 EXECUTION_STATUS_DEAD_LETTERED: ExecutionStatus
+EXECUTION_STATUS_WAITING: ExecutionStatus
 
 class ExecutionError(_message.Message):
     __slots__ = ("type", "message", "stack", "retryable", "retry_after_ms")
@@ -67,7 +69,7 @@ class Attempt(_message.Message):
     def __init__(self, number: _Optional[int] = ..., runner: _Optional[str] = ..., status: _Optional[_Union[ExecutionStatus, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration_ms: _Optional[float] = ..., output_json: _Optional[str] = ..., error: _Optional[_Union[ExecutionError, _Mapping]] = ...) -> None: ...
 
 class Execution(_message.Message):
-    __slots__ = ("name", "id", "action", "action_version", "handler_type", "event_id", "status", "input_json", "output_json", "error", "idempotency_key", "correlation_id", "causation_id", "parent_execution", "priority", "mode", "attempt_count", "attempts", "create_time", "update_time", "start_time", "end_time", "next_attempt_time", "action_id")
+    __slots__ = ("name", "id", "action", "action_version", "handler_type", "event_id", "status", "input_json", "output_json", "error", "idempotency_key", "correlation_id", "causation_id", "parent_execution", "priority", "mode", "attempt_count", "attempts", "create_time", "update_time", "start_time", "end_time", "next_attempt_time", "action_id", "handler_version")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     ACTION_FIELD_NUMBER: _ClassVar[int]
@@ -92,6 +94,7 @@ class Execution(_message.Message):
     END_TIME_FIELD_NUMBER: _ClassVar[int]
     NEXT_ATTEMPT_TIME_FIELD_NUMBER: _ClassVar[int]
     ACTION_ID_FIELD_NUMBER: _ClassVar[int]
+    HANDLER_VERSION_FIELD_NUMBER: _ClassVar[int]
     name: str
     id: str
     action: str
@@ -116,7 +119,8 @@ class Execution(_message.Message):
     end_time: _timestamp_pb2.Timestamp
     next_attempt_time: _timestamp_pb2.Timestamp
     action_id: str
-    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., action: _Optional[str] = ..., action_version: _Optional[int] = ..., handler_type: _Optional[str] = ..., event_id: _Optional[str] = ..., status: _Optional[_Union[ExecutionStatus, str]] = ..., input_json: _Optional[str] = ..., output_json: _Optional[str] = ..., error: _Optional[_Union[ExecutionError, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., correlation_id: _Optional[str] = ..., causation_id: _Optional[str] = ..., parent_execution: _Optional[str] = ..., priority: _Optional[_Union[_actions_pb2.Priority, str]] = ..., mode: _Optional[_Union[_actions_pb2.ExecutionMode, str]] = ..., attempt_count: _Optional[int] = ..., attempts: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_attempt_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., action_id: _Optional[str] = ...) -> None: ...
+    handler_version: str
+    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., action: _Optional[str] = ..., action_version: _Optional[int] = ..., handler_type: _Optional[str] = ..., event_id: _Optional[str] = ..., status: _Optional[_Union[ExecutionStatus, str]] = ..., input_json: _Optional[str] = ..., output_json: _Optional[str] = ..., error: _Optional[_Union[ExecutionError, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., correlation_id: _Optional[str] = ..., causation_id: _Optional[str] = ..., parent_execution: _Optional[str] = ..., priority: _Optional[_Union[_actions_pb2.Priority, str]] = ..., mode: _Optional[_Union[_actions_pb2.ExecutionMode, str]] = ..., attempt_count: _Optional[int] = ..., attempts: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_attempt_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., action_id: _Optional[str] = ..., handler_version: _Optional[str] = ...) -> None: ...
 
 class ExecutionUpdate(_message.Message):
     __slots__ = ("kind", "execution", "execution_id", "action", "event_id", "correlation_id", "status", "attempt", "message", "progress", "output_json", "error", "time", "resume_token")
@@ -135,6 +139,7 @@ class ExecutionUpdate(_message.Message):
         KIND_TIMED_OUT: _ClassVar[ExecutionUpdate.Kind]
         KIND_CANCELLED: _ClassVar[ExecutionUpdate.Kind]
         KIND_DEAD_LETTERED: _ClassVar[ExecutionUpdate.Kind]
+        KIND_SUSPENDED: _ClassVar[ExecutionUpdate.Kind]
     KIND_UNSPECIFIED: ExecutionUpdate.Kind
     KIND_EVENT_ACCEPTED: ExecutionUpdate.Kind
     KIND_SCHEDULED: ExecutionUpdate.Kind
@@ -148,6 +153,7 @@ class ExecutionUpdate(_message.Message):
     KIND_TIMED_OUT: ExecutionUpdate.Kind
     KIND_CANCELLED: ExecutionUpdate.Kind
     KIND_DEAD_LETTERED: ExecutionUpdate.Kind
+    KIND_SUSPENDED: ExecutionUpdate.Kind
     KIND_FIELD_NUMBER: _ClassVar[int]
     EXECUTION_FIELD_NUMBER: _ClassVar[int]
     EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]

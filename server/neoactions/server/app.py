@@ -101,6 +101,7 @@ async def running(settings: Settings, reuse_port: bool = False) -> AsyncIterator
         )
         registry.load_entry_points()
         stack.push_async_callback(registry.aclose)
+        await registry.start()
 
         queue = RedisStreamQueue(settings.redis_url, settings.queue_prefix) if settings.redis_url else None
         if queue is not None:

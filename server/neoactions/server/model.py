@@ -61,6 +61,8 @@ class ExecutionStatus(enum.StrEnum):
     TIMED_OUT = "timed_out"
     CANCELLED = "cancelled"
     DEAD_LETTERED = "dead_lettered"
+    #: an attempt suspended it (waiting for a time or to be woken); it holds no worker
+    WAITING = "waiting"
 
     @property
     def is_final(self) -> bool:
@@ -207,9 +209,18 @@ class Trigger:
 class HandlerSpec:
     type: str
     config: JSONObject = field(default_factory=dict)
+    #: a version of the handler type; ``""``: the newest registered when an execution starts
+    version: str = ""
 
     def to_dict(self) -> JSONObject:
-        return {"type": self.type, "config": self.config}
+        out: JSONObject = {"type": self.type, "config": self.config}
+        if self.version:
+            out["version"] = self.version
+        return out
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> HandlerSpec:
+        return cls(type=doc["type"], config=dict(doc.get("config") or {}), version=str(doc.get("version") or ""))
 
 
 @dataclass(slots=True)
@@ -326,7 +337,7 @@ def action_from_spec(
         updated_at=updated_at,
         description=spec.get("description", ""),
         trigger=trigger_from_dict(spec["trigger"]),
-        handler=HandlerSpec(type=handler["type"], config=dict(handler.get("config", {}))),
+        handler=HandlerSpec.from_dict(handler),
         priority=Priority.parse(spec.get("priority", "normal")),
         execution_mode=ExecutionMode(spec.get("execution_mode", "async")),
         timeout_seconds=float(spec.get("timeout_seconds", 30.0)),
@@ -436,6 +447,8 @@ class Execution:
     #: the process that owns the execution until ``lease_expires_at`` (``""``: nobody)
     lease_owner: str = ""
     lease_expires_at: datetime | None = None
+    #: the handler type's version, resolved at the first attempt and kept for every retry
+    handler_version: str = ""
 
     @property
     def series_start(self) -> datetime:
@@ -457,6 +470,8 @@ class UpdateKind(enum.StrEnum):
     TIMED_OUT = "timed_out"
     CANCELLED = "cancelled"
     DEAD_LETTERED = "dead_lettered"
+    #: the attempt suspended the execution: ``waiting`` until a time or until woken
+    SUSPENDED = "suspended"
 
     @property
     def is_final(self) -> bool:

@@ -106,6 +106,8 @@ class AttemptStart:
     attempt: Attempt
     #: fence: only while this owner holds the lease ('' = whoever holds it)
     owner: str = ""
+    #: the handler type's version the execution resolved; kept once set
+    handler_version: str = ""
 
 
 @dataclass(slots=True)
@@ -278,6 +280,11 @@ class ExecutionStore(Protocol):
         """Executions not in a final status (pending, scheduled, running), oldest first, with attempts."""
 
     # --- cancel, retry and the dead-letter queue ----------------------------------------------
+    async def wake_execution(self, tenant: str, execution_id: str, at: datetime) -> Execution:
+        """Make a ``waiting`` execution due at ``at`` (whatever it waited for happened).
+        ``FailedPrecondition`` (EXECUTION_NOT_WAITING) when it is not waiting."""
+        ...
+
     async def cancel_execution(self, tenant: str, execution_id: str, error: ExecutionError) -> Execution:
         """Cancel an unfinished execution (its running attempt too). ``FailedPrecondition``
         (EXECUTION_FINISHED) when it is final."""

@@ -378,7 +378,7 @@ def action_from_pb(msg: actions_pb2.Action, tenant: str, name: str) -> Action:
         tenant=tenant,
         description=msg.description,
         trigger=trigger_from_pb(msg.trigger),
-        handler=HandlerSpec(type=msg.handler.type, config=struct_to_dict(msg.handler.config)),
+        handler=handler_from_pb(msg.handler),
         priority=_PRIORITY_FROM_PB.get(msg.priority) or Priority.NORMAL,
         execution_mode=_MODE_FROM_PB.get(msg.execution_mode) or ExecutionMode.ASYNC,
         timeout_seconds=msg.timeout_seconds or 30.0,
@@ -399,7 +399,7 @@ def action_to_pb(a: Action) -> actions_pb2.Action:
         uid=a.id,
         description=a.description,
         trigger=trigger_to_pb(a.trigger),
-        handler=actions_pb2.Handler(type=a.handler.type, config=dict_to_struct(a.handler.config)),
+        handler=handler_to_pb(a.handler),
         priority=_PRIORITY_TO_PB[a.priority],
         execution_mode=_MODE_TO_PB[a.execution_mode],
         timeout_seconds=a.timeout_seconds,
@@ -516,9 +516,14 @@ def execution_to_pb(e: Execution, input_json: str | None = None) -> executions_p
         update_time=ts(e.updated_at),
         start_time=ts(e.started_at),
         end_time=ts(e.finished_at),
-        next_attempt_time=ts(e.next_attempt_at if e.status is ExecutionStatus.SCHEDULED else None),
+        next_attempt_time=ts(e.next_attempt_at if e.status in _DUE_STATUSES else None),
         action_id=e.action_id,
+        handler_version=e.handler_version,
     )
+
+
+#: statuses whose ``next_attempt_at`` says when the execution goes on
+_DUE_STATUSES = frozenset({ExecutionStatus.SCHEDULED, ExecutionStatus.WAITING})
 
 
 def execution_from_pb(msg: executions_pb2.Execution) -> Execution:
@@ -532,6 +537,7 @@ def execution_from_pb(msg: executions_pb2.Execution) -> Execution:
         action_name=action,
         action_version=msg.action_version,
         handler_type=msg.handler_type,
+        handler_version=msg.handler_version,
         input=parse_json(msg.input_json, "input_json"),
         event_id=msg.event_id,
         status=_EXEC_STATUS_FROM_PB.get(msg.status, ExecutionStatus.PENDING),
@@ -564,9 +570,17 @@ def execution_from_pb(msg: executions_pb2.Execution) -> Execution:
     )
 
 
+def handler_from_pb(msg: actions_pb2.Handler) -> HandlerSpec:
+    return HandlerSpec(type=msg.type, config=struct_to_dict(msg.config), version=msg.version)
+
+
+def handler_to_pb(h: HandlerSpec) -> actions_pb2.Handler:
+    return actions_pb2.Handler(type=h.type, config=dict_to_struct(h.config), version=h.version)
+
+
 def inline_from_pb(msg: executions_pb2.InlineAction) -> InlineAction:
     return InlineAction(
-        handler=HandlerSpec(type=msg.handler.type, config=struct_to_dict(msg.handler.config)),
+        handler=handler_from_pb(msg.handler),
         timeout_seconds=msg.timeout_seconds or 30.0,
     )
 

@@ -100,7 +100,7 @@ class Engine:
             store, self.matcher, registry, self.renderer, settings.max_action_timeout_seconds, self.changes
         )
         self.leases = LeaseKeeper(store, new_owner(), settings.lease_seconds)
-        due = DueWork(outbox=Wakeup(), scheduler=Wakeup() if settings.runs_work else None)
+        due = self._due = DueWork(outbox=Wakeup(), scheduler=Wakeup() if settings.runs_work else None)
         acks = Acknowledgements(self.queue)
         attempts = AttemptRunner(
             store, self.actions, registry, bus, self.renderer, self.leases, AttemptRecorder(store), self.flow
@@ -276,7 +276,7 @@ class Engine:
         if inline is not None:
             if not 0 < inline.timeout_seconds <= self.settings.max_action_timeout_seconds:
                 raise InvalidArgument.field("inline.timeout_seconds", "must be > 0 and within the server's limit")
-            handler_type = self.registry.get(inline.handler.type, "inline.handler.type")
+            handler_type = self.registry.get(inline.handler.type, "inline.handler.type", inline.handler.version)
             handler_type.check_config(inline.handler.config, "inline.handler.config")
             self.renderer.check(inline.handler.config, "inline.handler.config", handler_type.raw_config_keys)
             ex = Execution(
@@ -423,6 +423,16 @@ class Engine:
         ex = await self.store.cancel_execution(tenant, execution_id, error)
         self.dispatcher.cancel_local(tenant, execution_id)
         self.bus.publish(ExecutionUpdate.about(ex, UpdateKind.CANCELLED, error=error, attempt=ex.attempt_count))
+        return ex
+
+    async def wake_execution(self, caller: Caller, tenant: str, execution_id: str) -> Execution:
+        """Resume a ``waiting`` execution now (what it waited for happened): its next attempt
+        runs wherever it is claimed first."""
+        tenant = await self.enter(caller, tenant, Permission.WRITE)
+        now = utcnow()
+        ex = await self.store.wake_execution(tenant, execution_id, now)
+        self._announce(ex, UpdateKind.SCHEDULED, message="woken: resumes now")
+        self._due.due(ex, now)
         return ex
 
     async def retry_execution(self, caller: Caller, tenant: str, execution_id: str) -> Execution:

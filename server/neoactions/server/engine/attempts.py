@@ -27,26 +27,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from neoactions.server.bus import UpdateBus
 from neoactions.server.engine.catalog import ActionCatalog
 from neoactions.server.engine.envelopes import EnvelopeLoader
+from neoactions.server.engine.jobs import Begun, Deferred, Job, Plan, Prepared
 from neoactions.server.engine.leases import LeaseKeeper
 from neoactions.server.engine.recorder import AttemptRecorder
 from neoactions.server.engine.storable import storable
 from neoactions.server.errors import Unavailable
 from neoactions.server.flow import AdmissionRequest, FlowControl, Lease, Refused, breaker_target
 from neoactions.server.model import (
+    JSON,
     Action,
     Attempt,
     Execution,
     ExecutionError,
     ExecutionStatus,
     ExecutionUpdate,
-    HandlerSpec,
     JSONObject,
     RateLimit,
     RetryPolicy,
@@ -54,12 +54,18 @@ from neoactions.server.model import (
     utcnow,
 )
 from neoactions.server.retry import MAX_RETRY_DELAY_MS, classify_exception, retry_delay_ms
-from neoactions.server.runners import ExecutionContext, Failure, HandlerRegistry, HandlerType, Log, Progress, Result
+from neoactions.server.runners import (
+    ExecutionContext,
+    Failure,
+    HandlerRegistry,
+    Log,
+    Outcome,
+    Progress,
+    Result,
+    Suspend,
+)
 from neoactions.server.store import AttemptFinish, AttemptStart, Store
 from neoactions.server.templating import ConfigRenderer, TemplateRenderBusy, TemplateRenderError
-
-if TYPE_CHECKING:
-    from neoactions.server.engine.dispatcher import Job
 
 log = logging.getLogger(__name__)
 
@@ -83,42 +89,6 @@ _FLOW_UNAVAILABLE_RETRY = 1.0
 _background: set[asyncio.Future[None]] = set()
 
 
-@dataclass(frozen=True, slots=True)
-class Deferred:
-    """Flow control refused the attempt: try again after ``seconds``; no attempt was spent."""
-
-    seconds: float
-    reason: str
-
-
-@dataclass(slots=True)
-class _Prepared:
-    handler_type: HandlerType
-    config: JSONObject
-    envelope: JSONObject | None
-
-
-@dataclass(slots=True)
-class Plan:
-    handler: HandlerSpec
-    timeout_seconds: float
-    retry: RetryPolicy
-
-
-@dataclass(slots=True)
-class Begun:
-    """An attempt planned and admitted, not yet running."""
-
-    plan: Plan
-    #: what the runner is called with, or the failure that ends the attempt at once
-    prepared: _Prepared | Failure
-    #: flow control's lease, given back when the attempt ends (or is abandoned)
-    flow_lease: Lease | None
-    attempt: Attempt
-    #: its start is stored already (the publisher stored it with the execution)
-    stored: bool = False
-
-
 #: W3C trace context (``traceparent`` is 55 characters; ``tracestate`` at most 32 members)
 _TRACE_KEYS = {"traceparent": 55, "tracestate": 512}
 
@@ -140,10 +110,14 @@ def retry_decision(ex: Execution, policy: RetryPolicy, attempt: Attempt, error: 
     """The delay (ms) before the next attempt, or ``None`` when there is none."""
     if not error.retryable:
         return None
-    interrupted = sum(
-        1 for a in ex.attempts if a.number > ex.attempt_base and a.error is not None and a.error.type == INTERRUPTED
+    # interrupted and suspended attempts failed at nothing: they spend none of the budget
+    spared = sum(
+        1
+        for a in ex.attempts
+        if a.number > ex.attempt_base
+        and (a.status is ExecutionStatus.WAITING or (a.error is not None and a.error.type == INTERRUPTED))
     )
-    number = attempt.number - ex.attempt_base - interrupted
+    number = attempt.number - ex.attempt_base - spared
     if number > policy.max_retries:
         return None
     delay = retry_delay_ms(policy, number)
@@ -155,6 +129,17 @@ def retry_decision(ex: Execution, policy: RetryPolicy, attempt: Attempt, error: 
         if age > policy.max_age_seconds:
             return None
     return delay
+
+
+def _resume_state(ex: Execution) -> JSON:
+    """What the last suspended attempt of the current series handed over (``None`` when none
+    suspended): every attempt after it — the one resuming, and its retries — starts from it."""
+    for a in reversed(ex.attempts):
+        if a.number <= ex.attempt_base:
+            break
+        if a.status is ExecutionStatus.WAITING:
+            return a.output
+    return None
 
 
 class AttemptRunner:
@@ -179,6 +164,10 @@ class AttemptRunner:
         self._renderer = renderer
         self._leases = leases
 
+    async def drain(self) -> None:
+        """Wait until every recorded start and finish is written (shutdown)."""
+        await self._recorder.drain()
+
     async def begin(self, job: Job) -> Begun | Deferred:
         """Plan the next attempt of ``job.execution`` and have flow control admit it: all that
         comes before its start is stored. :class:`Deferred` when flow control said not now."""
@@ -187,7 +176,7 @@ class AttemptRunner:
         number = ex.attempt_count + 1
         prepared = await self._prepare(job, plan, number)
         flow_lease: Lease | None = None
-        if isinstance(prepared, _Prepared) and self._flow is not None:
+        if isinstance(prepared, Prepared) and self._flow is not None:
             admission = await self._admit(ex, plan, action, breaker_target(plan.handler.type, prepared.config))
             if isinstance(admission, Deferred):
                 return admission
@@ -212,9 +201,11 @@ class AttemptRunner:
             return begun
         plan, prepared, attempt = begun.plan, begun.prepared, begun.attempt
         flow_lease, begun.flow_lease = begun.flow_lease, None
+        resume_state = _resume_state(ex)
         try:
             if not begun.stored:
-                await self._recorder.record(ex.tenant, AttemptStart(ex.id, attempt, self._leases.owner))
+                start = AttemptStart(ex.id, attempt, self._leases.owner, ex.handler_version)
+                await self._recorder.record(ex.tenant, start)
             ex.attempt_count = attempt.number
             ex.status = ExecutionStatus.RUNNING
             ex.started_at = ex.started_at or attempt.started_at
@@ -223,8 +214,8 @@ class AttemptRunner:
             attempt_deadline = attempt.started_at + timedelta(seconds=plan.timeout_seconds)
             if deadline is not None:
                 attempt_deadline = min(attempt_deadline, deadline)
-            if isinstance(prepared, _Prepared):
-                outcome = await self._attempt(job, prepared, attempt, attempt_deadline)
+            if isinstance(prepared, Prepared):
+                outcome = await self._attempt(job, prepared, attempt, attempt_deadline, resume_state)
                 if flow_lease is not None:
                     lease, flow_lease = flow_lease, None
                     await self._finish_flow(lease, outcome)
@@ -256,11 +247,11 @@ class AttemptRunner:
             return Deferred(admission.retry_after_seconds, admission.reason.value)
         return admission.lease
 
-    async def _finish_flow(self, lease: Lease, outcome: Result | Failure) -> None:
+    async def _finish_flow(self, lease: Lease, outcome: Outcome) -> None:
         """Feed the target's breaker (only failures saying the target is unwell count) and give
         the lease back, in one call; if cancelled meanwhile, the release still happens."""
         assert self._flow is not None
-        healthy = isinstance(outcome, Result) or not outcome.error.retryable
+        healthy = not isinstance(outcome, Failure) or not outcome.error.retryable
         try:
             await self._flow.finish(lease, healthy)
         except Unavailable as exc:
@@ -289,13 +280,15 @@ class AttemptRunner:
         except Unavailable as exc:
             log.warning("could not release a flow-control lease (it expires by itself): %s", exc)
 
-    async def _prepare(self, job: Job, plan: Plan, number: int) -> _Prepared | Failure:
+    async def _prepare(self, job: Job, plan: Plan, number: int) -> Prepared | Failure:
         """The handler type and the rendered config, or the failure that stops the attempt early."""
         ex = job.execution
         try:
-            handler_type = self._registry.get(plan.handler.type)
+            # resolved once, at the first attempt; every later attempt keeps that version
+            handler_type = self._registry.get(plan.handler.type, version=ex.handler_version or plan.handler.version)
         except Exception as exc:
             return Failure.of("unknown_handler_type", str(exc))
+        ex.handler_version = handler_type.version
         envelope = job.envelope if job.envelope is not None else await self._envelope(ex)
         try:
             config = await self._renderer.render_async(
@@ -318,9 +311,11 @@ class AttemptRunner:
         except Exception as exc:  # the renderer's own bug: this attempt fails, the worker goes on
             log.exception("rendering the config of execution %s failed", ex.id)
             return Failure(classify_exception(exc, "template_error"))
-        return _Prepared(handler_type, config, envelope)
+        return Prepared(handler_type, config, envelope)
 
-    async def _attempt(self, job: Job, prepared: _Prepared, attempt: Attempt, deadline: datetime) -> Result | Failure:
+    async def _attempt(
+        self, job: Job, prepared: Prepared, attempt: Attempt, deadline: datetime, resume_state: JSON = None
+    ) -> Outcome:
         ex = job.execution
         handler_type, config, envelope = prepared.handler_type, prepared.config, prepared.envelope
         ctx = ExecutionContext(
@@ -335,8 +330,9 @@ class AttemptRunner:
             event_id=ex.event_id,
             event_type=str(envelope.get("type", "")) if envelope else "",
             trace_context=_trace_context(envelope),
+            resume_state=resume_state,
         )
-        outcome: Result | Failure | None = None
+        outcome: Outcome | None = None
         try:
             async with asyncio.timeout(max(0.0, (deadline - utcnow()).total_seconds())):
                 async for update in handler_type.runner.execute(config, ex.input, ctx):
@@ -362,12 +358,19 @@ class AttemptRunner:
             return Failure(classify_exception(exc, "runner_error"))
         return outcome or Failure.of("runner_error", "the runner ended without a result")
 
-    async def _finish(self, job: Job, plan: Plan, attempt: Attempt, outcome: Result | Failure) -> ExecutionStatus:
+    async def _finish(self, job: Job, plan: Plan, attempt: Attempt, outcome: Outcome) -> ExecutionStatus:
         ex = job.execution
         outcome = storable(outcome)  # else it fails the group commit of every attempt with it
         attempt.finished_at = utcnow()
         next_at: datetime | None = None
-        if isinstance(outcome, Result):
+        keep_lease = job.keep_lease
+        if isinstance(outcome, Suspend):
+            # the execution waits holding nothing: no worker, no lease; whichever process
+            # claims it when it is due (or woken) runs the attempt that resumes it
+            attempt.status = status = ExecutionStatus.WAITING
+            attempt.output = ex.output = outcome.state
+            next_at, keep_lease = outcome.until, False
+        elif isinstance(outcome, Result):
             attempt.status = status = ExecutionStatus.SUCCEEDED
             attempt.output = ex.output = outcome.output
             ex.error = None
@@ -382,7 +385,7 @@ class AttemptRunner:
             elif outcome.error.retryable and plan.retry.max_retries > 0:
                 status = ExecutionStatus.DEAD_LETTERED
         finish = AttemptFinish(
-            ex.id, attempt, status, attempt.output, attempt.error, next_at, self._leases.owner, job.keep_lease
+            ex.id, attempt, status, attempt.output, attempt.error, next_at, self._leases.owner, keep_lease
         )
         # the write gives the lease up (unless kept for the next attempt): from here on the
         # heartbeat must not call it lost and stop the job before its outcome is announced
@@ -390,6 +393,12 @@ class AttemptRunner:
         await self._recorder.record(ex.tenant, finish)
         ex.attempts.append(attempt)
         ex.status, ex.next_attempt_at, ex.updated_at = status, next_at, attempt.finished_at
+        if status is ExecutionStatus.WAITING:
+            assert isinstance(outcome, Suspend)
+            until = f"until {next_at.isoformat()}" if next_at is not None else "until woken"
+            why = f"{outcome.reason}: " if outcome.reason else ""
+            self.announce(ex, UpdateKind.SUSPENDED, attempt=attempt.number, message=f"{why}waiting {until}")
+            return status
         if status is ExecutionStatus.SCHEDULED:
             self.announce(ex, UpdateKind.ATTEMPT_FAILED, attempt=attempt.number, error=attempt.error)
             self.announce(ex, UpdateKind.RETRY_SCHEDULED, attempt=attempt.number, message=f"retry at {next_at}")
@@ -413,4 +422,4 @@ class AttemptRunner:
         self._bus.publish(ExecutionUpdate.about(ex, kind, **fields))
 
 
-__all__ = ["FINAL_KIND", "INTERRUPTED", "AttemptRunner", "Begun", "Deferred", "Plan", "retry_decision"]
+__all__ = ["FINAL_KIND", "INTERRUPTED", "AttemptRunner", "retry_decision"]

@@ -86,7 +86,7 @@ class ActionCatalog:
             v.add("description", "at most 4096 characters")
         v.raise_if_any("invalid action")
         compiled = self._matcher.compile(action.trigger, "trigger")
-        handler_type = self._registry.get(action.handler.type, "handler.type")
+        handler_type = self._registry.get(action.handler.type, "handler.type", action.handler.version)
         handler_type.check_config(action.handler.config, "handler.config")
         self._renderer.check(action.handler.config, "handler.config", handler_type.raw_config_keys)
         return compiled

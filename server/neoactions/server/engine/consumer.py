@@ -152,12 +152,12 @@ class QueueConsumer:
             if state is None or state.status.is_final:
                 done.append(delivery)
             elif (
-                state.status is ExecutionStatus.SCHEDULED
-                and state.next_attempt_at is not None
-                and state.next_attempt_at > now
+                state.status in (ExecutionStatus.SCHEDULED, ExecutionStatus.WAITING)
+                and (state.next_attempt_at is None or state.next_attempt_at > now)
+                and (state.next_attempt_at is not None or state.status is ExecutionStatus.WAITING)
                 and not (state.lease_owner and state.lease_expires_at and state.lease_expires_at > now)
             ):
-                # a stored retry: the outbox enqueues it again when it is due
+                # a stored retry, or a suspended execution: the outbox enqueues it again when due
                 done.append(delivery)
         if done:
             await self._queue.ack(done)

@@ -280,6 +280,11 @@ class Dispatcher:
                 ex.next_attempt_at = due
                 self._due.due(ex, due)
                 break
+            if status is ExecutionStatus.WAITING:
+                # suspended, lease given up: whoever picks it up when due (or woken) resumes it
+                if ex.next_attempt_at is not None:
+                    self._due.due(ex, ex.next_attempt_at)
+                break
             if status is not ExecutionStatus.SCHEDULED:
                 break
             due = ex.next_attempt_at or utcnow()

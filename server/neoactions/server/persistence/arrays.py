@@ -31,7 +31,7 @@ _TYPES = {
     "finished_at": "timestamptz", "next_attempt_at": "timestamptz", "inline": "jsonb",
     "attempt_base": "integer", "series_started_at": "timestamptz", "lease_owner": "text",
     "lease_expires_at": "timestamptz", "error_type": "text", "execution_id": "uuid", "number": "integer",
-    "runner": "text", "keep_lease": "boolean", "owner": "text", "now": "timestamptz",
+    "runner": "text", "keep_lease": "boolean", "owner": "text", "now": "timestamptz", "handler_version": "text",
 }  # fmt: skip
 
 
@@ -107,7 +107,7 @@ def append_form(q: Statements) -> AppendForm:
 def array_forms(q: Statements) -> dict[str, ArrayForm]:
     """The array form of each hot row statement of ``q``, keyed by the row statement's text."""
     s = q.prefix
-    start = ("id", "number", "started_at", "now", "owner")
+    start = ("id", "number", "started_at", "now", "owner", "handler_version")
     finish = (
         "id", "status", "output", "error", "finished_at", "next_attempt_at", "now", "number", "error_type",
         "keep_lease", "owner",
@@ -128,7 +128,8 @@ def array_forms(q: Statements) -> dict[str, ArrayForm]:
         q.attempt_upsert: _insert(f"{s}attempts", ATTEMPT_COLUMNS, upsert),
         q.execution_start: ArrayForm(
             f"UPDATE {s}executions e SET status = 'running', attempt_count = GREATEST(e.attempt_count, r.number),"
-            " started_at = COALESCE(e.started_at, r.started_at), next_attempt_at = NULL, updated_at = r.now"
+            " started_at = COALESCE(e.started_at, r.started_at), next_attempt_at = NULL, updated_at = r.now,"
+            " handler_version = CASE WHEN e.handler_version = '' THEN r.handler_version ELSE e.handler_version END"
             f" FROM {start_rows} WHERE e.id = r.id",
             (),
             len(start),

@@ -233,7 +233,7 @@ EXECUTION_COLUMNS = (
     "input", "output", "error", "idempotency_key", "correlation_id", "causation_id",
     "parent_execution_id", "priority", "mode", "attempt_count", "created_at", "updated_at",
     "started_at", "finished_at", "next_attempt_at", "inline", "attempt_base", "series_started_at",
-    "lease_owner", "lease_expires_at", "error_type",
+    "lease_owner", "lease_expires_at", "error_type", "handler_version",
 )  # fmt: skip
 
 ATTEMPT_COLUMNS = (
@@ -263,7 +263,7 @@ def execution_params(x: Execution, d: Dialect) -> tuple[Any, ...]:
         x.mode.value, x.attempt_count, d.enc_time(x.created_at), d.enc_time(x.updated_at),
         d.opt_time(x.started_at), d.opt_time(x.finished_at), d.opt_time(x.next_attempt_at),
         d.enc_json(inline), x.attempt_base, d.opt_time(x.series_started_at), x.lease_owner or None,
-        d.opt_time(x.lease_expires_at), x.error.type if x.error is not None else "",
+        d.opt_time(x.lease_expires_at), x.error.type if x.error is not None else "", x.handler_version,
     )  # fmt: skip
 
 
@@ -273,7 +273,7 @@ def execution_from_row(row: Row, tenant: str, d: Dialect) -> Execution:
     if inline_doc is not None:
         handler = inline_doc["handler"]
         inline = InlineAction(
-            handler=HandlerSpec(type=handler["type"], config=dict(handler.get("config", {}))),
+            handler=HandlerSpec.from_dict(handler),
             timeout_seconds=float(inline_doc.get("timeout_seconds", 30.0)),
         )
     return Execution(
@@ -287,7 +287,7 @@ def execution_from_row(row: Row, tenant: str, d: Dialect) -> Execution:
         started_at=d.dec_opt_time(row[19]), finished_at=d.dec_opt_time(row[20]),
         next_attempt_at=d.dec_opt_time(row[21]), inline=inline, attempt_base=row[23],
         series_started_at=d.dec_opt_time(row[24]), lease_owner=row[25] or "",
-        lease_expires_at=d.dec_opt_time(row[26]),
+        lease_expires_at=d.dec_opt_time(row[26]), handler_version=row[28] or "",
     )  # fmt: skip
 
 

@@ -39,6 +39,14 @@ def _ids(execution_ids: Sequence[str]) -> list[str]:
     return [k for k in (lookup_id(i) for i in execution_ids) if k is not None]
 
 
+def _not_waiting(execution_id: str, status: str) -> FailedPrecondition:
+    return FailedPrecondition(
+        f"execution {execution_id!r} is {status}, not waiting: there is nothing to wake",
+        reason="EXECUTION_NOT_WAITING",
+        metadata={"execution_id": execution_id, "status": status},
+    )
+
+
 class LeaseMixin:
     """Store methods of the scheduling port, over the transaction of the concrete store."""
 
@@ -184,6 +192,18 @@ class LeaseMixin:
             await tx.execute(q.attempt_cancel, key, now, d.enc_json(error_json(error)))
             if row[0] is not None:
                 await self._settle_event(tx, q, dec_id(row[0]))
+            return await self._load(tx, q, tenant, key)
+
+    async def wake_execution(self, tenant: str, execution_id: str, at: datetime) -> Execution:
+        key = lookup_id(execution_id)
+        if key is None:
+            raise _not_found(tenant, execution_id)
+        async with self._tx(tenant, write=True) as (tx, q):
+            if await tx.fetchrow(q.execution_wake, key, self.dialect.enc_time(at)) is None:
+                state = await tx.fetchrow(q.execution_state, key)
+                if state is None:
+                    raise _not_found(tenant, execution_id)
+                raise _not_waiting(execution_id, str(state[0]))
             return await self._load(tx, q, tenant, key)
 
     async def requeue_execution(self, tenant: str, execution_id: str) -> Execution:

@@ -457,6 +457,7 @@ class MemoryStore(MemoryLeases):
                     "started_at": started if started is not None else DIALECT.enc_time(a.started_at),
                     "next_attempt_at": None,
                     "updated_at": at,
+                    "handler_version": row["handler_version"] or change.handler_version,
                 }
                 writes.append((row, update, attempt_params(key, running, DIALECT)))
                 continue

@@ -9,6 +9,7 @@ from datetime import datetime
 from neoactions.server.errors import FailedPrecondition
 from neoactions.server.model import Execution, ExecutionError, ExecutionMode, ExecutionStatus, utcnow
 from neoactions.server.persistence.codec import ATTEMPT_COLUMNS, error_json, lookup_id, to_micros
+from neoactions.server.persistence.leases import _not_waiting
 from neoactions.server.persistence.memory_tables import (
     DIALECT,
     RETRYABLE,
@@ -62,6 +63,19 @@ class MemoryLeases:
                 attempts[number] = tuple(cancelled[c] for c in ATTEMPT_COLUMNS)
         if row["event_id"] is not None:
             t.settle([row["event_id"]])
+        return t.execution(tenant, row)
+
+    async def wake_execution(self, tenant: str, execution_id: str, at: datetime) -> Execution:
+        key = lookup_id(execution_id)
+        if key is None:
+            raise _execution_not_found(tenant, execution_id)
+        t = await self._tables(tenant)
+        row = t.executions.get(key)
+        if row is None:
+            raise _execution_not_found(tenant, execution_id)
+        if row["status"] != "waiting":
+            raise _not_waiting(execution_id, str(row["status"]))
+        row.update(next_attempt_at=DIALECT.enc_time(at), updated_at=DIALECT.enc_time(at))
         return t.execution(tenant, row)
 
     async def requeue_execution(self, tenant: str, execution_id: str) -> Execution:

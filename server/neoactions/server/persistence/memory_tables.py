@@ -115,9 +115,11 @@ def well_formed_ids(execution_ids: Sequence[str]) -> list[str]:
 
 
 def is_due(row: Row, now: int) -> bool:
-    """Due at ``now`` and not leased by a live owner."""
+    """Due at ``now`` (a ``waiting`` row only at its time: without one it waits to be woken)
+    and not leased by a live owner."""
     next_at, expires = row["next_attempt_at"], row["lease_expires_at"]
-    return (next_at is None or next_at <= now) and (expires is None or expires <= now)
+    due = next_at <= now if next_at is not None else row["status"] != "waiting"
+    return due and (expires is None or expires <= now)
 
 
 def claim_order(row: Row) -> tuple[int, int, str]:

@@ -22,6 +22,7 @@ from neoactions.server.ids import new_id
 from neoactions.server.model import (
     ADMIN_TENANT,
     JSON,
+    UNFINISHED_STATUSES,
     Action,
     Attempt,
     Event,
@@ -73,7 +74,7 @@ from neoactions.server.store import (
     Page,
 )
 
-_UNFINISHED = frozenset({"pending", "scheduled", "running"})
+_UNFINISHED = frozenset(s.value for s in UNFINISHED_STATUSES)
 
 
 class Tx(Protocol):
@@ -140,14 +141,14 @@ def _begun(x: Execution) -> Attempt:
 
 def _start_params(key: str, change: AttemptStart, now: datetime, d: Dialect) -> tuple[Any, ...]:
     a = change.attempt
-    return (key, a.number, d.enc_time(a.started_at), d.enc_time(now), change.owner)
+    return (key, a.number, d.enc_time(a.started_at), d.enc_time(now), change.owner, change.handler_version)
 
 
 def _ended(change: AttemptFinish, now: datetime) -> Attempt:
     """The attempt as it is stored once it ended."""
     attempt = change.attempt
     status = attempt.status
-    if not status.is_final:
+    if not status.is_final and status is not ExecutionStatus.WAITING:
         # the caller did not classify the attempt: it ended the execution, or it failed into a retry
         status = change.status if change.status.is_final else ExecutionStatus.FAILED
     return dataclasses.replace(

@@ -26,13 +26,17 @@ def _values(n: int) -> str:
 _E = ", ".join(EVENT_COLUMNS)
 _X = ", ".join(EXECUTION_COLUMNS)
 _AT = ", ".join(ATTEMPT_COLUMNS)
-_UNFINISHED = "status IN ('pending', 'scheduled', 'running')"
+_UNFINISHED = "status IN ('pending', 'scheduled', 'running', 'waiting')"
 _FINAL = "status IN ('succeeded', 'failed', 'timed_out', 'cancelled', 'dead_lettered')"
 _ACTIONS = "{s}actions a JOIN {s}action_versions v ON v.action_id = a.id"
 _VERSION = "v.version = CASE WHEN $2 = 0 THEN a.current_version ELSE $2 END"
 _CURRENT = "a.deleted = FALSE AND v.version = a.current_version"
-#: due at $3 and not leased by a live owner
-_DUE = "(next_attempt_at IS NULL OR next_attempt_at <= $3) AND (lease_expires_at IS NULL OR lease_expires_at <= $3)"
+#: due at $3 (a ``waiting`` execution only at its time: without one it waits to be woken) and
+#: not leased by a live owner
+_DUE = (
+    "((next_attempt_at IS NULL AND status <> 'waiting') OR next_attempt_at <= $3)"
+    " AND (lease_expires_at IS NULL OR lease_expires_at <= $3)"
+)
 _DUE_AT1 = _DUE.replace("$3", "$1")
 #: what a requeue sets ($2 = now): pending again, a new attempt series, no lease, off the queue
 REQUEUE_SET = (
@@ -98,7 +102,8 @@ class Statements:
     execution_start: str = (
         "UPDATE {s}executions SET status = 'running',"
         " attempt_count = CASE WHEN attempt_count > $2 THEN attempt_count ELSE $2 END,"
-        " started_at = COALESCE(started_at, $3), next_attempt_at = NULL, updated_at = $4"
+        " started_at = COALESCE(started_at, $3), next_attempt_at = NULL, updated_at = $4,"
+        " handler_version = CASE WHEN handler_version = '' THEN $6 ELSE handler_version END"
         f" WHERE id = $1 AND {_UNFINISHED} AND ($5 = '' OR lease_owner = $5) RETURNING id"
     )
     #: fenced like ``execution_start``; the lease is kept ($10) or given up, the outbox mark is cleared
@@ -118,6 +123,11 @@ class Statements:
         f" WHERE id = $1 AND {_UNFINISHED} AND lease_owner = $4 RETURNING id"
     )
     execution_state: str = "SELECT status, lease_owner FROM {s}executions WHERE id = $1"
+    #: a waiting execution is due at $2 (it was woken)
+    execution_wake: str = (
+        "UPDATE {s}executions SET next_attempt_at = $2, updated_at = $2"
+        " WHERE id = $1 AND status = 'waiting' RETURNING id"
+    )
     #: lock executions $1 in id order (concurrent batches never wait on each other in a cycle)
     execution_lock_many: str = (
         "SELECT id, status, lease_owner, event_id FROM {s}executions WHERE id {ids1} ORDER BY id{for_update}"
