@@ -40,7 +40,7 @@ lint: $(STAMP) ## ruff
 	$(BIN)/ruff format --check server sandboxes plugins clients tests bench
 
 typecheck: $(STAMP) ## mypy --strict
-	$(BIN)/mypy -p neoactions.server -p neoactions.sandboxes -p neoactions.plugins -p neoactions.client
+	$(BIN)/mypy -p neoactions.domain -p neoactions.server -p neoactions.sandboxes -p neoactions.plugins -p neoactions.client
 
 proto: $(STAMP) ## regenerate the *_pb2 modules from proto/
 	$(BIN)/python -m grpc_tools.protoc -I proto --python_out=proto --pyi_out=proto --grpc_python_out=proto $(PROTO_FILES)

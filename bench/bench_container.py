@@ -42,7 +42,7 @@ HARDENING = [
 
 
 def _ctx(seconds: float = 30.0) -> Any:
-    from neoactions.server.model import utcnow
+    from neoactions.domain.model import utcnow
     from neoactions.server.runners import ExecutionContext
 
     return ExecutionContext(

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from neoactions.server import model
+from neoactions.domain import model
 from neoactions.server.matching import Matcher, NaiveMatcher, compile_trigger
 
 SIZES = (10, 1_000, 10_000, 100_000)

@@ -24,10 +24,10 @@ from typing import Any
 
 import wasmtime
 
+from neoactions.domain.model import utcnow
 from neoactions.sandboxes.wasm import guest, runtimes
 from neoactions.sandboxes.wasm.config import Limits
 from neoactions.sandboxes.wasm.runner import WasmRunner
-from neoactions.server.model import utcnow
 from neoactions.server.runners import ExecutionContext, Result
 
 WORKERS = 2

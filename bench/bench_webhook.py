@@ -73,8 +73,8 @@ async def _measure(url: str) -> tuple[list[float], list[float]]:
 
     import httpx
 
+    from neoactions.domain.model import utcnow
     from neoactions.sandboxes.http import AddressPolicy, HttpRunner
-    from neoactions.server.model import utcnow
     from neoactions.server.runners import ExecutionContext, Failure
 
     body = json.dumps(PAYLOAD, separators=(",", ":")).encode()

@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 
 from neoactions.client import AsyncClient
 from neoactions.client.cli import app as cli
+from neoactions.domain.errors import InvalidArgument, NeoActionsError
+from neoactions.domain.status import from_rpc_error
 from neoactions.server.api.paging import MAX_PAGE_BYTES
-from neoactions.server.api.status import from_rpc_error
-from neoactions.server.errors import InvalidArgument, NeoActionsError
 from neoactions.v1 import (
     actions_pb2,
     actions_pb2_grpc,

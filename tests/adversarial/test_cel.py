@@ -13,7 +13,7 @@ import grpc
 import pytest
 from google.protobuf import json_format
 
-from neoactions.server.api.status import from_rpc_error
+from neoactions.domain.status import from_rpc_error
 from neoactions.v1 import actions_pb2, actions_pb2_grpc, events_pb2, events_pb2_grpc
 from tests.adversarial.harness import assert_alive, rss_bytes, start_server, stays_responsive
 from tests.e2e.conftest import ServerProcess

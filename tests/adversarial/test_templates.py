@@ -15,7 +15,7 @@ import grpc
 import pytest
 from google.protobuf import json_format
 
-from neoactions.server.api.status import from_rpc_error
+from neoactions.domain.status import from_rpc_error
 from neoactions.v1 import (
     actions_pb2,
     actions_pb2_grpc,

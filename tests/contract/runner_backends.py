@@ -34,6 +34,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from loopback_http import LoopbackServer, Received, Reply, serve_http  # type: ignore[import-not-found]
 
+from neoactions.domain.model import JSON, JSONObject, utcnow
 from neoactions.plugins.sdk import HandlerContext as SdkContext
 from neoactions.plugins.sdk import HandlerError, handler, start_server
 from neoactions.sandboxes.aws_lambda import LambdaRunner
@@ -45,7 +46,6 @@ from neoactions.sandboxes.python.runner import HandlerContext, TrustedHandlers
 from neoactions.sandboxes.sidecar import SidecarRunner
 from neoactions.sandboxes.sidecar.address import SidecarPolicy
 from neoactions.sandboxes.wasm import WasmRunner
-from neoactions.server.model import JSON, JSONObject, utcnow
 from neoactions.server.runners import ExecutionContext, Runner, RunnerUpdate
 
 LOOPBACK = ["127.0.0.0/8", "::1/128"]

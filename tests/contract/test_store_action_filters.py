@@ -7,7 +7,7 @@ import dataclasses
 from store_backends import ContractStore
 from test_store_contract import action
 
-from neoactions.server.model import HandlerSpec
+from neoactions.domain.model import HandlerSpec
 from neoactions.server.store import ActionFilter
 
 

@@ -11,8 +11,8 @@ from datetime import timedelta
 
 import pytest
 
-from neoactions.server.ids import new_id
-from neoactions.server.model import Event, utcnow
+from neoactions.domain.ids import new_id
+from neoactions.domain.model import Event, utcnow
 from neoactions.server.persistence import SqliteStore, SqlStore
 from neoactions.server.persistence import sqlite as sqlite_store
 from neoactions.server.store import EventFilter

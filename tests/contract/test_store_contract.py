@@ -12,9 +12,9 @@ import asyncpg
 import pytest
 from store_backends import Backend, ContractStore  # beside this file, which pytest puts on sys.path
 
-from neoactions.server.errors import Aborted, AlreadyExists, InvalidArgument, NotFound, Unavailable
-from neoactions.server.ids import new_id
-from neoactions.server.model import (
+from neoactions.domain.errors import Aborted, AlreadyExists, InvalidArgument, NotFound, Unavailable
+from neoactions.domain.ids import new_id
+from neoactions.domain.model import (
     Action,
     Attempt,
     ConditionGroup,

@@ -11,9 +11,9 @@ import pytest
 from store_backends import Backend, ContractStore
 from test_store_contract import T0, attempt, event, execution, reason_of
 
-from neoactions.server.errors import Aborted, AlreadyExists, FailedPrecondition, Internal, InvalidArgument, NotFound
-from neoactions.server.ids import new_id
-from neoactions.server.model import EventStatus, ExecutionError, ExecutionMode, ExecutionStatus, Priority, utcnow
+from neoactions.domain.errors import Aborted, AlreadyExists, FailedPrecondition, Internal, InvalidArgument, NotFound
+from neoactions.domain.ids import new_id
+from neoactions.domain.model import EventStatus, ExecutionError, ExecutionMode, ExecutionStatus, Priority, utcnow
 from neoactions.server.store import DUPLICATE_EVENT, LEASE_LOST, AttemptFinish, AttemptStart, ExecutionFilter
 from tests.conftest import eventually
 

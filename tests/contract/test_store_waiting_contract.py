@@ -9,9 +9,9 @@ from datetime import timedelta
 from store_backends import ContractStore
 from test_store_contract import attempt, execution, reason_of
 
-from neoactions.server.errors import FailedPrecondition, NotFound
-from neoactions.server.ids import new_id
-from neoactions.server.model import ExecutionMode, ExecutionStatus, utcnow
+from neoactions.domain.errors import FailedPrecondition, NotFound
+from neoactions.domain.ids import new_id
+from neoactions.domain.model import ExecutionMode, ExecutionStatus, utcnow
 from neoactions.server.store import AttemptFinish, AttemptStart
 
 LATER = timedelta(seconds=30)

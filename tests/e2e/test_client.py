@@ -19,7 +19,7 @@ from neoactions.client import (
     NotFound,
     StreamedUpdate,
 )
-from neoactions.server.model import ExecutionStatus, Priority, UpdateKind
+from neoactions.domain.model import ExecutionStatus, Priority, UpdateKind
 from tests.e2e.conftest import ServerProcess, module_server, tenant_client
 
 ACTIONS = """

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from neoactions.client import ApplyOutcome, AsyncClient, Client, InvalidArgument, NotFound
-from neoactions.server.model import ExecutionStatus, UpdateKind
+from neoactions.domain.model import ExecutionStatus, UpdateKind
 from tests.e2e.conftest import ServerProcess
 
 ALERT: dict[str, Any] = {

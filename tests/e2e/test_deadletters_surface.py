@@ -21,7 +21,7 @@ import grpc
 import pytest
 
 from neoactions.client import AsyncClient, Execution, ExecutionStatus, FailedPrecondition
-from neoactions.server.model import EventStatus
+from neoactions.domain.model import EventStatus
 from neoactions.v1 import events_pb2, events_pb2_grpc, executions_pb2, executions_pb2_grpc
 from tests.conftest import eventually as poll
 from tests.conftest import eventually_sync as poll_sync

@@ -10,7 +10,7 @@ from typing import Any
 import grpc
 from google.protobuf import json_format
 
-from neoactions.server.api.status import from_rpc_error
+from neoactions.domain.status import from_rpc_error
 from neoactions.v1 import (
     actions_pb2,
     actions_pb2_grpc,

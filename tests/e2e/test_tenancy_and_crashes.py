@@ -10,7 +10,7 @@ import asyncpg
 import grpc
 import pytest
 
-from neoactions.server.model import ExecutionStatus
+from neoactions.domain.model import ExecutionStatus
 from neoactions.server.persistence import open_store
 from neoactions.server.store import EventFilter, ExecutionFilter, Store
 from neoactions.v1 import (

@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
+from neoactions.domain.model import utcnow
 from neoactions.sandboxes.container.engine import LABELS_ENV
-from neoactions.server.model import utcnow
 from neoactions.server.runners import ExecutionContext, RunnerUpdate
 from tests.conftest import ROOT, require_service
 

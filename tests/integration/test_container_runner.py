@@ -21,10 +21,10 @@ from typing import Any
 
 import pytest
 
+from neoactions.domain.errors import InvalidArgument
 from neoactions.sandboxes.container import CONFIG_SCHEMA, INSTANCE_LABEL, ContainerRunner
 from neoactions.sandboxes.container import register as register_container
 from neoactions.sandboxes.container.engine import LABELS_ENV, OWNER_LABEL
-from neoactions.server.errors import InvalidArgument
 from neoactions.server.runners import Failure, HandlerRegistry, Log, Progress, Result
 from tests.integration.dockerenv import (
     ONESHOT_IMAGE,

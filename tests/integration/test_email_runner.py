@@ -25,10 +25,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from neoactions.domain.errors import InvalidArgument
+from neoactions.domain.model import utcnow
 from neoactions.sandboxes.email import EmailRunner, register
 from neoactions.sandboxes.http import AddressPolicy
-from neoactions.server.errors import InvalidArgument
-from neoactions.server.model import utcnow
 from neoactions.server.runners import ExecutionContext, Failure, HandlerRegistry, Log, Result
 
 USER, PASSWORD = "mailer", "correct horse"

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from neoactions.domain.model import RateLimit
 from neoactions.server.flow import (
     AdmissionRequest,
     Admitted,
@@ -23,7 +24,6 @@ from neoactions.server.flow import (
     Refused,
 )
 from neoactions.server.flow.redis_flow import CLOSED_TRUST_SECONDS
-from neoactions.server.model import RateLimit
 from tests.conftest import require_redis
 from tests.integration.flow_backends import FlowBackend, ManualClock
 

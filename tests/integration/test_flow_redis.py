@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from neoactions.server.errors import Unavailable
+from neoactions.domain.errors import Unavailable
+from neoactions.domain.model import RateLimit
 from neoactions.server.flow import (
     AdmissionRequest,
     Admitted,
@@ -22,7 +23,6 @@ from neoactions.server.flow import (
     create_flow_control,
 )
 from neoactions.server.flow.redis_flow import CLOSED_TRUST_SECONDS, RedisFlowControl
-from neoactions.server.model import RateLimit
 from tests.conftest import REDIS_URL, require_redis
 from tests.integration.flow_backends import ManualClock, delete_prefix, unique_prefix
 

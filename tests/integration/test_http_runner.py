@@ -23,6 +23,8 @@ import pytest
 from loopback_http import Received, Reply, serve_http
 from standardwebhooks import Webhook, WebhookVerificationError
 
+from neoactions.domain.errors import InvalidArgument
+from neoactions.domain.model import JSON, utcnow
 from neoactions.sandboxes.http import (
     AddressPolicy,
     HttpRunner,
@@ -31,8 +33,6 @@ from neoactions.sandboxes.http import (
     register,
 )
 from neoactions.sandboxes.http.guard import refusal_reason
-from neoactions.server.errors import InvalidArgument
-from neoactions.server.model import JSON, utcnow
 from neoactions.server.runners import ExecutionContext, Failure, HandlerRegistry, Log, Result
 
 LOOPBACK = ["127.0.0.0/8", "::1/128"]

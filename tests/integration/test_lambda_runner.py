@@ -24,10 +24,10 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from loopback_http import Received, Reply, serve_http
 
+from neoactions.domain.errors import InvalidArgument
+from neoactions.domain.model import JSON, utcnow
 from neoactions.sandboxes.aws_lambda import LambdaRunner, register
 from neoactions.sandboxes.http import AddressPolicy
-from neoactions.server.errors import InvalidArgument
-from neoactions.server.model import JSON, utcnow
 from neoactions.server.runners import ExecutionContext, Failure, HandlerRegistry, Log, Result
 
 KEY_ID, SECRET, TOKEN = "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "session-token-1"

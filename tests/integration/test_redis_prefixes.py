@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
+from neoactions.domain.model import RateLimit
 from neoactions.server.flow import AdmissionRequest, Admitted, BreakerState, RefusalReason, Refused, create_flow_control
 from neoactions.server.flow.port import FlowControl
-from neoactions.server.model import RateLimit
 from neoactions.server.queue.port import QueueItem
 from neoactions.server.queue.redisstream import RedisStreamQueue
 from tests.conftest import REDIS_URL, require_redis

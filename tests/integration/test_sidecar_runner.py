@@ -15,12 +15,12 @@ from typing import Any
 import grpc
 import pytest
 
+from neoactions.domain.errors import InvalidArgument
 from neoactions.plugins.sdk import Handler, HandlerContext, HandlerError, handler, start_server
 from neoactions.sandboxes.sidecar import SidecarRunner
 from neoactions.sandboxes.sidecar import register as register_sidecar
 from neoactions.sandboxes.sidecar.address import SidecarPolicy
 from neoactions.sandboxes.sidecar.client import unavailable_message
-from neoactions.server.errors import InvalidArgument
 from neoactions.server.runners import Failure, HandlerRegistry, Log, Progress, Result
 from tests.conftest import port_open
 from tests.integration.dockerenv import collect, context

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 import wasmtime
 
+from neoactions.domain.errors import InvalidArgument
+from neoactions.domain.model import utcnow
 from neoactions.sandboxes.wasm import register, runtimes
 from neoactions.sandboxes.wasm.errors import SandboxProblem
-from neoactions.server.errors import InvalidArgument
-from neoactions.server.model import utcnow
 from neoactions.server.runners import ExecutionContext, Failure, HandlerRegistry, HandlerType, Log, Result
 
 # A WASI command module: echoes stdin inside {"echo": ...} on stdout, logs a line on stderr.

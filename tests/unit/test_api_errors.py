@@ -11,9 +11,9 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
 
+from neoactions.domain.errors import NotFound
 from neoactions.server.api import paging
 from neoactions.server.api.errors import Undecodable, streaming, tolerant_decoding, unary
-from neoactions.server.errors import NotFound
 from neoactions.v1 import events_pb2
 
 

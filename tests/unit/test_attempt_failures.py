@@ -14,11 +14,7 @@ from typing import Any
 
 import pytest
 
-from neoactions.server.access import Caller
-from neoactions.server.bus import InProcessUpdateBus
-from neoactions.server.engine import Engine
-from neoactions.server.engine.attempts import retry_decision
-from neoactions.server.model import (
+from neoactions.domain.model import (
     ADMIN_TENANT,
     Action,
     Attempt,
@@ -32,6 +28,10 @@ from neoactions.server.model import (
     Trigger,
     utcnow,
 )
+from neoactions.server.access import Caller
+from neoactions.server.bus import InProcessUpdateBus
+from neoactions.server.engine import Engine
+from neoactions.server.engine.attempts import retry_decision
 from neoactions.server.persistence import open_store
 from neoactions.server.retry import MAX_RETRY_DELAY_MS, classify_exception, retry_delay_ms
 from neoactions.server.runners import ExecutionContext, HandlerRegistry, HandlerType, Result, RunnerUpdate

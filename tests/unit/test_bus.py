@@ -4,9 +4,9 @@ import asyncio
 
 import pytest
 
+from neoactions.domain.errors import FailedPrecondition, InvalidArgument
+from neoactions.domain.model import ExecutionUpdate, UpdateKind
 from neoactions.server.bus import InProcessUpdateBus, UpdateFilter
-from neoactions.server.errors import FailedPrecondition, InvalidArgument
-from neoactions.server.model import ExecutionUpdate, UpdateKind
 
 
 def update(tenant: str, execution: str, kind: UpdateKind = UpdateKind.LOG, correlation: str = "") -> ExecutionUpdate:

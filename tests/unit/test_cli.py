@@ -22,8 +22,8 @@ from neoactions.client.cli._context import CliState, json_argument, with_hint
 from neoactions.client.cli._globals import hoist_global_options
 from neoactions.client.cli._render import jsonable
 from neoactions.client.results import StreamedUpdate
-from neoactions.server.errors import FieldViolation, InvalidArgument, NeoActionsError, NotFound, Unavailable
-from neoactions.server.model import (
+from neoactions.domain.errors import FieldViolation, InvalidArgument, NeoActionsError, NotFound, Unavailable
+from neoactions.domain.model import (
     Action,
     Attempt,
     Execution,

@@ -8,13 +8,13 @@ import asyncio
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
+from neoactions.domain.errors import Unavailable
+from neoactions.domain.ids import new_id
+from neoactions.domain.model import Execution, ExecutionMode
 from neoactions.server.engine.acks import Acknowledgements
 from neoactions.server.engine.consumer import QueueConsumer
 from neoactions.server.engine.dispatcher import Reservation
 from neoactions.server.engine.jobs import Job
-from neoactions.server.errors import Unavailable
-from neoactions.server.ids import new_id
-from neoactions.server.model import Execution, ExecutionMode
 from neoactions.server.persistence.memory import MemoryStore
 from neoactions.server.queue import InProcessWorkQueue, QueueItem
 from tests.conftest import eventually

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from neoactions.domain.errors import InvalidArgument
 from neoactions.sandboxes.container.config import ContainerSpec, validate
 from neoactions.sandboxes.container.user import MAX_ID, ContainerUser, UserRefused, parse_user
-from neoactions.server.errors import InvalidArgument
 
 
 @pytest.mark.parametrize(

@@ -11,10 +11,10 @@ from google.protobuf import timestamp_pb2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from neoactions.server.api import convert
-from neoactions.server.api import names as resource_names
-from neoactions.server.errors import InvalidArgument
-from neoactions.server.model import (
+from neoactions.domain import convert
+from neoactions.domain import names as resource_names
+from neoactions.domain.errors import InvalidArgument
+from neoactions.domain.model import (
     Action,
     CelCondition,
     Condition,

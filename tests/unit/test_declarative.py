@@ -16,9 +16,9 @@ from neoactions.client.declarative import (
     parse_yaml,
 )
 from neoactions.client.results import ApplyOutcome
-from neoactions.server.api import convert
-from neoactions.server.errors import InvalidArgument
-from neoactions.server.model import Action, ExecutionMode, Priority
+from neoactions.domain import convert
+from neoactions.domain.errors import InvalidArgument
+from neoactions.domain.model import Action, ExecutionMode, Priority
 from neoactions.v1 import actions_pb2
 
 ISSUE_EXAMPLE = """

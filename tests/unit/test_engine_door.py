@@ -10,9 +10,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from neoactions.domain.errors import NotFound
 from neoactions.server.access import Caller, Permission
 from neoactions.server.engine import Engine
-from neoactions.server.errors import NotFound
 
 API = Path(__file__).resolve().parents[2] / "server" / "neoactions" / "server" / "api"
 #: what a servicer may read off the engine that is not an operation

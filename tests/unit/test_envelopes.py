@@ -8,10 +8,10 @@ from collections.abc import Sequence
 
 import pytest
 
+from neoactions.domain.errors import NotFound, Unavailable
+from neoactions.domain.ids import new_id
+from neoactions.domain.model import Event, Tenant
 from neoactions.server.engine.envelopes import EnvelopeLoader
-from neoactions.server.errors import NotFound, Unavailable
-from neoactions.server.ids import new_id
-from neoactions.server.model import Event, Tenant
 from neoactions.server.persistence.memory import MemoryStore
 
 

@@ -10,6 +10,7 @@ import asyncio
 
 import pytest
 
+from neoactions.domain.model import RateLimit
 from neoactions.server.flow import (
     AdmissionRequest,
     Admitted,
@@ -22,7 +23,6 @@ from neoactions.server.flow import (
     breaker_target,
     create_flow_control,
 )
-from neoactions.server.model import RateLimit
 
 
 def request(n: int, **kw: object) -> AdmissionRequest:

@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from neoactions.server.errors import InvalidArgument
-from neoactions.server.model import JSON, JSONObject
+from neoactions.domain.errors import InvalidArgument
+from neoactions.domain.model import JSON, JSONObject
 from neoactions.server.runners import (
     ExecutionContext,
     HandlerRegistry,

@@ -25,7 +25,7 @@ def loaded_after(module: str, candidates: tuple[str, ...]) -> list[str]:
     "module",
     [
         "neoactions.server.engine",
-        "neoactions.server.model",
+        "neoactions.domain.model",
         "neoactions.server.matching",
         "neoactions.server.flow",
         "neoactions.server.queue",
@@ -37,7 +37,7 @@ def test_the_core_loads_no_adapter_library(module: str) -> None:
 
 
 def test_the_domain_model_loads_no_engine() -> None:
-    assert loaded_after("neoactions.server.model", ("neoactions.server.engine", "neoactions.server.matching")) == []
+    assert loaded_after("neoactions.domain.model", ("neoactions.server.engine", "neoactions.server.matching")) == []
 
 
 def test_the_check_can_fail() -> None:
@@ -45,9 +45,14 @@ def test_the_check_can_fail() -> None:
     assert loaded_after("neoactions.server.queue.redisstream", ADAPTER_LIBRARIES) == ["redis"]
 
 
-def test_the_client_loads_no_engine() -> None:
-    engine = ("neoactions.server.engine", "neoactions.server.matching.matcher", "celpy", "cel", "re2", "jinja2")
-    assert loaded_after("neoactions.client", engine) == []
+def test_the_client_loads_nothing_of_the_server() -> None:
+    server = ("neoactions.server", "celpy", "cel", "re2", "jinja2", "asyncpg", "redis", "wasmtime", "docker")
+    assert loaded_after("neoactions.client", server) == []
+
+
+def test_the_shared_domain_loads_nothing_of_the_server() -> None:
+    for module in ("neoactions.domain.model", "neoactions.domain.convert", "neoactions.domain.status"):
+        assert loaded_after(module, ("neoactions.server", "asyncpg", "redis", "wasmtime", "docker")) == []
 
 
 def test_the_matching_package_still_exports_its_names() -> None:

@@ -27,6 +27,9 @@ def test_every_part_imports_from_its_folder() -> None:
         imported = importlib.import_module(module)
         assert Path(imported.__path__[0]).resolve().is_relative_to(ROOT / folder), module
     importlib.import_module("neoactions.handler.v1.handler_pb2")
+    # the domain the server and the clients share lives beside the server
+    domain = importlib.import_module("neoactions.domain")
+    assert Path(domain.__path__[0]).resolve().is_relative_to(ROOT / "server"), "neoactions.domain"
     for folder in PARTS:
         assert not (ROOT / folder / "neoactions" / "__init__.py").exists(), (
             f"{folder}/neoactions/__init__.py hides the rest"
@@ -56,6 +59,7 @@ def test_the_wheel_carries_every_part(tmp_path: Path) -> None:
         "neoactions/v1/events_pb2.py",
         "neoactions/handler/v1/handler.proto",
         "neoactions/server/app.py",
+        "neoactions/domain/model.py",
         "neoactions/server/persistence/migrations/postgres/0001_init.sql",
         "neoactions/sandboxes/python/runner.py",
         "neoactions/plugins/sdk/server.py",

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+from neoactions.domain.ids import new_id
+from neoactions.domain.model import Attempt, Execution, ExecutionError, ExecutionStatus, Tenant, utcnow
 from neoactions.server.engine.jobs import Job
 from neoactions.server.engine.leases import LeaseKeeper
-from neoactions.server.ids import new_id
-from neoactions.server.model import Attempt, Execution, ExecutionError, ExecutionStatus, Tenant, utcnow
 from neoactions.server.persistence.memory import MemoryStore
 
 

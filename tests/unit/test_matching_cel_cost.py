@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from neoactions.server import model
-from neoactions.server.errors import InvalidArgument
+from neoactions.domain import model
+from neoactions.domain.errors import InvalidArgument
 from neoactions.server.matching import CelLimits, Matcher, compile_trigger
 from neoactions.server.matching.celcost import MAX_MACRO_NESTING, Shape, estimate
 from neoactions.server.matching.celexpr import compile_cel

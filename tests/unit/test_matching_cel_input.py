@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from neoactions.server import model
-from neoactions.server.errors import InvalidArgument
+from neoactions.domain import model
+from neoactions.domain.errors import InvalidArgument
 from neoactions.server.matching import CelLimits, Matcher
 from neoactions.server.matching.celexpr import compile_cel
 from neoactions.server.matching.celinput import measure, pruner, reads, rereads

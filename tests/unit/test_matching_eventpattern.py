@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from neoactions.server import model
-from neoactions.server.errors import InvalidArgument
+from neoactions.domain import model
+from neoactions.domain.errors import InvalidArgument
 from neoactions.server.matching import compile_event_pattern, compile_trigger
 
 

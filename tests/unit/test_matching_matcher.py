@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from neoactions.server import model
-from neoactions.server.errors import InvalidArgument, NotFound
+from neoactions.domain import model
+from neoactions.domain.errors import InvalidArgument, NotFound
 from neoactions.server.matching import Matcher
 
 F = model.FieldCondition

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from neoactions.server import model
+from neoactions.domain import model
 from neoactions.server.matching import MISSING, compile_condition
 
 ENVELOPE_BASE: dict[str, Any] = {"type": "t", "source": "svc", "metadata": {}}

@@ -15,7 +15,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from neoactions.server import model
+from neoactions.domain import model
 from neoactions.server.matching import Matcher, NaiveMatcher
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)

@@ -21,8 +21,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from neoactions.server import model
-from neoactions.server.errors import InvalidArgument
+from neoactions.domain import model
+from neoactions.domain.errors import InvalidArgument
 from neoactions.server.matching import Matcher, NaiveMatcher, compile_event_pattern
 
 Path = tuple[str, ...]

@@ -9,10 +9,10 @@ import asyncio
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from neoactions.domain.errors import Unavailable
+from neoactions.domain.ids import new_id
+from neoactions.domain.model import Execution, ExecutionMode, Tenant, utcnow
 from neoactions.server.engine.outbox import Outbox
-from neoactions.server.errors import Unavailable
-from neoactions.server.ids import new_id
-from neoactions.server.model import Execution, ExecutionMode, Tenant, utcnow
 from neoactions.server.persistence.memory import MemoryStore
 from neoactions.server.queue import InProcessWorkQueue
 from tests.conftest import eventually

@@ -11,11 +11,8 @@ from typing import Any
 
 import pytest
 
-from neoactions.server.access import Caller
-from neoactions.server.bus import InProcessUpdateBus
-from neoactions.server.engine import Engine
-from neoactions.server.errors import Unavailable
-from neoactions.server.model import (
+from neoactions.domain.errors import Unavailable
+from neoactions.domain.model import (
     ADMIN_TENANT,
     Action,
     Event,
@@ -23,6 +20,9 @@ from neoactions.server.model import (
     HandlerSpec,
     Trigger,
 )
+from neoactions.server.access import Caller
+from neoactions.server.bus import InProcessUpdateBus
+from neoactions.server.engine import Engine
 from neoactions.server.persistence.memory import MemoryStore
 from neoactions.server.runners import ExecutionContext, HandlerRegistry, HandlerType, Result, RunnerUpdate
 from neoactions.server.settings import Settings

@@ -5,10 +5,10 @@ from datetime import timedelta
 
 import pytest
 
+from neoactions.domain.errors import InvalidArgument
+from neoactions.domain.model import utcnow
 from neoactions.sandboxes.python import register
 from neoactions.sandboxes.python.runner import PythonRunner, TrustedHandlers, parse_modules
-from neoactions.server.errors import InvalidArgument
-from neoactions.server.model import utcnow
 from neoactions.server.runners import ExecutionContext, Failure, HandlerRegistry, Log, Progress, Result
 from neoactions.server.settings import Settings
 

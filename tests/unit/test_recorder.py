@@ -8,10 +8,10 @@ from datetime import timedelta
 
 import pytest
 
+from neoactions.domain.errors import Aborted, Unavailable
+from neoactions.domain.ids import new_id
+from neoactions.domain.model import Attempt, Execution, ExecutionStatus, Tenant, utcnow
 from neoactions.server.engine.recorder import AttemptRecorder
-from neoactions.server.errors import Aborted, Unavailable
-from neoactions.server.ids import new_id
-from neoactions.server.model import Attempt, Execution, ExecutionStatus, Tenant, utcnow
 from neoactions.server.persistence.memory import MemoryStore
 from neoactions.server.store import LEASE_LOST, TRANSACTION_CONFLICT, AttemptChange, AttemptStart
 

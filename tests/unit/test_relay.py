@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from neoactions.server.model import ExecutionError, ExecutionStatus, ExecutionUpdate, UpdateKind
+from neoactions.domain.model import ExecutionError, ExecutionStatus, ExecutionUpdate, UpdateKind
 from neoactions.server.relay import decode, encode
 
 

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from neoactions.server.model import RetryPolicy
+from neoactions.domain.model import RetryPolicy
 from neoactions.server.retry import retry_delay_ms
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from neoactions.domain.errors import InvalidArgument
 from neoactions.sandboxes.sidecar.address import (
     SidecarAddressRefused,
     SidecarPolicy,
@@ -11,7 +12,6 @@ from neoactions.sandboxes.sidecar.address import (
     parse_address,
 )
 from neoactions.sandboxes.sidecar.runner import SidecarRunner
-from neoactions.server.errors import InvalidArgument
 
 DEFAULT = SidecarPolicy.from_settings({})
 

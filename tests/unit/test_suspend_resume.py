@@ -13,11 +13,8 @@ from typing import Any
 
 import pytest
 
-from neoactions.server.access import Caller
-from neoactions.server.bus import InProcessUpdateBus, UpdateFilter
-from neoactions.server.engine import Engine
-from neoactions.server.errors import FailedPrecondition
-from neoactions.server.model import (
+from neoactions.domain.errors import FailedPrecondition
+from neoactions.domain.model import (
     ADMIN_TENANT,
     Action,
     Event,
@@ -29,6 +26,9 @@ from neoactions.server.model import (
     UpdateKind,
     utcnow,
 )
+from neoactions.server.access import Caller
+from neoactions.server.bus import InProcessUpdateBus, UpdateFilter
+from neoactions.server.engine import Engine
 from neoactions.server.persistence.memory import MemoryStore
 from neoactions.server.runners import (
     ExecutionContext,

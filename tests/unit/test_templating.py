@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from neoactions.server.errors import InvalidArgument
+from neoactions.domain.errors import InvalidArgument
 from neoactions.server.settings import Settings
 from neoactions.server.templating import ConfigRenderer, TemplateLimits, TemplateRenderError
 

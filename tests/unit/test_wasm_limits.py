@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from neoactions.domain.errors import InvalidArgument
 from neoactions.sandboxes.wasm.config import MIB, Limits, Maxima
-from neoactions.server.errors import InvalidArgument
 
 
 def test_limits_above_the_maxima_are_refused_naming_the_field() -> None:

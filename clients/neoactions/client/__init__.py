@@ -10,8 +10,8 @@
         for execution in result.executions:
             print(execution.action_name, execution.status, execution.output)
 
-Calls return the domain objects of :mod:`neoactions.server.model` and raise the
-error tree of :mod:`neoactions.server.errors` (re-exported here).
+Calls return the domain objects of :mod:`neoactions.domain.model` and raise the
+error tree of :mod:`neoactions.domain.errors` (re-exported here).
 """
 
 from neoactions.client._apply import ApplySource
@@ -35,7 +35,7 @@ from neoactions.client.results import (
     PublishResult,
     StreamedUpdate,
 )
-from neoactions.server.errors import (
+from neoactions.domain.errors import (
     Aborted,
     AlreadyExists,
     FailedPrecondition,
@@ -49,7 +49,7 @@ from neoactions.server.errors import (
     Unauthenticated,
     Unavailable,
 )
-from neoactions.server.model import (
+from neoactions.domain.model import (
     Action,
     Event,
     Execution,

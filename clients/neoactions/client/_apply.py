@@ -10,8 +10,8 @@ from typing import Any, TypeAlias
 from neoactions.client._requests import changed_fields, desired_action
 from neoactions.client.declarative import ActionDocument, load_file, parse_action, parse_documents
 from neoactions.client.results import ApplyOutcome
-from neoactions.server.errors import FieldViolation, InvalidArgument, NeoActionsError
-from neoactions.server.model import Action
+from neoactions.domain.errors import FieldViolation, InvalidArgument, NeoActionsError
+from neoactions.domain.model import Action
 
 #: what ``apply`` takes: a file path, a parsed ``{actions: [...]}`` mapping, or actions
 ApplySource: TypeAlias = str | Path | Mapping[str, Any] | Iterable[ActionDocument | Mapping[str, Any]]

@@ -17,9 +17,9 @@ from neoactions.client import _requests as rq
 from neoactions.client._config import CHANNEL_OPTIONS, DEFAULT_TARGET, DEFAULT_TIMEOUT
 from neoactions.client._errors import translated
 from neoactions.client.results import ActionTest, ApplyResult, Page, PublishResult, StreamedUpdate
-from neoactions.server.api import convert
-from neoactions.server.errors import FailedPrecondition, Internal, InvalidArgument, NeoActionsError, NotFound
-from neoactions.server.model import (
+from neoactions.domain import convert
+from neoactions.domain.errors import FailedPrecondition, Internal, InvalidArgument, NeoActionsError, NotFound
+from neoactions.domain.model import (
     ADMIN_TENANT,
     JSON,
     Action,
@@ -58,7 +58,7 @@ class AsyncClient:
     """The neoactions API over asyncio, returning domain objects and raising typed errors.
 
     Every failed call raises a subclass of
-    :class:`~neoactions.server.errors.NeoActionsError` (``NotFound`` with reason
+    :class:`~neoactions.domain.errors.NeoActionsError` (``NotFound`` with reason
     ``ACTION_NOT_FOUND``, ``InvalidArgument`` with field violations, ...).
     ``tenant`` applies to every call and can be overridden per call with ``tenant=``.
 

@@ -6,8 +6,8 @@ from datetime import datetime
 
 from neoactions.client import _requests as rq
 from neoactions.client.results import Page
-from neoactions.server.api import convert
-from neoactions.server.model import Execution
+from neoactions.domain import convert
+from neoactions.domain.model import Execution
 from neoactions.v1 import executions_pb2
 
 

@@ -7,12 +7,12 @@ from collections.abc import Iterator
 
 import grpc
 
-from neoactions.server.api.status import from_rpc_error
+from neoactions.domain.status import from_rpc_error
 
 
 @contextlib.contextmanager
 def translated() -> Iterator[None]:
-    """Re-raise a failed call as its :class:`~neoactions.server.errors.NeoActionsError` class."""
+    """Re-raise a failed call as its :class:`~neoactions.domain.errors.NeoActionsError` class."""
     try:
         yield
     except grpc.RpcError as exc:

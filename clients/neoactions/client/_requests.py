@@ -1,7 +1,7 @@
 """Request building and response reading shared by the async and the sync client.
 
 Everything here is pure (no I/O), so both clients are thin: build a request,
-call the stub, convert the response with ``neoactions.server.api.convert``.
+call the stub, convert the response with ``neoactions.domain.convert``.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from typing import Any, TypeAlias
 
 from neoactions.client.declarative import ActionDocument, parse_action
 from neoactions.client.results import ActionTest, PublishResult, StreamedUpdate
-from neoactions.server.api import convert, names
-from neoactions.server.errors import InvalidArgument
-from neoactions.server.model import (
+from neoactions.domain import convert, names
+from neoactions.domain.errors import InvalidArgument
+from neoactions.domain.model import (
     JSON,
     Action,
     Event,

@@ -16,7 +16,7 @@ A file holds one or more YAML documents, each a mapping with an ``actions:`` lis
         timeout_seconds: 10
 
 Every key is checked before anything is sent: an unknown key, a bad priority or a
-malformed condition is refused with :class:`~neoactions.server.errors.InvalidArgument`
+malformed condition is refused with :class:`~neoactions.domain.errors.InvalidArgument`
 naming the action and the key. Semantic checks (patterns, operators, handler configs)
 are the server's job and happen when the action is saved (or validated with a dry run).
 """
@@ -31,8 +31,8 @@ from typing import Any
 import yaml
 from google.protobuf import json_format
 
-from neoactions.server.errors import FieldViolation, InvalidArgument
-from neoactions.server.model import Action, ExecutionMode, JSONObject, Priority
+from neoactions.domain.errors import FieldViolation, InvalidArgument
+from neoactions.domain.model import Action, ExecutionMode, JSONObject, Priority
 from neoactions.v1 import actions_pb2
 
 ACTION_KEYS = frozenset(

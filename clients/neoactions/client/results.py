@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from neoactions.server.model import Action, Event, Execution, ExecutionUpdate
+from neoactions.domain.model import Action, Event, Execution, ExecutionUpdate
 
 T = TypeVar("T")
 

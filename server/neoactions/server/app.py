@@ -25,10 +25,10 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from neoactions.domain.errors import Unavailable
 from neoactions.server.api.servicers import SERVICE_NAMES, add_servicers
 from neoactions.server.bus import InProcessUpdateBus, UpdateBus
 from neoactions.server.engine import Engine
-from neoactions.server.errors import Unavailable
 from neoactions.server.flow import create_flow_control
 from neoactions.server.logjson import configure_logging
 from neoactions.server.persistence import open_store

@@ -18,8 +18,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from neoactions.server.errors import FailedPrecondition, InvalidArgument
-from neoactions.server.model import ExecutionUpdate
+from neoactions.domain.errors import FailedPrecondition, InvalidArgument
+from neoactions.domain.model import ExecutionUpdate
 
 
 @dataclass(frozen=True, slots=True)

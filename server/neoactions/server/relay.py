@@ -28,8 +28,8 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from neoactions.domain.model import ExecutionError, ExecutionStatus, ExecutionUpdate, UpdateKind
 from neoactions.server.bus import InProcessUpdateBus, Subscription, UpdateFilter
-from neoactions.server.model import ExecutionError, ExecutionStatus, ExecutionUpdate, UpdateKind
 from neoactions.server.redis_client import redis_from_url
 
 log = logging.getLogger(__name__)

@@ -18,8 +18,8 @@ import errno
 import random
 import traceback
 
-from neoactions.server.errors import Unavailable
-from neoactions.server.model import ExecutionError, RetryPolicy
+from neoactions.domain.errors import Unavailable
+from neoactions.domain.model import ExecutionError, RetryPolicy
 
 BACKOFFS = ("exponential", "linear", "fixed")
 

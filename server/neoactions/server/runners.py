@@ -28,8 +28,8 @@ from typing import Any, Protocol, TypeAlias
 
 import jsonschema
 
-from neoactions.server.errors import FieldViolation, InvalidArgument
-from neoactions.server.model import JSON, ExecutionError, JSONObject, utcnow
+from neoactions.domain.errors import FieldViolation, InvalidArgument
+from neoactions.domain.model import JSON, ExecutionError, JSONObject, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Generic, Protocol, TypeVar
 
-from neoactions.server.model import (
+from neoactions.domain.model import (
     JSON,
     Action,
     Attempt,
@@ -136,7 +136,7 @@ TRANSACTION_CONFLICT = "TRANSACTION_CONFLICT"
 # The port is split by role: a collaborator of the engine asks for the role it uses (the
 # lease heartbeat a ``LeaseStore``, the outbox an ``OutboxStore``, ...), and ``Store`` is
 # all of them, what a store implementation provides. Every method is scoped to one tenant.
-# Errors raised are from ``neoactions.server.errors``.
+# Errors raised are from ``neoactions.domain.errors``.
 
 
 class StoreLifecycle(Protocol):

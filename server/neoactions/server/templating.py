@@ -37,8 +37,8 @@ from typing import Any
 from jinja2 import TemplateError
 from jinja2.exceptions import SecurityError
 
-from neoactions.server.errors import InvalidArgument
-from neoactions.server.model import JSON
+from neoactions.domain.errors import InvalidArgument
+from neoactions.domain.model import JSON
 from neoactions.server.settings import Settings
 from neoactions.server.template_limits import (
     Budget,

@@ -16,7 +16,7 @@ from neoactions.client.cli.apply import apply
 from neoactions.client.cli.events import publish
 from neoactions.client.cli.serve import serve
 from neoactions.client.cli.testing import test_event
-from neoactions.server.model import ADMIN_TENANT
+from neoactions.domain.model import ADMIN_TENANT
 
 app = typer.Typer(
     name="neoactions",

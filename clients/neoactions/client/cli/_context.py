@@ -17,8 +17,8 @@ from neoactions.client._async import AsyncClient
 from neoactions.client._config import DEFAULT_TARGET, DEFAULT_TIMEOUT
 from neoactions.client._sync import Client
 from neoactions.client.cli import _render
-from neoactions.server.errors import InvalidArgument, NeoActionsError, Unavailable
-from neoactions.server.model import ADMIN_TENANT
+from neoactions.domain.errors import InvalidArgument, NeoActionsError, Unavailable
+from neoactions.domain.model import ADMIN_TENANT
 
 #: ``--json`` (also accepted before the command, as a global option)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine output: one JSON document (JSON lines for streams).")]

@@ -18,9 +18,8 @@ from rich.table import Table
 
 from neoactions.client.declarative import action_to_document
 from neoactions.client.results import ApplyOutcome, ApplyResult, PublishResult
-from neoactions.server.api.status import status_code
-from neoactions.server.errors import NeoActionsError
-from neoactions.server.model import (
+from neoactions.domain.errors import NeoActionsError
+from neoactions.domain.model import (
     Action,
     Execution,
     ExecutionError,
@@ -30,6 +29,7 @@ from neoactions.server.model import (
     Tenant,
     UpdateKind,
 )
+from neoactions.domain.status import status_code
 
 STATUS_STYLE = {
     ExecutionStatus.SUCCEEDED: "green",

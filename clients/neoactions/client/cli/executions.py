@@ -12,8 +12,8 @@ from neoactions.client._async import AsyncClient
 from neoactions.client._sync import Client
 from neoactions.client.cli import _render
 from neoactions.client.cli._context import CliState, JsonOpt, TenantOpt, json_argument
-from neoactions.server.errors import Internal, NeoActionsError, Unavailable
-from neoactions.server.model import UNFINISHED_STATUSES, Execution, ExecutionStatus
+from neoactions.domain.errors import Internal, NeoActionsError, Unavailable
+from neoactions.domain.model import UNFINISHED_STATUSES, Execution, ExecutionStatus
 
 app = typer.Typer(help="Inspect and follow executions.", no_args_is_help=True)
 

@@ -17,8 +17,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import ReadOnlyCredentials
 
+from neoactions.domain.model import JSON, ExecutionError, JSONObject
 from neoactions.sandboxes.http.response import decode_body, parse_retry_after
-from neoactions.server.model import JSON, ExecutionError, JSONObject
 
 API_VERSION = "2015-03-31"
 

@@ -12,6 +12,7 @@ import botocore.session
 import httpx
 from botocore.credentials import Credentials, ReadOnlyCredentials
 
+from neoactions.domain.model import JSON, ExecutionError, JSONObject
 from neoactions.sandboxes.aws_lambda.invoke import (
     function_error,
     invoke_url,
@@ -23,7 +24,6 @@ from neoactions.sandboxes.aws_lambda.invoke import (
 from neoactions.sandboxes.http.guard import AddressPolicy, AddressRefused, guarded_client
 from neoactions.sandboxes.http.runner import ResponseTooLarge, read_capped
 from neoactions.sandboxes.http.schema import url_problem
-from neoactions.server.model import JSON, ExecutionError, JSONObject
 from neoactions.server.runners import ExecutionContext, Failure, Log, Result, RunnerUpdate
 
 DEFAULT_TIMEOUT_SECONDS = 30.0

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from neoactions.domain.errors import Violations
+from neoactions.domain.model import JSONObject
 from neoactions.sandboxes.http.schema import templated, url_problem
-from neoactions.server.errors import Violations
-from neoactions.server.model import JSONObject
 
 INVOCATION_TYPES = ["RequestResponse", "Event", "DryRun"]
 

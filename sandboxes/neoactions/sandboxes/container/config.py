@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from neoactions.domain.errors import InvalidArgument
+from neoactions.domain.model import JSONObject
 from neoactions.sandboxes.container.user import ContainerUser, UserRefused, parse_user
-from neoactions.server.errors import InvalidArgument
-from neoactions.server.model import JSONObject
 
 #: the user a container runs as unless the action says otherwise (nobody:nogroup)
 DEFAULT_USER = "65534:65534"

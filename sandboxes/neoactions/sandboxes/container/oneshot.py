@@ -20,10 +20,10 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from neoactions.domain.model import JSON, ExecutionError
 from neoactions.sandboxes.container.config import ContainerSpec
 from neoactions.sandboxes.container.engine import ContainerError, DockerEngine, PidsWatch, new_name
 from neoactions.sandboxes.sidecar.client import reserve_for
-from neoactions.server.model import JSON, ExecutionError
 from neoactions.server.runners import (
     ExecutionContext,
     Failure,

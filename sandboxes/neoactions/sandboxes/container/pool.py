@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from neoactions.domain.model import JSON
 from neoactions.sandboxes.container.config import ContainerSpec
 from neoactions.sandboxes.container.engine import (
     ContainerError,
@@ -34,7 +35,6 @@ from neoactions.sandboxes.container.engine import (
 )
 from neoactions.sandboxes.fairshare import FairSlots
 from neoactions.sandboxes.sidecar.client import HandlerClient, reserve_for
-from neoactions.server.model import JSON
 from neoactions.server.runners import ExecutionContext, Failure, Result, RunnerUpdate
 
 #: where the socket directory is mounted inside a sidecar container

@@ -11,13 +11,13 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from neoactions.domain.errors import InvalidArgument
+from neoactions.domain.model import JSON, JSONObject
 from neoactions.sandboxes.container.config import CONFIG_SCHEMA, ContainerSpec, validate
 from neoactions.sandboxes.container.engine import ContainerError, DockerEngine
 from neoactions.sandboxes.container.oneshot import OneShot
 from neoactions.sandboxes.container.pool import SidecarPool, pool_stats
 from neoactions.sandboxes.fairshare import FairSlots, default_tenant_share
-from neoactions.server.errors import InvalidArgument
-from neoactions.server.model import JSON, JSONObject
 from neoactions.server.runners import (
     ExecutionContext,
     Failure,

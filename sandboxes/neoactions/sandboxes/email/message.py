@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import format_datetime, getaddresses
 
+from neoactions.domain.model import JSON, JSONObject, utcnow
 from neoactions.sandboxes.email.schema import RESERVED_HEADERS
-from neoactions.server.model import JSON, JSONObject, utcnow
 
 
 class MessageConfigError(ValueError):

@@ -17,9 +17,9 @@ from typing import Any
 
 import aiosmtplib
 
+from neoactions.domain.model import JSON, ExecutionError, JSONObject
 from neoactions.sandboxes.email.message import MessageConfigError, build_message
 from neoactions.sandboxes.http.guard import AddressPolicy, AddressRefused
-from neoactions.server.model import JSON, ExecutionError, JSONObject
 from neoactions.server.runners import ExecutionContext, Failure, Log, Result, RunnerUpdate
 
 DEFAULT_TIMEOUT_SECONDS = 30.0

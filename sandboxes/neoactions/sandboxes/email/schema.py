@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from neoactions.domain.errors import Violations
+from neoactions.domain.model import JSONObject
 from neoactions.sandboxes.http.schema import templated
-from neoactions.server.errors import Violations
-from neoactions.server.model import JSONObject
 
 _ADDRESSES: JSONObject = {
     "oneOf": [

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from urllib.parse import quote
 
+from neoactions.domain.model import JSON, JSONObject
 from neoactions.sandboxes.http.runner import HttpRunner
-from neoactions.server.model import JSON, JSONObject
 from neoactions.server.runners import ExecutionContext, RunnerUpdate
 
 _COMMON: JSONObject = {

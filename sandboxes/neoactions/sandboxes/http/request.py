@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
+from neoactions.domain.model import JSON, JSONObject
 from neoactions.sandboxes.http.response import lookup
 from neoactions.sandboxes.http.schema import secrets_of, url_problem
 from neoactions.sandboxes.http.signing import InvalidSecret, WebhookSigner
-from neoactions.server.model import JSON, JSONObject
 from neoactions.server.runners import ExecutionContext
 
 #: methods whose default body is the input data

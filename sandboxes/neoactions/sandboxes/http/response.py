@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-from neoactions.server.model import JSON, JSONObject
+from neoactions.domain.model import JSON, JSONObject
 
 #: a target may not park an execution for longer than this via Retry-After
 MAX_RETRY_AFTER_MS = 24 * 3600 * 1000

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from neoactions.domain.model import JSON, ExecutionError, JSONObject
 from neoactions.sandboxes.http.guard import AddressPolicy, AddressRefused, guarded_client
 from neoactions.sandboxes.http.request import PreparedRequest, RequestConfigError, build_request
 from neoactions.sandboxes.http.response import (
@@ -19,7 +20,6 @@ from neoactions.sandboxes.http.response import (
 )
 from neoactions.sandboxes.http.schema import DEFAULT_RESPONSE_BYTES, MAX_RESPONSE_BYTES
 from neoactions.sandboxes.http.signing import WebhookSigner
-from neoactions.server.model import JSON, ExecutionError, JSONObject
 from neoactions.server.runners import ExecutionContext, Failure, Log, Result, RunnerUpdate
 
 DEFAULT_TIMEOUT_SECONDS = 30.0

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from neoactions.domain.errors import Violations
+from neoactions.domain.model import JSONObject
 from neoactions.sandboxes.http.signing import InvalidSecret, check_secret
-from neoactions.server.errors import Violations
-from neoactions.server.model import JSONObject
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024

@@ -19,8 +19,8 @@ from datetime import datetime
 from types import ModuleType
 from typing import Any
 
-from neoactions.server.errors import InvalidArgument
-from neoactions.server.model import JSON, ExecutionError, JSONObject
+from neoactions.domain.errors import InvalidArgument
+from neoactions.domain.model import JSON, ExecutionError, JSONObject
 from neoactions.server.runners import (
     ExecutionContext,
     Failure,

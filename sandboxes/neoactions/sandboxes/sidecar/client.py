@@ -13,9 +13,9 @@ import grpc
 import jsonschema
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from neoactions.domain.model import JSON, ExecutionError, JSONObject
 from neoactions.handler.v1 import handler_pb2 as pb
 from neoactions.handler.v1 import handler_pb2_grpc as pb_grpc
-from neoactions.server.model import JSON, ExecutionError, JSONObject
 from neoactions.server.runners import (
     ExecutionContext,
     Failure,

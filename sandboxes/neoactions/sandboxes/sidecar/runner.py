@@ -7,10 +7,10 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 
+from neoactions.domain.errors import InvalidArgument
+from neoactions.domain.model import JSON, JSONObject
 from neoactions.sandboxes.sidecar.address import SidecarAddressRefused, SidecarPolicy, SidecarUnresolvable
 from neoactions.sandboxes.sidecar.client import HandlerClient, HandlerUnavailable, reserve_for, unavailable_message
-from neoactions.server.errors import InvalidArgument
-from neoactions.server.model import JSON, JSONObject
 from neoactions.server.runners import (
     ExecutionContext,
     Failure,

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from neoactions.server.errors import InvalidArgument
-from neoactions.server.model import JSONObject
+from neoactions.domain.errors import InvalidArgument
+from neoactions.domain.model import JSONObject
 
 MIB = 1 << 20
 

@@ -14,14 +14,14 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from neoactions.domain.errors import InvalidArgument
+from neoactions.domain.model import JSON, ExecutionError, JSONObject
 from neoactions.sandboxes.fairshare import FairSlots, default_tenant_share
 from neoactions.sandboxes.wasm import guest, sandbox
 from neoactions.sandboxes.wasm.config import CONFIG_SCHEMA, Limits, Maxima, Program
 from neoactions.sandboxes.wasm.engine import Prepared, WasmEngine
 from neoactions.sandboxes.wasm.errors import SandboxProblem
 from neoactions.sandboxes.wasm.output import GuestOutput
-from neoactions.server.errors import InvalidArgument
-from neoactions.server.model import JSON, ExecutionError, JSONObject
 from neoactions.server.runners import (
     ExecutionContext,
     Failure,

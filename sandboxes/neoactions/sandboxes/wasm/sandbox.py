@@ -18,11 +18,11 @@ from dataclasses import dataclass
 import wasmtime
 from wasmtime._instance import InstanceExports
 
+from neoactions.domain.model import ExecutionError
 from neoactions.sandboxes.wasm.config import MIB, Limits
 from neoactions.sandboxes.wasm.engine import Prepared, WasmEngine
 from neoactions.sandboxes.wasm.guest import Invocation
 from neoactions.sandboxes.wasm.output import GuestOutput
-from neoactions.server.model import ExecutionError
 from neoactions.server.runners import Failure, Result
 
 WASM_PAGE = 64 * 1024

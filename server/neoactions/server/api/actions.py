@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 
-from neoactions.server.api import convert, names
+from neoactions.domain import convert, names
 from neoactions.server.api.callers import caller_of
 from neoactions.server.api.errors import unary
 from neoactions.server.engine import Engine

@@ -18,9 +18,9 @@ from typing import Any, TypeVar
 
 import grpc
 
+from neoactions.domain.errors import Internal, InvalidArgument, NeoActionsError
+from neoactions.domain.status import to_status
 from neoactions.server.api import paging
-from neoactions.server.api.status import to_status
-from neoactions.server.errors import Internal, InvalidArgument, NeoActionsError
 
 log = logging.getLogger(__name__)
 

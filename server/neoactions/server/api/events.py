@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import grpc
 
-from neoactions.server.api import convert, names
+from neoactions.domain import convert, names
+from neoactions.domain.errors import InvalidArgument
+from neoactions.domain.model import Event
 from neoactions.server.api.callers import caller_of
 from neoactions.server.api.errors import unary
 from neoactions.server.engine import Engine, Published
-from neoactions.server.errors import InvalidArgument
-from neoactions.server.model import Event
 from neoactions.server.store import EventFilter
 from neoactions.v1 import events_pb2, events_pb2_grpc
 

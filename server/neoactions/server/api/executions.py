@@ -7,13 +7,13 @@ from datetime import timedelta
 
 import grpc
 
-from neoactions.server.api import convert, names
+from neoactions.domain import convert, names
+from neoactions.domain.errors import InvalidArgument
+from neoactions.domain.model import utcnow
 from neoactions.server.api.callers import caller_of
 from neoactions.server.api.errors import streaming, unary
 from neoactions.server.bus import UpdateFilter
 from neoactions.server.engine import Engine
-from neoactions.server.errors import InvalidArgument
-from neoactions.server.model import utcnow
 from neoactions.server.store import ExecutionFilter
 from neoactions.v1 import executions_pb2, executions_pb2_grpc
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import grpc
 
-from neoactions.server.api import convert, names
+from neoactions.domain import convert, names
+from neoactions.domain.errors import InvalidArgument
+from neoactions.domain.model import ADMIN_TENANT, Tenant
 from neoactions.server.api.callers import caller_of
 from neoactions.server.api.errors import unary
 from neoactions.server.engine import Engine
-from neoactions.server.errors import InvalidArgument
-from neoactions.server.model import ADMIN_TENANT, Tenant
 from neoactions.v1 import tenants_pb2, tenants_pb2_grpc
 
 

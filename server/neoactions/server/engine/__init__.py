@@ -17,6 +17,23 @@ import time
 from collections.abc import AsyncGenerator, Sequence
 from datetime import datetime, timedelta
 
+from neoactions.domain.errors import Aborted, FailedPrecondition, InvalidArgument, NeoActionsError
+from neoactions.domain.ids import new_id
+from neoactions.domain.model import (
+    ADMIN_TENANT,
+    JSON,
+    Action,
+    Event,
+    Execution,
+    ExecutionError,
+    ExecutionMode,
+    ExecutionStatus,
+    ExecutionUpdate,
+    InlineAction,
+    Tenant,
+    UpdateKind,
+    utcnow,
+)
 from neoactions.server.access import AccessPolicy, Caller, OpenAccess, Permission
 from neoactions.server.bus import UpdateBus, UpdateFilter
 from neoactions.server.changes import ActionChangeFeed, LocalChangeFeed
@@ -32,25 +49,8 @@ from neoactions.server.engine.publisher import Published, Publisher
 from neoactions.server.engine.recorder import AttemptRecorder
 from neoactions.server.engine.scheduler import Scheduler
 from neoactions.server.engine.wakeup import DueWork, Wakeup
-from neoactions.server.errors import Aborted, FailedPrecondition, InvalidArgument, NeoActionsError
 from neoactions.server.flow import FlowControl, create_flow_control
-from neoactions.server.ids import new_id
 from neoactions.server.matching import ActionExplanation, CelLimits, Matcher, validate_event_type
-from neoactions.server.model import (
-    ADMIN_TENANT,
-    JSON,
-    Action,
-    Event,
-    Execution,
-    ExecutionError,
-    ExecutionMode,
-    ExecutionStatus,
-    ExecutionUpdate,
-    InlineAction,
-    Tenant,
-    UpdateKind,
-    utcnow,
-)
 from neoactions.server.queue import InProcessWorkQueue, WorkQueue
 from neoactions.server.runners import HandlerRegistry
 from neoactions.server.settings import Settings

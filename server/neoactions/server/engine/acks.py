@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from neoactions.server.errors import NeoActionsError
+from neoactions.domain.errors import NeoActionsError
 from neoactions.server.queue import Delivery, WorkQueue
 
 log = logging.getLogger(__name__)

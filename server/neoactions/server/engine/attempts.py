@@ -30,16 +30,8 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from neoactions.server.bus import UpdateBus
-from neoactions.server.engine.catalog import ActionCatalog
-from neoactions.server.engine.envelopes import EnvelopeLoader
-from neoactions.server.engine.jobs import Begun, Deferred, Job, Plan, Prepared
-from neoactions.server.engine.leases import LeaseKeeper
-from neoactions.server.engine.recorder import AttemptRecorder
-from neoactions.server.engine.storable import storable
-from neoactions.server.errors import Unavailable
-from neoactions.server.flow import AdmissionRequest, FlowControl, Lease, Refused, breaker_target
-from neoactions.server.model import (
+from neoactions.domain.errors import Unavailable
+from neoactions.domain.model import (
     JSON,
     Action,
     Attempt,
@@ -53,6 +45,14 @@ from neoactions.server.model import (
     UpdateKind,
     utcnow,
 )
+from neoactions.server.bus import UpdateBus
+from neoactions.server.engine.catalog import ActionCatalog
+from neoactions.server.engine.envelopes import EnvelopeLoader
+from neoactions.server.engine.jobs import Begun, Deferred, Job, Plan, Prepared
+from neoactions.server.engine.leases import LeaseKeeper
+from neoactions.server.engine.recorder import AttemptRecorder
+from neoactions.server.engine.storable import storable
+from neoactions.server.flow import AdmissionRequest, FlowControl, Lease, Refused, breaker_target
 from neoactions.server.retry import MAX_RETRY_DELAY_MS, classify_exception, retry_delay_ms
 from neoactions.server.runners import (
     ExecutionContext,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 
+from neoactions.domain.errors import InvalidArgument, NotFound, Violations
+from neoactions.domain.ids import new_id
+from neoactions.domain.model import Action, utcnow
 from neoactions.server.changes import ActionChangeFeed, LocalChangeFeed
-from neoactions.server.errors import InvalidArgument, NotFound, Violations
-from neoactions.server.ids import new_id
 from neoactions.server.matching import CompiledTrigger, Matcher
-from neoactions.server.model import Action, utcnow
 from neoactions.server.retry import BACKOFFS
 from neoactions.server.runners import HandlerRegistry
 from neoactions.server.store import ActionFilter, ActionStore, Page

@@ -19,12 +19,12 @@ import logging
 import time
 from collections.abc import Sequence
 
+from neoactions.domain.errors import NeoActionsError
+from neoactions.domain.model import ExecutionStatus, utcnow
 from neoactions.server.engine.acks import Acknowledgements
 from neoactions.server.engine.dispatcher import Dispatcher, Reservation
 from neoactions.server.engine.jobs import Job
 from neoactions.server.engine.leases import LeaseKeeper
-from neoactions.server.errors import NeoActionsError
-from neoactions.server.model import ExecutionStatus, utcnow
 from neoactions.server.queue import Delivery, WorkQueue
 from neoactions.server.store import LeaseStore
 

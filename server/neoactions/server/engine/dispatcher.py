@@ -20,13 +20,8 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from neoactions.server.engine.acks import Acknowledgements
-from neoactions.server.engine.attempts import INTERRUPTED, AttemptRunner
-from neoactions.server.engine.jobs import Deferred, Job
-from neoactions.server.engine.leases import LeaseKeeper
-from neoactions.server.engine.wakeup import DueWork
-from neoactions.server.errors import Aborted
-from neoactions.server.model import (
+from neoactions.domain.errors import Aborted
+from neoactions.domain.model import (
     Attempt,
     Execution,
     ExecutionError,
@@ -34,6 +29,11 @@ from neoactions.server.model import (
     UpdateKind,
     utcnow,
 )
+from neoactions.server.engine.acks import Acknowledgements
+from neoactions.server.engine.attempts import INTERRUPTED, AttemptRunner
+from neoactions.server.engine.jobs import Deferred, Job
+from neoactions.server.engine.leases import LeaseKeeper
+from neoactions.server.engine.wakeup import DueWork
 from neoactions.server.store import LEASE_LOST, Store
 
 log = logging.getLogger(__name__)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 
-from neoactions.server.errors import NotFound
-from neoactions.server.model import JSONObject
+from neoactions.domain.errors import NotFound
+from neoactions.domain.model import JSONObject
 from neoactions.server.store import EventStore
 
 #: at most this many events per query

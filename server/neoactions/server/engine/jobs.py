@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+from neoactions.domain.model import Attempt, Execution, HandlerSpec, JSONObject, RetryPolicy
 from neoactions.server.flow import Lease
-from neoactions.server.model import Attempt, Execution, HandlerSpec, JSONObject, RetryPolicy
 from neoactions.server.queue import Delivery
 from neoactions.server.runners import Failure, HandlerType
 

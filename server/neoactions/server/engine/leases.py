@@ -17,9 +17,9 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
+from neoactions.domain.errors import NeoActionsError
+from neoactions.domain.model import utcnow
 from neoactions.server.engine.jobs import Job
-from neoactions.server.errors import NeoActionsError
-from neoactions.server.model import utcnow
 from neoactions.server.store import LeaseStore
 
 log = logging.getLogger(__name__)

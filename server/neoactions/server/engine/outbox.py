@@ -20,9 +20,9 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 
+from neoactions.domain.errors import NeoActionsError
+from neoactions.domain.model import Execution, utcnow
 from neoactions.server.engine.wakeup import Wakeup
-from neoactions.server.errors import NeoActionsError
-from neoactions.server.model import Execution, utcnow
 from neoactions.server.queue import QueueItem, WorkQueue
 from neoactions.server.store import OutboxStore
 

@@ -27,17 +27,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from time import perf_counter
 
-from neoactions.server.bus import UpdateBus
-from neoactions.server.engine.catalog import ActionCatalog
-from neoactions.server.engine.dispatcher import Dispatcher, Reservation
-from neoactions.server.engine.jobs import Job
-from neoactions.server.engine.leases import LeaseKeeper
-from neoactions.server.engine.outbox import Outbox
-from neoactions.server.engine.wakeup import Wakeup
-from neoactions.server.errors import AlreadyExists, InvalidArgument
-from neoactions.server.ids import new_id
-from neoactions.server.matching import Matcher, validate_event_type
-from neoactions.server.model import (
+from neoactions.domain.errors import AlreadyExists, InvalidArgument
+from neoactions.domain.ids import new_id
+from neoactions.domain.model import (
     Action,
     Event,
     EventStatus,
@@ -48,6 +40,14 @@ from neoactions.server.model import (
     UpdateKind,
     utcnow,
 )
+from neoactions.server.bus import UpdateBus
+from neoactions.server.engine.catalog import ActionCatalog
+from neoactions.server.engine.dispatcher import Dispatcher, Reservation
+from neoactions.server.engine.jobs import Job
+from neoactions.server.engine.leases import LeaseKeeper
+from neoactions.server.engine.outbox import Outbox
+from neoactions.server.engine.wakeup import Wakeup
+from neoactions.server.matching import Matcher, validate_event_type
 from neoactions.server.store import DUPLICATE_EVENT, ExecutionFilter, Store
 
 

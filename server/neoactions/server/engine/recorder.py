@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from neoactions.server.errors import Aborted
+from neoactions.domain.errors import Aborted
 from neoactions.server.store import TRANSACTION_CONFLICT, AttemptChange, ExecutionStore
 
 log = logging.getLogger(__name__)

@@ -13,11 +13,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
+from neoactions.domain.errors import NeoActionsError
 from neoactions.server.engine.dispatcher import Dispatcher
 from neoactions.server.engine.jobs import Job
 from neoactions.server.engine.leases import LeaseKeeper
 from neoactions.server.engine.wakeup import Wakeup
-from neoactions.server.errors import NeoActionsError
 from neoactions.server.queue import fair_share
 from neoactions.server.store import LeaseStore
 

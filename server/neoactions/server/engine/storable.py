@@ -16,7 +16,7 @@ import re
 from dataclasses import replace
 from typing import TypeVar
 
-from neoactions.server.model import JSON, ExecutionError
+from neoactions.domain.model import JSON, ExecutionError
 from neoactions.server.retry import MAX_RETRY_DELAY_MS
 from neoactions.server.runners import Failure, Result
 

@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 
-from neoactions.server.model import Execution, ExecutionMode, utcnow
+from neoactions.domain.model import Execution, ExecutionMode, utcnow
 
 
 class Wakeup:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable
 
+from neoactions.domain.model import RateLimit
 from neoactions.server.flow.port import RefusalReason, Refused
-from neoactions.server.model import RateLimit
 
 MINUTE = 60.0
 HOUR = 3600.0

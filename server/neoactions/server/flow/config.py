@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from neoactions.server.model import RateLimit
+from neoactions.domain.model import RateLimit
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from neoactions.domain.model import RateLimit
 from neoactions.server.flow.common import binding_refusal, new_lease_id, rate_windows
 from neoactions.server.flow.config import FlowControlConfig
 from neoactions.server.flow.port import (
@@ -24,7 +25,6 @@ from neoactions.server.flow.port import (
     Lease,
     RefusalReason,
 )
-from neoactions.server.model import RateLimit
 
 #: an action's lease table is swept of expired leases when it is this large (else only when full)
 _PRUNE_AT = 1024

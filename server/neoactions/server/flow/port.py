@@ -18,7 +18,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Protocol, TypeAlias
 
-from neoactions.server.model import Priority, RateLimit
+from neoactions.domain.model import Priority, RateLimit
 
 
 class RefusalReason(enum.StrEnum):

@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
-from neoactions.server.errors import Internal, Unavailable
+from neoactions.domain.errors import Internal, Unavailable
 from neoactions.server.flow import lua
 from neoactions.server.flow.common import new_lease_id, rate_windows
 from neoactions.server.flow.config import FlowControlConfig

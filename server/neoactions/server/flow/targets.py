@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from neoactions.server.model import JSONObject
+from neoactions.domain.model import JSONObject
 
 
 def _host(url: Any) -> str:

@@ -11,10 +11,11 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from neoactions.domain.explain import ActionExplanation, ConditionExplanation, PatternExplanation
+
     from .compiler import CompiledTrigger, compile_condition, compile_trigger
     from .eventpattern import compile_event_pattern
     from .eventtypes import type_pattern_matches, validate_event_type
-    from .explain import ActionExplanation, ConditionExplanation, PatternExplanation
     from .limits import DEFAULT_CEL_LIMITS, CelLimits
     from .matcher import Matcher
     from .naive import NaiveMatcher
@@ -30,9 +31,9 @@ _HOMES = {
     "compile_event_pattern": "eventpattern",
     "type_pattern_matches": "eventtypes",
     "validate_event_type": "eventtypes",
-    "ActionExplanation": "explain",
-    "ConditionExplanation": "explain",
-    "PatternExplanation": "explain",
+    "ActionExplanation": "neoactions.domain.explain",
+    "ConditionExplanation": "neoactions.domain.explain",
+    "PatternExplanation": "neoactions.domain.explain",
     "CelLimits": "limits",
     "DEFAULT_CEL_LIMITS": "limits",
     "Matcher": "matcher",
@@ -47,7 +48,7 @@ def __getattr__(name: str) -> Any:
     home = _HOMES.get(name)
     if home is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    value = getattr(importlib.import_module(home if "." in home else f"{__name__}.{home}"), name)
     globals()[name] = value
     return value
 

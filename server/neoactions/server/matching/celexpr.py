@@ -18,7 +18,7 @@ from typing import Any
 
 import cel
 
-from neoactions.server.errors import InvalidArgument
+from neoactions.domain.errors import InvalidArgument
 
 from . import limits
 from .celcost import Estimate, TooComplex, estimate

@@ -1,7 +1,7 @@
 """Compile a trigger once, when its action is saved, into something cheap to evaluate.
 
 Validation and compilation are one pass: any problem raises
-:class:`~neoactions.server.errors.InvalidArgument` naming the field inside the
+:class:`~neoactions.domain.errors.InvalidArgument` naming the field inside the
 action (``trigger.conditions[2].value``) with reason ``INVALID_CONDITION`` (conditions,
 context filters) or ``INVALID_EVENT_PATTERN`` (event-type patterns, EventBridge
 patterns).
@@ -13,14 +13,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from neoactions.server import model
-from neoactions.server.errors import InvalidArgument
+from neoactions.domain import model
+from neoactions.domain.errors import InvalidArgument
+from neoactions.domain.explain import ConditionExplanation, PatternExplanation
 
 from . import limits
 from .celexpr import compile_cel
 from .eventpattern import compile_event_pattern
 from .eventtypes import parse_pattern, segments_match
-from .explain import ConditionExplanation, PatternExplanation
 from .limits import DEFAULT_CEL_LIMITS, CelLimits
 from .nodes import CelNode, EnvelopeTest, FieldNode, GroupNode, IndexKey, Node, all_of
 from .operators import compile_operator, literal_keys

@@ -22,7 +22,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .explain import ConditionExplanation
+from neoactions.domain.explain import ConditionExplanation
+
 from .paths import MISSING, Segments
 
 if TYPE_CHECKING:

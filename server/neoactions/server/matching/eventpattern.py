@@ -24,12 +24,12 @@ from typing import Any
 
 import re2
 
-from neoactions.server.errors import InvalidArgument
+from neoactions.domain.errors import InvalidArgument
+from neoactions.domain.explain import ConditionExplanation
 
 from . import limits
 from .eventarrays import ArrayConsistency, PatternObject, leaf_reader, leaves, needs_consistency, normalise
 from .eventtypes import is_event_type
-from .explain import ConditionExplanation
 from .nodes import EnvelopeTest, GroupNode, IndexKey, Node
 from .operators import address_in, compile_regex, parse_networks
 from .paths import ENVELOPE_FIELDS, MISSING, OBJECT_FIELDS, Segments, display

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from neoactions.server.errors import InvalidArgument
+from neoactions.domain.errors import InvalidArgument
 
 from . import limits
 

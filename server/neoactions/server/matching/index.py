@@ -23,7 +23,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from neoactions.server import model
+from neoactions.domain import model
 
 from .compiler import CompiledTrigger
 from .eventarrays import elements, leaf_reader

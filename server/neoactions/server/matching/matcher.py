@@ -6,11 +6,11 @@ from collections.abc import Iterable
 from time import perf_counter
 from typing import Any
 
-from neoactions.server import model
-from neoactions.server.errors import InvalidArgument, NotFound
+from neoactions.domain import model
+from neoactions.domain.errors import InvalidArgument, NotFound
+from neoactions.domain.explain import ActionExplanation
 
 from .compiler import CompiledTrigger, compile_trigger
-from .explain import ActionExplanation
 from .index import Entry, TenantIndex
 from .limits import DEFAULT_CEL_LIMITS, CelLimits
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from neoactions.server import model
+from neoactions.domain import model
 
 from .compiler import CompiledTrigger, compile_trigger
 

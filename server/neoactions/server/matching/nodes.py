@@ -11,8 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from neoactions.domain.explain import ConditionExplanation
+
 from .celexpr import CelProgram
-from .explain import ConditionExplanation
 from .paths import MISSING, Segments, display, getter, resolve
 
 Test = Callable[[Any], bool]

@@ -15,7 +15,7 @@ from typing import Any
 
 import re2
 
-from neoactions.server.errors import InvalidArgument
+from neoactions.domain.errors import InvalidArgument
 
 from . import limits
 from .paths import MISSING

@@ -11,24 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final
 
-from neoactions.server.errors import InvalidArgument
+from neoactions.domain.errors import InvalidArgument
+from neoactions.domain.explain import MISSING as MISSING
 
 from . import limits
-
-
-class _Missing:
-    """The value of a path that does not resolve (distinct from JSON ``null``)."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "MISSING"
-
-    def __reduce__(self) -> str:
-        return "MISSING"
-
-
-MISSING: Final = _Missing()
 
 #: fields of ``Event.envelope()``
 ENVELOPE_FIELDS: Final = frozenset(

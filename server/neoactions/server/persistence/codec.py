@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeAlias
 
-from neoactions.server.errors import InvalidArgument, NotFound
-from neoactions.server.model import (
+from neoactions.domain.errors import InvalidArgument, NotFound
+from neoactions.domain.model import (
     ADMIN_TENANT,
     JSON,
     Action,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from neoactions.server.errors import InvalidArgument
+from neoactions.domain.errors import InvalidArgument
 from neoactions.server.persistence.codec import (
     EVENT_COLUMNS,
     EXECUTION_COLUMNS,

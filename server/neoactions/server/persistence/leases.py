@@ -15,8 +15,8 @@ from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from neoactions.server.errors import FailedPrecondition, NotFound
-from neoactions.server.model import Execution, ExecutionError, ExecutionStatus, utcnow
+from neoactions.domain.errors import FailedPrecondition, NotFound
+from neoactions.domain.model import Execution, ExecutionError, ExecutionStatus, utcnow
 from neoactions.server.persistence.codec import (
     Dialect,
     Row,

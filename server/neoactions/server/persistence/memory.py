@@ -23,7 +23,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
-from neoactions.server.errors import (
+from neoactions.domain.errors import (
     Aborted,
     AlreadyExists,
     Internal,
@@ -31,8 +31,8 @@ from neoactions.server.errors import (
     NotFound,
     Unavailable,
 )
-from neoactions.server.ids import new_id
-from neoactions.server.model import (
+from neoactions.domain.ids import new_id
+from neoactions.domain.model import (
     ADMIN_TENANT,
     JSON,
     Action,

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from neoactions.server.errors import FailedPrecondition
-from neoactions.server.model import Execution, ExecutionError, ExecutionMode, ExecutionStatus, utcnow
+from neoactions.domain.errors import FailedPrecondition
+from neoactions.domain.model import Execution, ExecutionError, ExecutionMode, ExecutionStatus, utcnow
 from neoactions.server.persistence.codec import ATTEMPT_COLUMNS, error_json, lookup_id, to_micros
 from neoactions.server.persistence.leases import _not_waiting
 from neoactions.server.persistence.memory_tables import (

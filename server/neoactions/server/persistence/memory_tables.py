@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from neoactions.server.model import FINAL_STATUSES, UNFINISHED_STATUSES, EventStatus, Execution
+from neoactions.domain.model import FINAL_STATUSES, UNFINISHED_STATUSES, EventStatus, Execution
 from neoactions.server.persistence import tokens
 from neoactions.server.persistence.codec import (
     EXECUTION_COLUMNS,

@@ -16,7 +16,7 @@ from typing import Any
 
 import asyncpg
 
-from neoactions.server.errors import (
+from neoactions.domain.errors import (
     Aborted,
     AlreadyExists,
     Internal,
@@ -24,7 +24,7 @@ from neoactions.server.errors import (
     NeoActionsError,
     Unavailable,
 )
-from neoactions.server.model import ADMIN_TENANT, Tenant, utcnow
+from neoactions.domain.model import ADMIN_TENANT, Tenant, utcnow
 from neoactions.server.persistence.arrays import AppendForm, ArrayForm, append_form, array_forms
 from neoactions.server.persistence.codec import (
     POSTGRES,

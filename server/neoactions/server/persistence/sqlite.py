@@ -29,8 +29,8 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from neoactions.server.errors import AlreadyExists, Internal, NeoActionsError, Unavailable
-from neoactions.server.model import ADMIN_TENANT, Tenant, utcnow
+from neoactions.domain.errors import AlreadyExists, Internal, NeoActionsError, Unavailable
+from neoactions.domain.model import ADMIN_TENANT, Tenant, utcnow
 from neoactions.server.persistence.codec import (
     SQLITE,
     Row,

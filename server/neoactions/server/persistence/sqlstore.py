@@ -17,9 +17,9 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
 
-from neoactions.server.errors import Aborted, AlreadyExists, Internal, InvalidArgument, NotFound
-from neoactions.server.ids import new_id
-from neoactions.server.model import (
+from neoactions.domain.errors import Aborted, AlreadyExists, Internal, InvalidArgument, NotFound
+from neoactions.domain.ids import new_id
+from neoactions.domain.model import (
     ADMIN_TENANT,
     JSON,
     UNFINISHED_STATUSES,

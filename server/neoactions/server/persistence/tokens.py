@@ -12,7 +12,7 @@ import base64
 import binascii
 import json
 
-from neoactions.server.errors import InvalidArgument
+from neoactions.domain.errors import InvalidArgument
 
 KeyPart = str | int
 

@@ -27,7 +27,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
-from neoactions.server.errors import Unavailable
+from neoactions.domain.errors import Unavailable
 from neoactions.server.queue.port import BANDS, Delivery, QueueItem, fair_share
 from neoactions.server.redis_client import redis_from_url
 

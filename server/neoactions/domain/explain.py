@@ -7,9 +7,22 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
-from .paths import MISSING
+
+class _Missing:
+    """The value of a path that does not resolve (distinct from JSON ``null``)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+    def __reduce__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Final = _Missing()
 
 
 def jsonable(value: Any) -> Any:

@@ -9,10 +9,10 @@ from typing import Any
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
-from neoactions.server.api import names
-from neoactions.server.errors import InvalidArgument
-from neoactions.server.matching.explain import ActionExplanation, ConditionExplanation, jsonable
-from neoactions.server.model import (
+from neoactions.domain import names
+from neoactions.domain.errors import InvalidArgument
+from neoactions.domain.explain import ActionExplanation, ConditionExplanation, jsonable
+from neoactions.domain.model import (
     JSON,
     Action,
     Attempt,

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 
-from neoactions.server.errors import InvalidArgument
-from neoactions.server.ids import is_uuid
+from neoactions.domain.errors import InvalidArgument
+from neoactions.domain.ids import is_uuid
 
 #: a tenant's slug, matched whole (``\Z``: ``$`` would let a trailing newline through)
 TENANT_SLUG = re.compile(r"^[a-z][a-z0-9_]{0,40}\Z")

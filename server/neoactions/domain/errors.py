@@ -4,7 +4,7 @@ Every error the core raises is a :class:`NeoActionsError` carrying a stable
 ``reason`` (an ``ErrorInfo`` reason on the wire, e.g. ``ACTION_NOT_FOUND``) and,
 for validation failures, the offending fields. Adapters translate library errors
 into these classes at their edge; the gRPC layer maps each class to one status
-code (see ``neoactions.server.api.status``) and the client maps them back.
+code (see ``neoactions.domain.status``) and the client maps them back.
 
 A failing *action* is not an error of the service: a handler that raises
 produces a failed attempt, never one of these.
