@@ -159,3 +159,38 @@ def test_the_setting_is_comma_separated_in_the_environment(monkeypatch: pytest.M
     assert Settings.load().python_handler_modules == ["shop", "billing.handlers"]
     assert Settings().python_handler_modules == []
     assert parse_modules("a,b") == parse_modules(["a", "b"]) == ["a", "b"]
+
+
+async def _run(runner: PythonRunner, function: str, tenant: str) -> list[object]:
+    context = ExecutionContext(
+        tenant=tenant,
+        execution_id="x",
+        action_name="a",
+        action_version=1,
+        attempt=1,
+        idempotency_key="k",
+        deadline=utcnow() + timedelta(seconds=10),
+    )
+    return [u async for u in runner.execute({"function": function}, {}, context)]
+
+
+async def test_one_tenant_cannot_hold_every_thread() -> None:
+    """Four threads, three per tenant: a tenant whose handlers block holds three, and another
+    tenant's handler runs on the fourth at once."""
+    import asyncio
+
+    from shop import probes
+
+    probes.GATE.clear()
+    runner = PythonRunner(4, TrustedHandlers(frozenset({"shop"})), tenant_threads=3)
+    busy = [asyncio.create_task(_run(runner, "shop.probes:blocked", "noisy")) for _ in range(6)]
+    try:
+        async with asyncio.timeout(5):
+            other = await _run(runner, "shop.probes:instant", "quiet")
+        assert isinstance(other[-1], Result) and other[-1].output == {"tenant": "quiet"}
+        assert not any(task.done() for task in busy)
+    finally:
+        probes.GATE.set()
+        results = await asyncio.gather(*busy)
+        await runner.aclose()
+    assert all(isinstance(r[-1], Result) for r in results)

@@ -21,6 +21,7 @@ from typing import Any
 
 from neoactions.domain.errors import InvalidArgument
 from neoactions.domain.model import JSON, ExecutionError, JSONObject
+from neoactions.sandboxes.fairshare import FairSlots, default_tenant_share
 from neoactions.server.runners import (
     ExecutionContext,
     Failure,
@@ -230,10 +231,18 @@ class _Escaped(Exception):
 
 class PythonRunner:
     """Runs python handlers the operator approved (:class:`TrustedHandlers`); sync ones in a
-    bounded thread pool."""
+    bounded thread pool whose threads tenants share fairly (:class:`FairSlots`: a tenant holds
+    at most ``tenant_threads`` at once, and waiting tenants take turns)."""
 
-    def __init__(self, max_threads: int = 32, trusted: TrustedHandlers | None = None) -> None:
+    def __init__(
+        self, max_threads: int = 32, trusted: TrustedHandlers | None = None, tenant_threads: int | None = None
+    ) -> None:
         self._pool = concurrent.futures.ThreadPoolExecutor(max_threads, thread_name_prefix="python-handler")
+        #: a thread counts as taken until the handler's call really returns (a thread cannot be
+        #: stopped: an attempt that timed out still holds it)
+        self._slots = FairSlots(
+            max_threads, tenant_threads if tenant_threads is not None else default_tenant_share(max_threads)
+        )
         #: imports for save-time checks: one at a time, never on the event loop
         self._importer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="python-handler-import")
         self.trusted = trusted if trusted is not None else TrustedHandlers()
@@ -320,8 +329,7 @@ class PythonRunner:
         try:
             if inspect.iscoroutinefunction(fn):
                 return await fn(config, data, hctx)
-            call = contextvars.copy_context().run
-            result = await asyncio.get_running_loop().run_in_executor(self._pool, call, fn, config, data, hctx)
+            result = await self._on_thread(fn, config, data, hctx)
             if inspect.isawaitable(result):
                 result = await result
             return result
@@ -329,6 +337,18 @@ class PythonRunner:
             raise
         except BaseException as exc:  # a task raising SystemExit would stop the event loop
             raise _Escaped(exc) from exc
+
+    async def _on_thread(self, fn: Callable[..., Any], config: JSONObject, data: JSON, hctx: HandlerContext) -> Any:
+        """Call a sync handler on one of the tenant's fair share of the pool's threads."""
+        tenant = hctx.tenant
+        await self._slots.acquire(tenant)
+        try:
+            running = self._pool.submit(contextvars.copy_context().run, fn, config, data, hctx)
+        except BaseException:
+            self._slots.release(tenant)
+            raise
+        running.add_done_callback(lambda _: self._slots.release(tenant))
+        return await asyncio.wrap_future(running)
 
     async def aclose(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -361,7 +381,12 @@ def _outcome(task: asyncio.Future[JSON]) -> RunnerUpdate:
 def register(registry: HandlerRegistry) -> None:
     """Entry point of the built-in ``python`` handler type."""
     modules = parse_modules(registry.settings.get("python_handler_modules", ()))
-    runner = PythonRunner(int(registry.settings.get("python_threads", 32)), TrustedHandlers.installed(modules))
+    tenant_threads = registry.settings.get("python_tenant_threads")
+    runner = PythonRunner(
+        int(registry.settings.get("python_threads", 32)),
+        TrustedHandlers.installed(modules),
+        int(tenant_threads) if tenant_threads else None,
+    )
     registry.register(
         HandlerType(
             name="python",
