@@ -706,3 +706,16 @@ async def test_embedded_writes_wait_for_another_process_holding_the_write_lock_w
         other.close()
     finally:
         await store.close()
+
+
+async def test_listed_executions_carry_their_attempts(store: ContractStore) -> None:
+    tried, fresh = execution(), execution()
+    await store.append("admin", [], [tried, fresh])
+    for number in (1, 2):
+        await store.start_attempt("admin", tried.id, attempt(number))
+        status = ExecutionStatus.SCHEDULED if number == 1 else ExecutionStatus.FAILED
+        await store.finish_attempt("admin", tried.id, attempt(number), status, error=ExecutionError("boom", "no"))
+    page = await store.list_executions("admin", ExecutionFilter(), 10)
+    by_id = {x.id: x for x in page.items}
+    assert [a.number for a in by_id[tried.id].attempts] == [1, 2] and by_id[tried.id].attempt_count == 2
+    assert by_id[fresh.id].attempts == []

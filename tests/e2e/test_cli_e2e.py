@@ -307,11 +307,11 @@ def test_executions_json_has_one_public_shape(cli: Cli, tmp_path: Path) -> None:
     for e in listed:
         assert not INTERNAL & set(e)
         assert e["action_id"] == action_id and e["attempt_count"] == 1
-        assert "attempts" not in e  # a list shows no attempts rather than an empty list beside attempt_count 1
+        assert len(e["attempts"]) == e["attempt_count"]  # listed executions carry their attempts
     got = cli.json("executions", "get", listed[0]["id"])
     assert not INTERNAL & set(got) and got["action_id"] == action_id
     assert len(got["attempts"]) == got["attempt_count"] == 1
-    assert set(got) - {"attempts"} == set(listed[0])
+    assert set(got) == set(listed[0]) and got["attempts"] == listed[0]["attempts"]
     assert not INTERNAL & set(published["executions"][0])
 
 

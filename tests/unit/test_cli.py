@@ -284,9 +284,9 @@ def test_execution_json_has_one_public_shape() -> None:
     assert not INTERNAL & set(one) and not any(INTERNAL & set(e) for e in listed)
     assert one["action_id"] == "01a24f39-0000-763d-afa8-ecf6577f39be"
     assert [a["status"] for a in one["attempts"]] == ["succeeded"]
-    # lists carry no attempts at all (the server does not send them there), never an empty list
-    assert all("attempts" not in e for e in listed)
-    assert set(listed[0]) == set(listed[1]) == set(one) - {"attempts"}
+    # one shape in lists and alone: attempts always, as many as attempt_count says
+    assert set(listed[0]) == set(listed[1]) == set(one)
+    assert [len(e["attempts"]) for e in listed] == [e["attempt_count"] for e in listed] == [1, 0]
     json.dumps(listed)
 
 

@@ -274,10 +274,10 @@ class ExecutionStore(Protocol):
     async def list_executions(
         self, tenant: str, filter: ExecutionFilter, page_size: int = DEFAULT_PAGE_SIZE, page_token: str = ""
     ) -> Page[Execution]:
-        """Newest first, without attempts."""
+        """Newest first, each with its attempts."""
 
     async def unfinished_executions(self, tenant: str, limit: int = 10_000) -> list[Execution]:
-        """Executions not in a final status (pending, scheduled, running), oldest first, with attempts."""
+        """Executions not in a final status (pending, scheduled, running, waiting), oldest first, with attempts."""
 
     # --- cancel, retry and the dead-letter queue ----------------------------------------------
     async def wake_execution(self, tenant: str, execution_id: str, at: datetime) -> Execution:

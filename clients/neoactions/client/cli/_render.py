@@ -65,8 +65,8 @@ def err() -> Console:
 # --- JSON --------------------------------------------------------------------------
 
 
-#: what an execution shows in JSON, in this order: no bookkeeping of the server's (leases,
-#: attempt series); ``attempts`` only where the server sends them (one execution, not lists)
+#: what an execution shows in JSON, in this order (then its ``attempts``): no bookkeeping of
+#: the server's (leases, attempt series)
 EXECUTION_FIELDS = (
     "id",
     "tenant",
@@ -74,6 +74,7 @@ EXECUTION_FIELDS = (
     "action_name",
     "action_version",
     "handler_type",
+    "handler_version",
     "event_id",
     "status",
     "input",
@@ -95,18 +96,18 @@ EXECUTION_FIELDS = (
 )
 
 
-def execution_json(ex: Execution, *, with_attempts: bool) -> dict[str, Any]:
-    """An execution's public JSON shape; ``with_attempts`` for a single execution (lists leave them out)."""
+def execution_json(ex: Execution) -> dict[str, Any]:
+    """An execution's public JSON shape, the same in lists and alone: its attempts always
+    (the server sends them with every execution), so ``attempts`` has ``attempt_count`` items."""
     doc = {name: jsonable(getattr(ex, name)) for name in EXECUTION_FIELDS}
-    if with_attempts:
-        doc["attempts"] = jsonable(ex.attempts)
+    doc["attempts"] = jsonable(ex.attempts)
     return doc
 
 
 def jsonable(value: Any) -> Any:
     """Domain objects as plain JSON values (actions in their declarative form plus identity)."""
     if isinstance(value, Execution):
-        return execution_json(value, with_attempts=True)
+        return execution_json(value)
     if isinstance(value, Action):
         return {
             "tenant": value.tenant,
@@ -131,8 +132,6 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        if value and all(isinstance(v, Execution) for v in value):
-            return [execution_json(v, with_attempts=False) for v in value]
         return [jsonable(v) for v in value]
     return value
 

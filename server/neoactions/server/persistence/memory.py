@@ -504,7 +504,7 @@ class MemoryStore(MemoryLeases):
         t = await self._tables(tenant)
         test = execution_test(filter)
         rows = newest_page((r for r in t.executions.values() if test(r)), "created_at", after, limit)
-        items = [t.execution(tenant, r, attempts=False) for r in rows[:limit]]
+        items = [t.execution(tenant, r) for r in rows[:limit]]
         token = ""
         if len(rows) > limit:
             token = tokens.encode("executions", [to_micros(items[-1].created_at), items[-1].id])

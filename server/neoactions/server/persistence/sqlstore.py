@@ -567,10 +567,16 @@ class SqlStore(LeaseMixin, ABC):
     ) -> Page[Execution]:
         limit = page_limit(page_size)
         after = tokens.decode("executions", page_token, (int, str))
+        d = self.dialect
         async with self._tx(tenant, write=False) as (tx, q):
-            sql, params = executions_query(q.prefix, self.dialect, filter, after, limit + 1)
+            sql, params = executions_query(q.prefix, d, filter, after, limit + 1)
             rows = await tx.fetch(sql, *params)
-        items = [execution_from_row(r, tenant, self.dialect) for r in rows[:limit]]
+            items = [execution_from_row(r, tenant, d) for r in rows[:limit]]
+            # a listed execution carries its attempts, as a fetched one does (one more read)
+            tried = {x.id: x for x in items if x.attempt_count > 0}
+            if tried:
+                for a in await tx.fetch(q.attempts_of_ids, d.enc_ids(list(tried))):
+                    tried[dec_id(a[0])].attempts.append(attempt_from_row(a, d))
         token = ""
         if len(rows) > limit:
             token = tokens.encode("executions", [to_micros(items[-1].created_at), items[-1].id])
