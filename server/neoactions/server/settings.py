@@ -59,6 +59,9 @@ class Settings:
     #: seconds in-flight work may finish in after a stop signal
     shutdown_grace_seconds: float = 10.0
     max_action_timeout_seconds: float = 24 * 3600.0
+    #: attempts of one series cut by their process stopping (crash, kill) before the execution
+    #: is dead-lettered: a handler that kills its process must not loop across restarts
+    max_interrupted_attempts: int = 3
     #: limits of rendering one handler config (docs/configuration.md, "Templates"): items a
     #: ``range()`` may produce; characters of any value built and of the whole output; loop
     #: steps; seconds (the attempt's timeout too, when sooner)
@@ -88,6 +91,8 @@ class Settings:
             raise ValueError("dedup_window_seconds must not be negative")
         if self.processes < 1:
             raise ValueError("processes must be at least 1")
+        if self.max_interrupted_attempts < 1:
+            raise ValueError("max_interrupted_attempts must be at least 1")
         if min(self.cel_cost_budget, self.max_cel_list_items, self.max_cel_input_values) < 1:
             raise ValueError("cel_cost_budget, max_cel_list_items and max_cel_input_values must be >= 1")
         for name in ("template_max_range", "template_max_length", "template_max_steps", "template_max_seconds"):

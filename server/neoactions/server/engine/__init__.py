@@ -105,7 +105,9 @@ class Engine:
         attempts = AttemptRunner(
             store, self.actions, registry, bus, self.renderer, self.leases, AttemptRecorder(store), self.flow
         )
-        self.dispatcher = Dispatcher(store, attempts, self.leases, due, acks, settings.concurrency)
+        self.dispatcher = Dispatcher(
+            store, attempts, self.leases, due, acks, settings.concurrency, settings.max_interrupted_attempts
+        )
         self.scheduler = Scheduler(
             store, self.dispatcher, self.leases, self.tenant_slugs, settings.poll_interval_seconds, due.scheduler
         )

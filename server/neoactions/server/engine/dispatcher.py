@@ -99,8 +99,12 @@ class Dispatcher:
         due: DueWork,
         acks: Acknowledgements | None = None,
         concurrency: int = 64,
+        max_interruptions: int = 3,
     ) -> None:
         self._store = store
+        #: attempts of one series cut by their process stopping before the execution is given up
+        #: (dead-lettered): a handler that kills its process must not loop across restarts
+        self._max_interruptions = max_interruptions
         self._leases = leases
         #: told when a retry or a deferral is stored and the lease given up
         self._due = due
@@ -265,7 +269,7 @@ class Dispatcher:
         ex = job.execution
         if ex.status is ExecutionStatus.RUNNING and job.begun is None:
             await self._interrupted(job)
-        while True:
+        while not ex.status.is_final:
             status = await self._attempts.run(job, deadline)
             if isinstance(status, Deferred):
                 due = utcnow() + timedelta(seconds=status.seconds)
@@ -301,34 +305,51 @@ class Dispatcher:
 
     async def _interrupted(self, job: Job) -> None:
         """The attempt that was running when its process died (its lease expired): record it as
-        interrupted — it does not count against the retry budget — and go on at once."""
+        interrupted — it does not count against the retry budget — and go on at once; unless the
+        series has been cut that way ``max_interruptions`` times, when the execution is
+        dead-lettered instead (a handler that kills its process would otherwise loop forever)."""
         ex = job.execution
         previous = next((a for a in ex.attempts if a.number == ex.attempt_count), None)
+        cuts = 1 + sum(
+            1
+            for a in ex.attempts
+            if a.number > ex.attempt_base and a is not previous and a.error is not None and a.error.type == INTERRUPTED
+        )
+        given_up = cuts >= self._max_interruptions
+        message = "the process running this attempt stopped"
+        if given_up:
+            message += f" ({cuts} times in a row: given up; does the handler stop its process?)"
         cut = Attempt(
             number=max(ex.attempt_count, 1),
             runner=ex.handler_type,
             status=ExecutionStatus.FAILED,
             started_at=previous.started_at if previous is not None else utcnow(),
             finished_at=utcnow(),
-            error=ExecutionError(INTERRUPTED, "the process running this attempt stopped", retryable=True),
+            error=ExecutionError(INTERRUPTED, message, retryable=True),
         )
+        status = ExecutionStatus.DEAD_LETTERED if given_up else ExecutionStatus.SCHEDULED
+        job.settling = given_up
         await self._store.finish_attempt(
             ex.tenant,
             ex.id,
             cut,
-            ExecutionStatus.SCHEDULED,
+            status,
             None,
             cut.error,
             None,
             owner=self._leases.owner,
-            keep_lease=True,
+            keep_lease=not given_up,
         )
         if previous is not None:
             previous.status, previous.error, previous.finished_at = cut.status, cut.error, cut.finished_at
         else:
             ex.attempts.append(cut)
-        ex.status, ex.next_attempt_at = ExecutionStatus.SCHEDULED, None
+        ex.status, ex.next_attempt_at = status, None
         ex.attempt_count = cut.number
+        if given_up:
+            ex.error, ex.finished_at = cut.error, cut.finished_at
+            self._attempts.announce(ex, UpdateKind.DEAD_LETTERED, attempt=cut.number, error=cut.error)
+            return
         self._attempts.announce(ex, UpdateKind.ATTEMPT_FAILED, attempt=cut.number, error=cut.error)
 
 
