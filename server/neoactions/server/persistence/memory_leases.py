@@ -34,16 +34,19 @@ class MemoryLeases:
     async def _tables(self, tenant: str) -> Tables:
         raise NotImplementedError
 
+    async def _stored(self, tenant: str, execution_id: str) -> tuple[Tables, Row]:
+        """The tables of ``tenant`` and the row of ``execution_id``, or ``NotFound``."""
+        key = lookup_id(execution_id)
+        t = await self._tables(tenant)
+        row = t.executions.get(key) if key is not None else None
+        if row is None:
+            raise _execution_not_found(tenant, execution_id)
+        return t, row
+
     # --- cancel and requeue -------------------------------------------------------------
 
     async def cancel_execution(self, tenant: str, execution_id: str, error: ExecutionError) -> Execution:
-        key = lookup_id(execution_id)
-        if key is None:
-            raise _execution_not_found(tenant, execution_id)
-        t = await self._tables(tenant)
-        row = t.executions.get(key)
-        if row is None:
-            raise _execution_not_found(tenant, execution_id)
+        t, row = await self._stored(tenant, execution_id)
         if row["status"] not in UNFINISHED:
             raise FailedPrecondition(
                 f"execution {execution_id!r} already ended ({row['status']})",
@@ -55,7 +58,7 @@ class MemoryLeases:
         row.update(status="cancelled", error=why, error_type="cancelled", finished_at=now, updated_at=now)
         row["next_attempt_at"] = None
         drop_lease(row)
-        attempts = t.attempts.get(key, {})
+        attempts = t.attempts.get(row["id"], {})
         for number, a in list(attempts.items()):
             if a[3] == "running":
                 cancelled = dict(zip(ATTEMPT_COLUMNS, a, strict=True))
@@ -66,26 +69,14 @@ class MemoryLeases:
         return t.execution(tenant, row)
 
     async def wake_execution(self, tenant: str, execution_id: str, at: datetime) -> Execution:
-        key = lookup_id(execution_id)
-        if key is None:
-            raise _execution_not_found(tenant, execution_id)
-        t = await self._tables(tenant)
-        row = t.executions.get(key)
-        if row is None:
-            raise _execution_not_found(tenant, execution_id)
+        t, row = await self._stored(tenant, execution_id)
         if row["status"] != "waiting":
             raise _not_waiting(execution_id, str(row["status"]))
         row.update(next_attempt_at=DIALECT.enc_time(at), updated_at=DIALECT.enc_time(at))
         return t.execution(tenant, row)
 
     async def requeue_execution(self, tenant: str, execution_id: str) -> Execution:
-        key = lookup_id(execution_id)
-        if key is None:
-            raise _execution_not_found(tenant, execution_id)
-        t = await self._tables(tenant)
-        row = t.executions.get(key)
-        if row is None:
-            raise _execution_not_found(tenant, execution_id)
+        t, row = await self._stored(tenant, execution_id)
         if row["status"] not in RETRYABLE:
             raise FailedPrecondition(
                 f"execution {execution_id!r} is {row['status']}: only failed, timed-out, cancelled or"
