@@ -59,3 +59,7 @@ def test_the_matching_package_still_exports_its_names() -> None:
     code = "from neoactions.server.matching import Matcher, MISSING, compile_trigger; print('ok')"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "ok"
+
+
+def test_the_in_memory_store_loads_no_database_driver() -> None:
+    assert loaded_after("neoactions.server.persistence.memory", ("asyncpg", "aiosqlite", "redis")) == []

@@ -7,12 +7,27 @@ tokens (:mod:`.tokens`). :func:`open_store` picks one from a configuration strin
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from neoactions.server.persistence.postgres import PostgresStore
-from neoactions.server.persistence.sqlite import SqliteStore
-from neoactions.server.persistence.sqlstore import SqlStore
-from neoactions.server.store import Store
+if TYPE_CHECKING:
+    from neoactions.server.persistence.postgres import PostgresStore
+    from neoactions.server.persistence.sqlite import SqliteStore
+    from neoactions.server.persistence.sqlstore import SqlStore
+    from neoactions.server.store import Store
+
+#: the adapters load (asyncpg, aiosqlite) only when a store of theirs is asked for
+_HOMES = {"PostgresStore": "postgres", "SqliteStore": "sqlite", "SqlStore": "sqlstore"}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value
 
 
 def open_store(spec: str | Path) -> SqlStore:
@@ -23,7 +38,11 @@ def open_store(spec: str | Path) -> SqlStore:
     """
     text = str(spec)
     if text.startswith(("postgresql://", "postgres://")):
+        from neoactions.server.persistence.postgres import PostgresStore
+
         return PostgresStore(text)
+    from neoactions.server.persistence.sqlite import SqliteStore
+
     return SqliteStore(Path(text))
 
 
