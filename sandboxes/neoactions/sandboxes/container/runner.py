@@ -80,7 +80,7 @@ class ContainerRunner:
             yield Failure.of(exc.type, exc.message, retryable=exc.retryable)
             return
         if spec.mode == "sidecar":
-            async for update in self.pool(spec, image).execute(data, ctx):
+            async for update in self.pool(spec, image, ctx.tenant).execute(data, ctx):
                 yield update
             return
         slots = self._slots_for_loop()
@@ -109,10 +109,11 @@ class ContainerRunner:
             self._slots[key] = FairSlots(self.max_concurrency, self.tenant_concurrency)
         return self._slots[key]
 
-    def pool(self, spec: ContainerSpec, image: str) -> SidecarPool:
-        """The warm pool for this image and these settings (of the running loop)."""
+    def pool(self, spec: ContainerSpec, image: str, tenant: str) -> SidecarPool:
+        """The warm pool of ``tenant`` for this image and these settings (of the running loop).
+        Tenants never share warm containers: a handler's in-memory state stays its tenant's."""
         loop_id = id(asyncio.get_running_loop())
-        key = (loop_id, *spec.pool_key(image))
+        key = (loop_id, tenant, *spec.pool_key(image))
         pool = self._pools.get(key)
         if pool is None:
             pool = self._pools[key] = SidecarPool(
