@@ -34,13 +34,10 @@ from neoactions.domain.errors import (
 from neoactions.domain.ids import new_id
 from neoactions.domain.model import (
     ADMIN_TENANT,
-    JSON,
     Action,
-    Attempt,
     Event,
     EventStatus,
     Execution,
-    ExecutionError,
     ExecutionStatus,
     Tenant,
     utcnow,
@@ -83,6 +80,7 @@ from neoactions.server.persistence.memory_tables import (
     page_after,
     values_of,
 )
+from neoactions.server.persistence.shortcuts import AttemptShortcuts
 from neoactions.server.persistence.sqlstore import _begun, _ended, _execution_not_found, _fence
 from neoactions.server.store import (
     DEFAULT_PAGE_SIZE,
@@ -98,7 +96,7 @@ from neoactions.server.store import (
 )
 
 
-class MemoryStore(MemoryLeases):
+class MemoryStore(MemoryLeases, AttemptShortcuts):
     """Every ``Store`` method over :class:`MemoryData` (a fresh one unless given)."""
 
     def __init__(self, data: MemoryData | None = None) -> None:
@@ -390,30 +388,6 @@ class MemoryStore(MemoryLeases):
         return Page(items, token)
 
     # --- executions and attempts --------------------------------------------------------
-
-    # --- executions and attempts --------------------------------------------------------
-
-    async def start_attempt(self, tenant: str, execution_id: str, attempt: Attempt, owner: str = "") -> None:
-        (error,) = await self.record_attempts(tenant, [AttemptStart(execution_id, attempt, owner)])
-        if error is not None:
-            raise error
-
-    async def finish_attempt(
-        self,
-        tenant: str,
-        execution_id: str,
-        attempt: Attempt,
-        status: ExecutionStatus,
-        output: JSON = None,
-        error: ExecutionError | None = None,
-        next_attempt_at: datetime | None = None,
-        owner: str = "",
-        keep_lease: bool = False,
-    ) -> None:
-        change = AttemptFinish(execution_id, attempt, status, output, error, next_attempt_at, owner, keep_lease)
-        (refused,) = await self.record_attempts(tenant, [change])
-        if refused is not None:
-            raise refused
 
     async def record_attempts(self, tenant: str, changes: Sequence[AttemptChange]) -> list[Exception | None]:
         results: list[Exception | None] = [None] * len(changes)

@@ -21,14 +21,12 @@ from neoactions.domain.errors import Aborted, AlreadyExists, Internal, InvalidAr
 from neoactions.domain.ids import new_id
 from neoactions.domain.model import (
     ADMIN_TENANT,
-    JSON,
     UNFINISHED_STATUSES,
     Action,
     Attempt,
     Event,
     EventStatus,
     Execution,
-    ExecutionError,
     ExecutionStatus,
     Tenant,
     utcnow,
@@ -60,6 +58,7 @@ from neoactions.server.persistence.codec import (
 )
 from neoactions.server.persistence.filters import events_query, executions_query
 from neoactions.server.persistence.leases import LeaseMixin
+from neoactions.server.persistence.shortcuts import AttemptShortcuts
 from neoactions.server.persistence.statements import Statements
 from neoactions.server.store import (
     DEFAULT_PAGE_SIZE,
@@ -177,7 +176,7 @@ def _finish_params(key: str, change: AttemptFinish, ended: Attempt, now: datetim
     )
 
 
-class SqlStore(LeaseMixin, ABC):
+class SqlStore(LeaseMixin, AttemptShortcuts, ABC):
     """Every ``Store`` method, given a transaction per call."""
 
     dialect: Dialect
@@ -454,28 +453,6 @@ class SqlStore(LeaseMixin, ABC):
         if len(rows) > limit:
             token = tokens.encode("events", [to_micros(items[-1].time), items[-1].id])
         return Page(items, token)
-
-    async def start_attempt(self, tenant: str, execution_id: str, attempt: Attempt, owner: str = "") -> None:
-        (error,) = await self.record_attempts(tenant, [AttemptStart(execution_id, attempt, owner)])
-        if error is not None:
-            raise error
-
-    async def finish_attempt(
-        self,
-        tenant: str,
-        execution_id: str,
-        attempt: Attempt,
-        status: ExecutionStatus,
-        output: JSON = None,
-        error: ExecutionError | None = None,
-        next_attempt_at: datetime | None = None,
-        owner: str = "",
-        keep_lease: bool = False,
-    ) -> None:
-        change = AttemptFinish(execution_id, attempt, status, output, error, next_attempt_at, owner, keep_lease)
-        (refused,) = await self.record_attempts(tenant, [change])
-        if refused is not None:
-            raise refused
 
     async def record_attempts(self, tenant: str, changes: Sequence[AttemptChange]) -> list[Exception | None]:
         d = self.dialect
