@@ -26,16 +26,46 @@ class Permission(StrEnum):
     MANAGE = "manage"
 
 
+class Role(StrEnum):
+    """An API key's role (SPEC §9): what its holder may do in its tenant."""
+
+    #: everything in its tenant, keys and secrets included; in the admin tenant, every tenant
+    ADMIN = "admin"
+    #: actions, publish, execute, cancel/retry/requeue, and everything a reader may
+    WRITER = "writer"
+    #: get, list, watch, stats
+    READER = "reader"
+    #: publish events only: the key a producing service holds
+    PUBLISHER = "publisher"
+
+    @property
+    def permissions(self) -> frozenset[Permission]:
+        return _GRANTS[self]
+
+
+_GRANTS: dict[Role, frozenset[Permission]] = {
+    Role.ADMIN: frozenset(Permission),
+    Role.WRITER: frozenset({Permission.READ, Permission.PUBLISH, Permission.WRITE}),
+    Role.READER: frozenset({Permission.READ}),
+    Role.PUBLISHER: frozenset({Permission.PUBLISH}),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Caller:
     """The identity behind a call, as the edge established it."""
 
-    #: who: an API key's id once keys exist; ``anonymous`` without authentication
+    #: who: the API key's id; ``anonymous`` without authentication, ``service`` for the
+    #: service's own work
     principal: str = "anonymous"
     #: the tenant the identity belongs to ("" when it is not bound to one)
     home_tenant: str = ""
     #: the request id the caller sent, for logs and the audit trail
     request_id: str = ""
+    #: the API key's name (for the audit log); "" without a key
+    principal_name: str = ""
+    #: the API key's role; ``None`` without a key (only :class:`OpenAccess` admits such callers)
+    role: Role | None = None
 
 
 #: the caller of work the service starts itself (retries, schedules, replays)
@@ -64,4 +94,4 @@ class OpenAccess:
         return None
 
 
-__all__ = ["SERVICE", "AccessPolicy", "Caller", "OpenAccess", "Permission"]
+__all__ = ["SERVICE", "AccessPolicy", "Caller", "OpenAccess", "Permission", "Role"]
