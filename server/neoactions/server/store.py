@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Generic, Protocol, TypeVar
 
+from neoactions.domain.audit import AuditEntry
 from neoactions.domain.model import (
     JSON,
     Action,
@@ -344,7 +345,39 @@ class OutboxStore(Protocol):
         """Forget every queue mark (the queue lost its contents); returns how many."""
 
 
-class Store(StoreLifecycle, TenantStore, ActionStore, EventStore, ExecutionStore, LeaseStore, OutboxStore, Protocol):
+# --- the audit log (see neoactions.server.audit) ---------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFilter:
+    """Which audit entries a listing shows; an empty field does not filter."""
+
+    #: a kind (``action.create``) or a prefix of dotted words (``action`` = every ``action.*``)
+    kind: str = ""
+    #: the API key id that made the change
+    principal: str = ""
+    #: the object changed (an action's name, a key's id, ...)
+    target: str = ""
+    #: entries at or after ``since`` and before ``until``
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+class AuditStore(Protocol):
+    """The audit log of a tenant: appended, listed, never changed."""
+
+    async def append_audit(self, tenant: str, entry: AuditEntry) -> AuditEntry:
+        """Store ``entry`` (its id is set when empty); returns it as stored."""
+
+    async def list_audit(
+        self, tenant: str, filter: AuditFilter, page_size: int = DEFAULT_PAGE_SIZE, page_token: str = ""
+    ) -> Page[AuditEntry]:
+        """Newest first. ``InvalidArgument`` naming ``filter.kind`` for a kind that is not dotted words."""
+
+
+class Store(
+    StoreLifecycle, TenantStore, ActionStore, EventStore, ExecutionStore, LeaseStore, OutboxStore, AuditStore, Protocol
+):
     """Persistence for every tenant: every role at once (what ``SqliteStore``,
     ``PostgresStore`` and ``MemoryStore`` implement)."""
 
@@ -358,6 +391,8 @@ __all__ = [
     "AttemptChange",
     "AttemptFinish",
     "AttemptStart",
+    "AuditFilter",
+    "AuditStore",
     "EventFilter",
     "EventStore",
     "ExecutionFilter",

@@ -64,6 +64,7 @@ from neoactions.server.persistence.codec import (
     tenant_not_found,
     to_micros,
 )
+from neoactions.server.persistence.memory_audit import MemoryAudit
 from neoactions.server.persistence.memory_leases import MemoryLeases
 from neoactions.server.persistence.memory_tables import (
     DIALECT,
@@ -96,7 +97,7 @@ from neoactions.server.store import (
 )
 
 
-class MemoryStore(MemoryLeases, AttemptShortcuts):
+class MemoryStore(MemoryLeases, MemoryAudit, AttemptShortcuts):
     """Every ``Store`` method over :class:`MemoryData` (a fresh one unless given)."""
 
     def __init__(self, data: MemoryData | None = None) -> None:

@@ -67,6 +67,8 @@ class Tables:
     by_event: dict[str, set[str]] = field(default_factory=dict)
     #: dedup key -> (event id, recorded at)
     dedup: dict[str, tuple[str, int]] = field(default_factory=dict)
+    #: the audit log's rows, in ``sql_audit.AUDIT_COLUMNS`` order (see :mod:`.memory_audit`)
+    audit: list[tuple[Any, ...]] = field(default_factory=list)
 
     def live_action(self, name: str) -> ActionRow | None:
         return next((a for a in self.actions.values() if a.name == name and not a.deleted), None)

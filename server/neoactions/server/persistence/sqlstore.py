@@ -59,6 +59,7 @@ from neoactions.server.persistence.codec import (
 from neoactions.server.persistence.filters import events_query, executions_query
 from neoactions.server.persistence.leases import LeaseMixin
 from neoactions.server.persistence.shortcuts import AttemptShortcuts
+from neoactions.server.persistence.sql_audit import SqlAuditMixin
 from neoactions.server.persistence.statements import Statements
 from neoactions.server.store import (
     DEFAULT_PAGE_SIZE,
@@ -176,7 +177,7 @@ def _finish_params(key: str, change: AttemptFinish, ended: Attempt, now: datetim
     )
 
 
-class SqlStore(LeaseMixin, AttemptShortcuts, ABC):
+class SqlStore(LeaseMixin, SqlAuditMixin, AttemptShortcuts, ABC):
     """Every ``Store`` method, given a transaction per call."""
 
     dialect: Dialect
