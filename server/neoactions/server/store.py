@@ -16,6 +16,8 @@ from datetime import datetime
 from typing import Generic, Protocol, TypeVar
 
 from neoactions.domain.audit import AuditEntry
+from neoactions.server.pluginhost.port import PluginStore
+from neoactions.domain.keys import ApiKey
 from neoactions.domain.model import (
     JSON,
     Action,
@@ -27,6 +29,8 @@ from neoactions.domain.model import (
     ExecutionStatus,
     Tenant,
 )
+from neoactions.server.eventstore.port import EventArchive
+from neoactions.server.workflows.rows import WorkflowStore
 
 T = TypeVar("T")
 
@@ -159,6 +163,10 @@ class TenantStore(Protocol):
         """``NotFound`` (TENANT_NOT_FOUND)."""
 
     async def list_tenants(self, page_size: int = DEFAULT_PAGE_SIZE, page_token: str = "") -> Page[Tenant]: ...
+
+    async def delete_tenant(self, slug: str) -> None:
+        """Remove the tenant, all it holds and its API keys. ``NotFound`` (TENANT_NOT_FOUND);
+        ``InvalidArgument`` for the admin tenant."""
 
 
 class ActionStore(Protocol):
@@ -375,8 +383,84 @@ class AuditStore(Protocol):
         """Newest first. ``InvalidArgument`` naming ``filter.kind`` for a kind that is not dotted words."""
 
 
+# --- API keys (see neoactions.server.keys) ----------------------------------------------------
+
+
+class KeyStore(Protocol):
+    """Every tenant's API keys, kept with the admin tenant: a call is authenticated before its
+    tenant is known. Only a token's hash is stored."""
+
+    async def create_api_key(self, key: ApiKey, token_hash: str, *, only_if_none: bool = False) -> bool:
+        """Store ``key``; with ``only_if_none``, only when no key exists at all (the bootstrap
+        key: several processes may start at once). Returns whether it was stored."""
+
+    async def get_api_key(self, key_id: str) -> tuple[ApiKey, str] | None:
+        """The key and its token hash, or ``None``."""
+
+    async def list_api_keys(
+        self, tenant: str, page_size: int = DEFAULT_PAGE_SIZE, page_token: str = ""
+    ) -> Page[ApiKey]:
+        """The keys of ``tenant`` ("" for every tenant), oldest first."""
+
+    async def revoke_api_key(self, key_id: str, at: datetime) -> ApiKey:
+        """Mark the key revoked (once; revoking again keeps the first time). ``NotFound``."""
+
+    async def touch_api_keys(self, used: dict[str, datetime]) -> None:
+        """Record when keys were last used (ids that no longer exist are skipped)."""
+
+
+# --- secrets (see neoactions.server.secrets) --------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSecret:
+    """A secret as stored: its value sealed (``neoactions.server.secrets.crypto``), never in clear."""
+
+    name: str
+    ciphertext: bytes
+    created_at: datetime
+    updated_at: datetime
+    #: 1 when set first; every later set adds one
+    version: int
+    #: the API key id that first set it
+    created_by: str = ""
+
+
+class SecretStore(Protocol):
+    """A tenant's sealed secrets, by name."""
+
+    async def put_secret(self, tenant: str, name: str, ciphertext: bytes, by: str, at: datetime) -> StoredSecret:
+        """Store a new secret (version 1, created by ``by``) or a new value of one (version + 1)."""
+
+    async def get_secrets(self, tenant: str, names: Sequence[str]) -> dict[str, StoredSecret]:
+        """The secrets that exist among ``names``, by name (one read for many)."""
+
+    async def list_secrets(self, tenant: str) -> list[StoredSecret]:
+        """Every secret of ``tenant``, ordered by name."""
+
+    async def delete_secret(self, tenant: str, name: str) -> None:
+        """``NotFound`` (SECRET_NOT_FOUND)."""
+
+    async def reseal_secrets(self, tenant: str, changes: Sequence[tuple[str, bytes, bytes]]) -> int:
+        """Replace ciphertexts, ``(name, old, new)`` each, where the stored one is still ``old``
+        (a master-key rotation: the value, version and times stay); returns how many."""
+
+
 class Store(
-    StoreLifecycle, TenantStore, ActionStore, EventStore, ExecutionStore, LeaseStore, OutboxStore, AuditStore, Protocol
+    StoreLifecycle,
+    TenantStore,
+    ActionStore,
+    EventStore,
+    ExecutionStore,
+    LeaseStore,
+    OutboxStore,
+    AuditStore,
+    KeyStore,
+    SecretStore,
+    EventArchive,
+    PluginStore,
+    WorkflowStore,
+    Protocol,
 ):
     """Persistence for every tenant: every role at once (what ``SqliteStore``,
     ``PostgresStore`` and ``MemoryStore`` implement)."""
@@ -393,6 +477,7 @@ __all__ = [
     "AttemptStart",
     "AuditFilter",
     "AuditStore",
+    "KeyStore",
     "EventFilter",
     "EventStore",
     "ExecutionFilter",
@@ -401,7 +486,9 @@ __all__ = [
     "LeaseStore",
     "OutboxStore",
     "Page",
+    "SecretStore",
     "Store",
     "StoreLifecycle",
+    "StoredSecret",
     "TenantStore",
 ]

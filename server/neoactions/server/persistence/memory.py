@@ -65,7 +65,12 @@ from neoactions.server.persistence.codec import (
     to_micros,
 )
 from neoactions.server.persistence.memory_audit import MemoryAudit
+from neoactions.server.persistence.memory_eventstore import MemoryEventArchive
+from neoactions.server.persistence.memory_keys import MemoryKeys
 from neoactions.server.persistence.memory_leases import MemoryLeases
+from neoactions.server.persistence.memory_secrets import MemorySecrets
+from neoactions.server.persistence.memory_plugins import MemoryPlugins
+from neoactions.server.persistence.memory_workflows import MemoryWorkflows
 from neoactions.server.persistence.memory_tables import (
     DIALECT,
     FINAL,
@@ -97,7 +102,7 @@ from neoactions.server.store import (
 )
 
 
-class MemoryStore(MemoryLeases, MemoryAudit, AttemptShortcuts):
+class MemoryStore(MemoryWorkflows, MemoryEventArchive, MemoryLeases, MemoryAudit, MemoryKeys, MemorySecrets, MemoryPlugins, AttemptShortcuts):
     """Every ``Store`` method over :class:`MemoryData` (a fresh one unless given)."""
 
     def __init__(self, data: MemoryData | None = None) -> None:
@@ -170,6 +175,17 @@ class MemoryStore(MemoryLeases, MemoryAudit, AttemptShortcuts):
         items = [tenant_from_row(self.data.tenants[s], DIALECT) for s in slugs[:limit]]
         more = len(slugs) > limit
         return Page(items, tokens.encode("tenants", [items[-1].slug]) if more else "")
+
+    async def delete_tenant(self, slug: str) -> None:
+        if slug == ADMIN_TENANT:
+            raise InvalidArgument.field("name", "the admin tenant cannot be deleted", reason="INVALID_TENANT_ID")
+        await self._round_trip()
+        if slug not in self.data.tenants:
+            raise tenant_not_found(slug)
+        del self.data.tenants[slug]
+        self.data.tables.pop(slug, None)
+        for key_id in [k for k, (key, _) in self.data.api_keys.items() if key.tenant == slug]:
+            del self.data.api_keys[key_id]
 
     # --- actions ---------------------------------------------------------------------
 

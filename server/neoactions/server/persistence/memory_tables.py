@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from neoactions.domain.keys import ApiKey
 from neoactions.domain.model import FINAL_STATUSES, UNFINISHED_STATUSES, EventStatus, Execution
 from neoactions.server.persistence import tokens
 from neoactions.server.persistence.codec import (
@@ -23,7 +24,7 @@ from neoactions.server.persistence.codec import (
     to_micros,
 )
 from neoactions.server.persistence.filters import parse_type_pattern
-from neoactions.server.store import EventFilter, ExecutionFilter
+from neoactions.server.store import EventFilter, ExecutionFilter, StoredSecret
 
 #: the embedded store's encoding of times (µs), JSON (text) and ids (canonical text)
 DIALECT = SQLITE
@@ -67,8 +68,16 @@ class Tables:
     by_event: dict[str, set[str]] = field(default_factory=dict)
     #: dedup key -> (event id, recorded at)
     dedup: dict[str, tuple[str, int]] = field(default_factory=dict)
+    #: replay job id -> the job (see :mod:`.memory_eventstore`)
+    replay_jobs: dict[str, Any] = field(default_factory=dict)
+    #: the retention policy (see :mod:`.memory_eventstore`); ``None`` keeps everything
+    retention: Any = None
     #: the audit log's rows, in ``sql_audit.AUDIT_COLUMNS`` order (see :mod:`.memory_audit`)
     audit: list[tuple[Any, ...]] = field(default_factory=list)
+    #: workflow step rows and run controls (see :mod:`.memory_workflows`)
+    workflows: dict[str, Any] = field(default_factory=dict)
+    #: secret name -> the secret, its value sealed (see :mod:`.memory_secrets`)
+    secrets: dict[str, StoredSecret] = field(default_factory=dict)
 
     def live_action(self, name: str) -> ActionRow | None:
         return next((a for a in self.actions.values() if a.name == name and not a.deleted), None)
@@ -105,6 +114,10 @@ class MemoryData:
     #: slug -> (slug, display name, created at)
     tenants: dict[str, tuple[str, str, int]] = field(default_factory=dict)
     tables: dict[str, Tables] = field(default_factory=dict)
+    #: API key id -> (key, token hash)
+    api_keys: dict[str, tuple[ApiKey, str]] = field(default_factory=dict)
+    #: installed plugins (see memory_plugins): versions and artifacts
+    plugins: dict[str, Any] = field(default_factory=dict)
 
 
 def values_of(row: Row, columns: Iterable[str]) -> list[Any]:
