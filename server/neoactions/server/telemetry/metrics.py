@@ -1,0 +1,247 @@
+"""Metrics: OpenTelemetry instruments, exposed for Prometheus on ``--metrics-port`` at ``/metrics``.
+
+Names follow Prometheus conventions once exported (``neoactions_executions_total``,
+``neoactions_attempt_duration_seconds``...). Labels are bounded: tenant, handler type,
+status/outcome; the action's name only when the operator allows it
+(``metrics_action_labels``), and then at most ``metrics_max_actions`` distinct names per
+process (the rest are counted as ``other``). Off unless a metrics port is set: the engine's
+hooks read :data:`state` first and return at once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from neoactions.domain.model import Attempt, Execution
+
+SCOPE = "neoactions"
+#: seconds: from a millisecond to a minute
+SECONDS_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+#: the label an action's name is replaced by beyond the cap (or when action labels are off)
+OTHER = "other"
+
+
+class Instruments:
+    """The service's instruments, made once per process."""
+
+    def __init__(self, meter: Meter, action_labels: bool = False, max_actions: int = 100) -> None:
+        self._action_labels = action_labels
+        self._max_actions = max_actions
+        self._actions: set[str] = set()
+        self._lock = threading.Lock()
+        self.events_published = meter.create_counter(
+            "neoactions.events.published", unit="{event}", description="Events accepted (duplicates not counted)"
+        )
+        self.executions = meter.create_counter(
+            "neoactions.executions",
+            unit="{execution}",
+            description="Executions that reached a final status, by status and handler type",
+        )
+        self.attempt_duration = meter.create_histogram(
+            "neoactions.attempt.duration",
+            unit="s",
+            description="Duration of attempts, by handler type and outcome",
+            explicit_bucket_boundaries_advisory=SECONDS_BUCKETS,
+        )
+        self.start_latency = meter.create_histogram(
+            "neoactions.execution.start_latency",
+            unit="s",
+            description="From an execution's creation (its event's publish) to its first attempt's start",
+            explicit_bucket_boundaries_advisory=SECONDS_BUCKETS,
+        )
+        self.matching_duration = meter.create_histogram(
+            "neoactions.matching.duration",
+            unit="s",
+            description="Matching one event against its tenant's actions",
+            explicit_bucket_boundaries_advisory=SECONDS_BUCKETS,
+        )
+        self.retries = meter.create_counter(
+            "neoactions.retries", unit="{retry}", description="Retries scheduled after a failed attempt"
+        )
+
+    @property
+    def action_labels(self) -> bool:
+        return self._action_labels
+
+    def action(self, name: str) -> str:
+        """The label of action ``name``: itself while under the cap, else ``other``."""
+        if not self._action_labels or not name:
+            return OTHER if self._action_labels else ""
+        if name in self._actions:
+            return name
+        with self._lock:
+            if len(self._actions) < self._max_actions:
+                self._actions.add(name)
+                return name
+        return OTHER
+
+    def labels(self, ex: Execution, **more: str) -> dict[str, str]:
+        out = {"tenant": ex.tenant, "handler_type": ex.handler_type, **more}
+        if self._action_labels:
+            out["action"] = self.action(ex.action_name)
+        return out
+
+
+@dataclass(slots=True)
+class MetricsState:
+    enabled: bool = False
+    instruments: Instruments | None = None
+    provider: Any = None
+    #: gauges' current values, set by the engine's observers: {gauge name: {labels tuple: value}}
+    gauges: dict[str, dict[tuple[tuple[str, str], ...], float]] = field(default_factory=dict)
+    server: Any = None
+    #: gauges read from the engine at each scrape: {gauge name: reader of [(value, labels)]}
+    probes: dict[str, Callable[[], list[tuple[float, dict[str, str]]]]] = field(default_factory=dict)
+
+
+state = MetricsState()
+
+#: the gauges, each read when scraped: name → (unit, description)
+GAUGES = {
+    "neoactions.executions.in_flight": ("{execution}", "Attempts running in this process now"),
+    "neoactions.dispatcher.waiting": ("{execution}", "Leased executions waiting here for a worker"),
+    "neoactions.dispatcher.workers": ("{worker}", "Workers of this process (its runner pool)"),
+    "neoactions.queue.depth": ("{message}", "Entries of the work queue not yet delivered, per stream"),
+    "neoactions.queue.pending": ("{message}", "Entries delivered to consumers and not yet acknowledged"),
+    "neoactions.dead_letters": ("{execution}", "Dead-lettered executions in the health window, per tenant"),
+    "neoactions.action.health": ("1", "Health of an action: 0 healthy, 1 degraded, 2 critical"),
+}
+
+
+def set_gauge(name: str, value: float, **labels: str) -> None:
+    """Record the current value of gauge ``name`` for ``labels`` (read at the next scrape)."""
+    state.gauges.setdefault(name, {})[tuple(sorted(labels.items()))] = value
+
+
+def clear_gauge(name: str, keep: Callable[[dict[str, str]], bool]) -> None:
+    series = state.gauges.get(name, {})
+    for key in [k for k in series if not keep(dict(k))]:
+        del series[key]
+
+
+def _reader(name: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
+    def observe(options: CallbackOptions) -> Iterable[Observation]:
+        out = [Observation(value, dict(labels)) for labels, value in list(state.gauges.get(name, {}).items())]
+        probe = state.probes.get(name)
+        if probe is not None:
+            out += [Observation(value, labels) for value, labels in probe()]
+        return out
+
+    return observe
+
+
+def install(meter_provider: Any, action_labels: bool = False, max_actions: int = 100) -> Instruments:
+    """Make the instruments with ``meter_provider`` and turn the hooks on."""
+    meter = meter_provider.get_meter(SCOPE)
+    instruments = Instruments(meter, action_labels, max_actions)
+    for name, (unit, description) in GAUGES.items():
+        meter.create_observable_gauge(name, callbacks=[_reader(name)], unit=unit, description=description)
+    state.instruments, state.provider, state.enabled = instruments, meter_provider, True
+    return instruments
+
+
+def uninstall() -> None:
+    provider = state.provider
+    state.enabled, state.instruments, state.provider = False, None, None
+    state.gauges.clear()
+    state.probes.clear()
+    if state.server is not None:
+        server, state.server = state.server, None
+        server.shutdown()
+        server.server_close()
+    if provider is not None:
+        provider.shutdown()
+
+
+def prometheus_provider(registry: CollectorRegistry | None = None) -> tuple[Any, CollectorRegistry]:
+    """A meter provider whose metrics a Prometheus registry exposes (its own, unless given)."""
+    from opentelemetry.exporter.prometheus import PrometheusMetricReader
+    from opentelemetry.sdk.metrics import MeterProvider
+    from prometheus_client import CollectorRegistry
+
+    registry = registry if registry is not None else CollectorRegistry()
+    reader = PrometheusMetricReader(disable_target_info=True, scope_info_enabled=False, registry=registry)
+    return MeterProvider(metric_readers=[reader]), registry
+
+
+def serve(host: str, port: int, action_labels: bool = False, max_actions: int = 100) -> int:
+    """Expose the metrics at ``http://host:port/metrics`` (a thread of its own); returns the
+    port listened on (``port`` 0 picks a free one)."""
+    from prometheus_client import start_http_server
+
+    provider, registry = prometheus_provider()
+    install(provider, action_labels, max_actions)
+    server, _thread = start_http_server(port, addr=host, registry=registry)
+    state.server = server
+    return int(server.server_address[1])
+
+
+# --- the engine's hooks (each returns at once when metrics are off) ----------------------------
+
+
+def published(tenant: str, count: int) -> None:
+    if count and state.instruments is not None:
+        state.instruments.events_published.add(count, {"tenant": tenant})
+
+
+def matching(tenant: str, seconds: float) -> None:
+    if state.instruments is not None:
+        state.instruments.matching_duration.record(seconds, {"tenant": tenant})
+
+
+def attempt_started(ex: Execution, attempt: Attempt) -> None:
+    """The first attempt of an execution started: how long after its creation."""
+    i = state.instruments
+    if i is not None and attempt.number == 1:
+        latency = (attempt.started_at - ex.created_at).total_seconds()
+        i.start_latency.record(max(0.0, latency), {"tenant": ex.tenant, "handler_type": ex.handler_type})
+
+
+def attempt_finished(ex: Execution, attempt: Attempt, status: str, final: bool) -> None:
+    """An attempt ended with the execution now in ``status`` (final or ``scheduled``/``waiting``)."""
+    i = state.instruments
+    if i is None:
+        return
+    outcome = attempt.status.value
+    if attempt.finished_at is not None:
+        seconds = (attempt.finished_at - attempt.started_at).total_seconds()
+        i.attempt_duration.record(max(0.0, seconds), i.labels(ex, outcome=outcome))
+    if final:
+        i.executions.add(1, i.labels(ex, status=status))
+    elif status == "scheduled":
+        i.retries.add(1, i.labels(ex))
+
+
+def execution_ended(ex: Execution, status: str) -> None:
+    """An execution became final without an attempt ending (cancelled, dead-lettered by the dispatcher)."""
+    i = state.instruments
+    if i is not None:
+        i.executions.add(1, i.labels(ex, status=status))
+
+
+__all__ = [
+    "GAUGES",
+    "OTHER",
+    "Instruments",
+    "MetricsState",
+    "attempt_finished",
+    "attempt_started",
+    "clear_gauge",
+    "execution_ended",
+    "install",
+    "matching",
+    "prometheus_provider",
+    "published",
+    "serve",
+    "set_gauge",
+    "state",
+    "uninstall",
+]

@@ -1,0 +1,277 @@
+"""Traces: one trace per published event, from the publish call through matching, each
+execution's scheduling and every attempt into the runner.
+
+Configured by the standard OpenTelemetry variables: ``OTEL_TRACES_EXPORTER`` (``otlp``,
+``console`` or ``none``, the default: nothing is exported unless asked), ``OTEL_EXPORTER_OTLP_*``,
+``OTEL_TRACES_SAMPLER``/``OTEL_TRACES_SAMPLER_ARG``, ``OTEL_SERVICE_NAME``. When tracing is off,
+:data:`state` says so and the engine's hooks return before building anything.
+
+The context crosses process boundaries as a W3C ``traceparent``: gRPC metadata of the publish
+call (:mod:`neoactions.server.telemetry.interceptor`), the execution's stored
+``trace_context`` (a queued attempt on another worker joins the same trace), ``traceparent``
+headers of webhooks and gRPC metadata to sidecars (``ExecutionContext.trace_context``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from neoactions.domain.model import Attempt, Event, Execution
+
+#: the instrumentation scope of every span the service makes
+SCOPE = "neoactions"
+_PROPAGATOR = TraceContextTextMapPropagator()
+#: what the exporter list may name
+EXPORTERS = ("otlp", "console", "none")
+
+
+@dataclass(slots=True)
+class TracingState:
+    """Whether spans are made, and by which tracer (the engine's hooks read this first)."""
+
+    enabled: bool = False
+    tracer: Tracer | None = None
+    provider: TracerProvider | None = None
+
+
+state = TracingState()
+
+
+def install(provider: TracerProvider) -> None:
+    """Make spans with ``provider`` from now on (tests install one with an in-memory exporter)."""
+    state.provider = provider
+    state.tracer = provider.get_tracer(SCOPE)
+    state.enabled = True
+
+
+def uninstall() -> None:
+    """Stop making spans (flushes and shuts the provider down)."""
+    provider = state.provider
+    state.enabled, state.tracer, state.provider = False, None, None
+    if provider is not None:
+        provider.shutdown()
+
+
+def configure_from_environment(environ: Mapping[str, str] | None = None) -> TracerProvider | None:
+    """Set tracing up from the ``OTEL_*`` variables; ``None`` (and nothing installed) when no
+    exporter is configured or ``OTEL_SDK_DISABLED`` is true. ``ValueError`` names a bad value."""
+    env = os.environ if environ is None else environ
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return None
+    names = [n.strip().lower() for n in env.get("OTEL_TRACES_EXPORTER", "none").split(",") if n.strip()]
+    unknown = [n for n in names if n not in EXPORTERS]
+    if unknown:
+        raise ValueError(f"OTEL_TRACES_EXPORTER: unknown exporter {unknown[0]!r} (one of {', '.join(EXPORTERS)})")
+    names = [n for n in names if n != "none"]
+    if not names:
+        return None
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+
+    # the sampler comes from OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG (the SDK reads them)
+    provider = TracerProvider(resource=Resource.create({"service.name": env.get("OTEL_SERVICE_NAME", "neoactions")}))
+    for name in names:
+        exporter: SpanExporter
+        if name == "console":
+            # one JSON object per line on standard output
+            exporter = ConsoleSpanExporter(out=sys.stdout, formatter=lambda span: span.to_json(indent=None) + "\n")
+        else:
+            exporter = _otlp_exporter(env)
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+    install(provider)
+    return provider
+
+
+def _otlp_exporter(env: Mapping[str, str]) -> Any:
+    protocol = env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "grpc"
+    if protocol.strip() != "grpc":
+        raise ValueError(
+            f"OTEL_EXPORTER_OTLP_PROTOCOL: {protocol!r} is not supported; use grpc (the endpoint's port 4317)"
+        )
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+    # endpoint, headers, timeout, insecure: OTEL_EXPORTER_OTLP_(TRACES_)* (the exporter reads them)
+    return OTLPSpanExporter()
+
+
+# --- propagation -----------------------------------------------------------------------------
+
+
+def context_from(carrier: Mapping[str, str]) -> otel_context.Context | None:
+    """The remote parent a ``traceparent`` (and ``tracestate``) in ``carrier`` names, else ``None``."""
+    if not carrier.get("traceparent"):
+        return None
+    ctx = _PROPAGATOR.extract(dict(carrier))
+    return ctx if trace.get_current_span(ctx).get_span_context().is_valid else None
+
+
+def headers_of(span: Span) -> dict[str, str]:
+    """``{"traceparent": ..., ["tracestate": ...]}`` naming ``span`` as the parent."""
+    carrier: dict[str, str] = {}
+    _PROPAGATOR.inject(carrier, trace.set_span_in_context(span))
+    return carrier
+
+
+def traceparent(span: Span) -> str:
+    return headers_of(span).get("traceparent", "")
+
+
+def _tracer() -> Tracer:
+    assert state.tracer is not None
+    return state.tracer
+
+
+# --- the engine's spans ----------------------------------------------------------------------
+
+
+@contextmanager
+def publishing(tenant: str, events: Sequence[Event]) -> Iterator[Span]:
+    """The span of one publish call (a messaging ``publish``): current while the events are
+    matched and stored, so the match and schedule spans are its children. Its parent is the
+    caller's context (the RPC span), else the ``traceparent`` in the first event's metadata."""
+    parent: otel_context.Context | None = None
+    if not trace.get_current_span().get_span_context().is_valid and events:
+        metadata = events[0].metadata
+        if isinstance(metadata, dict) and isinstance(metadata.get("traceparent"), str):
+            parent = context_from({k: v for k, v in metadata.items() if k in ("traceparent", "tracestate")})
+    destination = events[0].type if len(events) == 1 else "batch"
+    with _tracer().start_as_current_span(
+        f"publish {destination}", context=parent, kind=SpanKind.PRODUCER, record_exception=True
+    ) as span:
+        if span.is_recording():
+            span.set_attributes(
+                {
+                    "messaging.system": "neoactions",
+                    "messaging.operation.type": "publish",
+                    "messaging.destination.name": destination,
+                    "messaging.batch.message_count": len(events),
+                    "neoactions.tenant": tenant,
+                }
+            )
+        yield span
+
+
+def matched(event: Event, executions: Sequence[Execution], started_ns: int) -> None:
+    """A ``match`` span for one event (with how many actions it matched) and a ``schedule``
+    span per matched execution; each execution remembers its schedule span as the parent of
+    its attempts (``Execution.trace_context``, stored with it)."""
+    tracer = _tracer()
+    now = time.time_ns()
+    span = tracer.start_span("match", start_time=started_ns)
+    if span.is_recording():
+        span.set_attributes(
+            {
+                "neoactions.event.id": event.id,
+                "neoactions.event.type": event.type,
+                "neoactions.matched": len(executions),
+            }
+        )
+    span.end(now)
+    for ex in executions:
+        schedule = tracer.start_span(f"schedule {ex.action_name}", start_time=now, kind=SpanKind.PRODUCER)
+        if schedule.is_recording():
+            schedule.set_attributes(
+                {
+                    "neoactions.execution.id": ex.id,
+                    "neoactions.action": ex.action_name,
+                    "neoactions.execution.mode": ex.mode.value,
+                    "messaging.operation.type": "create",
+                    "messaging.message.id": ex.id,
+                }
+            )
+        ex.trace_context = traceparent(schedule)
+        schedule.end()
+
+
+def start_attempt(ex: Execution, attempt: Attempt) -> Span:
+    """The span of one attempt (a messaging ``process``), child of the execution's schedule
+    span wherever it runs. End it with :func:`end_attempt`."""
+    parent = context_from({"traceparent": ex.trace_context}) if ex.trace_context else None
+    span = _tracer().start_span(f"attempt {ex.action_name or ex.handler_type}", context=parent, kind=SpanKind.CONSUMER)
+    if span.is_recording():
+        span.set_attributes(
+            {
+                "messaging.system": "neoactions",
+                "messaging.operation.type": "process",
+                "messaging.message.id": ex.id,
+                "neoactions.tenant": ex.tenant,
+                "neoactions.execution.id": ex.id,
+                "neoactions.action": ex.action_name,
+                "neoactions.handler_type": ex.handler_type,
+                "neoactions.attempt": attempt.number,
+                "neoactions.correlation_id": ex.correlation_id,
+            }
+        )
+    return span
+
+
+def end_attempt(span: Span, outcome: str, error: str = "") -> None:
+    """End an attempt's span with its outcome (``succeeded``, ``failed``, ``scheduled`` for a
+    retry, ``cancelled`` ...)."""
+    if span.is_recording():
+        span.set_attribute("neoactions.outcome", outcome)
+        if error:
+            span.set_attribute("error.type", error)
+            span.set_status(Status(StatusCode.ERROR, error))
+    span.end()
+
+
+@contextmanager
+def client_span(
+    trace_context: Mapping[str, str], name: str, kind: SpanKind, attributes: Mapping[str, Any]
+) -> Iterator[tuple[Span | None, dict[str, str]]]:
+    """A runner's span (an HTTP request, a gRPC call to a sidecar, a container or wasm run),
+    child of the attempt whose context the runner was given, and the headers that name it as
+    the parent downstream. With tracing off: no span, the context as given."""
+    if not state.enabled:
+        yield None, dict(trace_context)
+        return
+    parent = context_from(trace_context)
+    with _tracer().start_as_current_span(name, context=parent, kind=kind, record_exception=True) as span:
+        if span.is_recording():
+            span.set_attributes(dict(attributes))
+        yield span, headers_of(span)
+
+
+def current_ids() -> tuple[str, str]:
+    """``(trace id, span id)`` of the current span as hex, ``("", "")`` when none (log lines)."""
+    if not state.enabled:
+        return "", ""
+    ctx = trace.get_current_span().get_span_context()
+    if not ctx.is_valid:
+        return "", ""
+    return f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}"
+
+
+__all__ = [
+    "EXPORTERS",
+    "TracingState",
+    "client_span",
+    "configure_from_environment",
+    "context_from",
+    "current_ids",
+    "end_attempt",
+    "headers_of",
+    "install",
+    "matched",
+    "publishing",
+    "start_attempt",
+    "state",
+    "traceparent",
+    "uninstall",
+]
