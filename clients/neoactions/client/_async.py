@@ -16,8 +16,11 @@ from neoactions.client import _deadletters as _dl
 from neoactions.client import _requests as rq
 from neoactions.client._config import CHANNEL_OPTIONS, DEFAULT_TARGET, DEFAULT_TIMEOUT
 from neoactions.client._errors import translated
+from neoactions.client._tls import PemSource, channel_credentials
 from neoactions.client.results import ActionTest, ApplyResult, Page, PublishResult, StreamedUpdate
 from neoactions.domain import convert
+from neoactions.domain.audit import AuditEntry
+from neoactions.domain.audit_pb import entry_from_pb
 from neoactions.domain.errors import FailedPrecondition, Internal, InvalidArgument, NeoActionsError, NotFound
 from neoactions.domain.model import (
     ADMIN_TENANT,
@@ -32,6 +35,8 @@ from neoactions.domain.model import (
 from neoactions.v1 import (
     actions_pb2,
     actions_pb2_grpc,
+    audit_pb2,
+    audit_pb2_grpc,
     events_pb2,
     events_pb2_grpc,
     executions_pb2,
@@ -72,16 +77,24 @@ class AsyncClient:
         *,
         timeout: float | None = DEFAULT_TIMEOUT,
         channel: grpc.aio.Channel | None = None,
+        tls_ca: PemSource | None = None,
+        tls_cert: PemSource | None = None,
+        tls_key: PemSource | None = None,
     ) -> None:
         self.target = target
         self.tenant = tenant
         self.timeout = timeout
         self._owns_channel = channel is None
+        # TLS when a CA or a client certificate is given (see _tls.py); plaintext otherwise
+        tls = channel_credentials(tls_ca, tls_cert, tls_key) if channel is None else None
+        if channel is None and tls is not None:
+            channel = grpc.aio.secure_channel(target, tls, options=CHANNEL_OPTIONS)
         self._channel = channel or grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
         self._events = events_pb2_grpc.EventServiceStub(self._channel)
         self._actions = actions_pb2_grpc.ActionServiceStub(self._channel)
         self._executions = executions_pb2_grpc.ExecutionServiceStub(self._channel)
         self._tenants = tenants_pb2_grpc.TenantServiceStub(self._channel)
+        self._audit = audit_pb2_grpc.AuditServiceStub(self._channel)
 
     async def __aenter__(self) -> Self:
         return self
@@ -568,6 +581,61 @@ class AsyncClient:
     def iter_tenants(self, *, page_size: int = 0) -> AsyncIterator[Tenant]:
         """Every tenant, page after page."""
         return _all_pages(lambda token: self.list_tenants(page_size=page_size, page_token=token))
+
+    # --- audit log ---------------------------------------------------------------
+
+    async def list_audit_entries(
+        self,
+        *,
+        kind: str = "",
+        principal: str = "",
+        target: str = "",
+        since: datetime | None = None,
+        until: datetime | None = None,
+        page_size: int = 0,
+        page_token: str = "",
+        tenant: str | None = None,
+    ) -> Page[AuditEntry]:
+        """One page of the tenant's audit log, newest first (admin role): changes of ``kind`` (a
+        kind such as ``action.create``, or a prefix of whole words such as ``action``), made by
+        the key id ``principal``, to ``target``, at or after ``since`` and before ``until``."""
+        request = audit_pb2.ListAuditEntriesRequest(
+            parent=rq.parent(self._tenant(tenant)),
+            kind=kind,
+            principal=principal,
+            target=target,
+            start_time=convert.ts(since),
+            end_time=convert.ts(until),
+            page_size=page_size,
+            page_token=page_token,
+        )
+        response = await self._call(self._audit.ListAuditEntries, request)
+        return Page([entry_from_pb(e) for e in response.entries], response.next_page_token)
+
+    def iter_audit_entries(
+        self,
+        *,
+        kind: str = "",
+        principal: str = "",
+        target: str = "",
+        since: datetime | None = None,
+        until: datetime | None = None,
+        page_size: int = 0,
+        tenant: str | None = None,
+    ) -> AsyncIterator[AuditEntry]:
+        """Every audit entry matching the filters, newest first, page after page."""
+        return _all_pages(
+            lambda token: self.list_audit_entries(
+                kind=kind,
+                principal=principal,
+                target=target,
+                since=since,
+                until=until,
+                page_size=page_size,
+                page_token=token,
+                tenant=tenant,
+            )
+        )
 
 
 __all__ = ["AsyncClient"]

@@ -38,9 +38,11 @@ from neoactions.server.relay import RelayedUpdateBus
 from neoactions.server.runners import HandlerRegistry
 from neoactions.server.settings import Settings
 from neoactions.server.startup import StartupError, port_free, port_taken, prepare_database, redis_unreachable
+from neoactions.server.tls import describe, server_credentials
 
 log = logging.getLogger("neoactions")
 
+#: the default of the ``max_message_bytes`` setting
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 #: the gRPC server's stop gets its grace period plus this much, then the shutdown goes on
 _STOP_MARGIN_SECONDS = 2.0
@@ -78,6 +80,7 @@ async def running(settings: Settings, reuse_port: bool = False) -> AsyncIterator
     async with contextlib.AsyncExitStack() as stack:
         if settings.port and not reuse_port and not port_free(settings.host, settings.port):
             raise port_taken(settings.host, settings.port)  # before the store is opened and work claimed
+        tls = server_credentials(settings)  # a wrong certificate stops the start before anything opens
         if not settings.database_url:
             try:
                 settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -136,8 +139,8 @@ async def running(settings: Settings, reuse_port: bool = False) -> AsyncIterator
 
         server = grpc.aio.server(
             options=[
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_receive_message_length", settings.max_message_bytes),
+                ("grpc.max_send_message_length", settings.max_message_bytes),
                 ("grpc.so_reuseport", int(reuse_port)),
             ]
         )
@@ -152,7 +155,8 @@ async def running(settings: Settings, reuse_port: bool = False) -> AsyncIterator
             server,
         )
         try:
-            port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+            address = f"{settings.host}:{settings.port}"
+            port = server.add_secure_port(address, tls) if tls is not None else server.add_insecure_port(address)
         except RuntimeError:
             port = 0
         if port == 0:
@@ -174,10 +178,11 @@ async def running(settings: Settings, reuse_port: bool = False) -> AsyncIterator
 
         stack.push_async_callback(stop_intake)
         log.info(
-            "neoactions %s serving on %s:%d (store: %s, handler types: %s)",
+            "neoactions %s serving on %s:%d, %s (store: %s, handler types: %s)",
             settings.role,
             settings.host,
             port,
+            describe(settings),
             "postgresql" if settings.database_url else settings.data_dir,
             ", ".join(registry.names()),
         )

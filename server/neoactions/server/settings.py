@@ -49,6 +49,18 @@ class Settings:
     #: largest accepted event (data + metadata JSON), bytes
     max_event_bytes: int = 256 * 1024
     max_batch_events: int = 1000
+    #: largest gRPC message the server receives or sends, bytes
+    max_message_bytes: int = 32 * 1024 * 1024
+    #: actions one tenant may have (creating one more is RESOURCE_EXHAUSTED)
+    max_actions_per_tenant: int = 10_000
+    #: conditions in one action's trigger, groups and their members counted recursively
+    max_conditions_per_action: int = 100
+    #: TLS (docs/security.md): the server's certificate chain and its private key, PEM files;
+    #: both or neither (plaintext)
+    tls_cert: str = ""
+    tls_key: str = ""
+    #: mutual TLS: only clients presenting a certificate signed by this CA (PEM) may connect
+    tls_client_ca: str = ""
     #: worst-case cost of one ``cel`` condition, in steps of about 0.1 µs (estimated when an
     #: action is saved; see docs/matching.md)
     cel_cost_budget: int = 50_000
@@ -91,6 +103,13 @@ class Settings:
             raise ValueError("dedup_window_seconds must not be negative")
         if self.processes < 1:
             raise ValueError("processes must be at least 1")
+        for name in ("max_message_bytes", "max_actions_per_tenant", "max_conditions_per_action"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("tls_cert and tls_key go together: give both (TLS) or neither (plaintext)")
+        if self.tls_client_ca and not self.tls_cert:
+            raise ValueError("tls_client_ca (mutual TLS) needs tls_cert and tls_key")
         if self.max_interrupted_attempts < 1:
             raise ValueError("max_interrupted_attempts must be at least 1")
         if min(self.cel_cost_budget, self.max_cel_list_items, self.max_cel_input_values) < 1:

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from neoactions.client._config import DEFAULT_TARGET
-from neoactions.client.cli import actions, deadletters, executions, tenants
+from neoactions.client.cli import actions, audit, deadletters, executions, tenants
 from neoactions.client.cli._context import CliState
 from neoactions.client.cli._globals import GlobalOptionsAnywhere
 from neoactions.client.cli.apply import apply
@@ -22,7 +22,7 @@ app = typer.Typer(
     name="neoactions",
     cls=GlobalOptionsAnywhere,
     help="neoactions: publish events, manage actions, run and watch executions.",
-    epilog="Global options (--server, --tenant, --json, --timeout) may also follow the command.",
+    epilog="Global options (--server, --tenant, --json, --timeout, --tls-*) may also follow the command.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -67,9 +67,28 @@ def root(
         bool,
         typer.Option("--version", is_eager=True, callback=_print_version, help="Print the version and exit."),
     ] = False,
+    tls_ca: Annotated[
+        str,
+        typer.Option(
+            envvar="NEOACTIONS_TLS_CA",
+            show_default=False,
+            help="Speak TLS; trust the server's certificate from this CA (PEM).",
+        ),
+    ] = "",
+    tls_cert: Annotated[
+        str,
+        typer.Option(
+            envvar="NEOACTIONS_TLS_CERT", show_default=False, help="Client certificate (PEM), for mutual TLS."
+        ),
+    ] = "",
+    tls_key: Annotated[
+        str,
+        typer.Option(envvar="NEOACTIONS_TLS_KEY", show_default=False, help="The client certificate's key (PEM)."),
+    ] = "",
 ) -> None:
     """Global options; they may come before or after the command."""
     ctx.obj = CliState(server=server, tenant=tenant, json=json_, timeout=timeout)
+    ctx.obj.tls_ca, ctx.obj.tls_cert, ctx.obj.tls_key = tls_ca, tls_cert, tls_key
 
 
 app.command()(serve)
@@ -81,5 +100,6 @@ app.add_typer(actions.app, name="actions")
 app.add_typer(executions.app, name="executions")
 app.add_typer(deadletters.app, name="dlq")
 app.add_typer(tenants.app, name="tenants")
+app.add_typer(audit.app, name="audit")
 
 __all__ = ["app", "installed_version"]

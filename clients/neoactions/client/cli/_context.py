@@ -37,6 +37,10 @@ class CliState:
     json: bool = False
     #: ``--timeout``: seconds a call may take (``None``: 60 s, and no limit for ``execute``)
     timeout: float | None = None
+    #: ``--tls-ca`` / ``--tls-cert`` / ``--tls-key``: PEM files; any of them makes the client speak TLS
+    tls_ca: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
 
     @classmethod
     def of(cls, ctx: typer.Context, *, tenant: str | None = None, json: bool = False) -> CliState:
@@ -44,13 +48,21 @@ class CliState:
             server=os.environ.get("NEOACTIONS_SERVER", DEFAULT_TARGET),
             tenant=os.environ.get("NEOACTIONS_TENANT", ADMIN_TENANT),
         )
-        return cls(base.server, tenant or base.tenant, base.json or json, base.timeout)
+        state = cls(base.server, tenant or base.tenant, base.json or json, base.timeout)
+        state.tls_ca = base.tls_ca or os.environ.get("NEOACTIONS_TLS_CA", "")
+        state.tls_cert = base.tls_cert or os.environ.get("NEOACTIONS_TLS_CERT", "")
+        state.tls_key = base.tls_key or os.environ.get("NEOACTIONS_TLS_KEY", "")
+        return state
+
+    def tls(self) -> dict[str, str]:
+        """The client's TLS arguments (none: plaintext)."""
+        return {"tls_ca": self.tls_ca, "tls_cert": self.tls_cert, "tls_key": self.tls_key}
 
     @contextlib.contextmanager
     def client(self) -> Iterator[Client]:
         """A connected client; a failed call prints ``error: REASON: message`` and exits 1."""
         try:
-            with Client(self.server, self.tenant, timeout=self.timeout or DEFAULT_TIMEOUT) as client:
+            with Client(self.server, self.tenant, timeout=self.timeout or DEFAULT_TIMEOUT, **self.tls()) as client:
                 yield client
         except NeoActionsError as exc:
             _render.error(with_hint(exc, self.server, self.timeout or DEFAULT_TIMEOUT), as_json=self.json)
@@ -62,7 +74,9 @@ class CliState:
     async def async_client(self) -> AsyncIterator[AsyncClient]:
         """:meth:`client` for commands that wait on several things at once."""
         try:
-            async with AsyncClient(self.server, self.tenant, timeout=self.timeout or DEFAULT_TIMEOUT) as client:
+            async with AsyncClient(
+                self.server, self.tenant, timeout=self.timeout or DEFAULT_TIMEOUT, **self.tls()
+            ) as client:
                 yield client
         except NeoActionsError as exc:
             _render.error(with_hint(exc, self.server, self.timeout or DEFAULT_TIMEOUT), as_json=self.json)

@@ -22,6 +22,9 @@ GLOBAL_OPTIONS: dict[str, bool] = {
     "-t": True,
     "--json": False,
     "--timeout": True,
+    "--tls-ca": True,
+    "--tls-cert": True,
+    "--tls-key": True,
 }
 
 

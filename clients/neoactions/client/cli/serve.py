@@ -21,6 +21,14 @@ def serve(
         int | None,
         typer.Option(help="Server processes sharing the port (needs PostgreSQL and Redis) (default: 1)."),
     ] = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option(help="Serve TLS with this certificate chain (PEM); needs --tls-key.")
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="The private key of --tls-cert (PEM).")] = None,
+    tls_client_ca: Annotated[
+        Path | None,
+        typer.Option(help="Mutual TLS: accept only clients with a certificate signed by this CA (PEM)."),
+    ] = None,
     config: Annotated[
         Path | None,
         typer.Option("--config", "-c", exists=True, dir_okay=False, help="A YAML file of settings."),
@@ -40,6 +48,9 @@ def serve(
             redis_url=redis_url,
             role=role,
             processes=processes,
+            tls_cert=str(tls_cert) if tls_cert else None,
+            tls_key=str(tls_key) if tls_key else None,
+            tls_client_ca=str(tls_client_ca) if tls_client_ca else None,
         )
     except (ValueError, TypeError) as exc:
         raise typer.BadParameter(str(exc)) from None

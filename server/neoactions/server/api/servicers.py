@@ -7,6 +7,7 @@ from typing import Any
 import grpc
 
 from neoactions.server.api.actions import ActionServicer
+from neoactions.server.api.audit import AuditServicer
 from neoactions.server.api.errors import TolerantRegistration
 from neoactions.server.api.events import EventServicer
 from neoactions.server.api.executions import ExecutionServicer
@@ -15,6 +16,8 @@ from neoactions.server.engine import Engine
 from neoactions.v1 import (
     actions_pb2,
     actions_pb2_grpc,
+    audit_pb2,
+    audit_pb2_grpc,
     events_pb2,
     events_pb2_grpc,
     executions_pb2,
@@ -28,6 +31,7 @@ SERVICE_NAMES = (
     actions_pb2.DESCRIPTOR.services_by_name["ActionService"].full_name,
     executions_pb2.DESCRIPTOR.services_by_name["ExecutionService"].full_name,
     tenants_pb2.DESCRIPTOR.services_by_name["TenantService"].full_name,
+    audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
 )
 
 
@@ -38,6 +42,7 @@ def add_servicers(server: grpc.aio.Server, engine: Engine) -> None:
     actions_pb2_grpc.add_ActionServiceServicer_to_server(ActionServicer(engine), registration)
     executions_pb2_grpc.add_ExecutionServiceServicer_to_server(ExecutionServicer(engine), registration)
     tenants_pb2_grpc.add_TenantServiceServicer_to_server(TenantServicer(engine), registration)
+    audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(engine), registration)
     if sorted(registration.services) != sorted(SERVICE_NAMES):
         raise RuntimeError(f"servicers registered {registration.services}, expected {SERVICE_NAMES}")
 

@@ -17,6 +17,7 @@ import time
 from collections.abc import AsyncGenerator, Sequence
 from datetime import datetime, timedelta
 
+from neoactions.domain.audit import AuditEntry
 from neoactions.domain.errors import Aborted, FailedPrecondition, InvalidArgument, NeoActionsError
 from neoactions.domain.ids import new_id
 from neoactions.domain.model import (
@@ -35,6 +36,7 @@ from neoactions.domain.model import (
     utcnow,
 )
 from neoactions.server.access import AccessPolicy, Caller, OpenAccess, Permission
+from neoactions.server.audit import Auditor, action_change
 from neoactions.server.bus import UpdateBus, UpdateFilter
 from neoactions.server.changes import ActionChangeFeed, LocalChangeFeed
 from neoactions.server.engine.acks import Acknowledgements
@@ -54,7 +56,7 @@ from neoactions.server.matching import ActionExplanation, CelLimits, Matcher, va
 from neoactions.server.queue import InProcessWorkQueue, WorkQueue
 from neoactions.server.runners import HandlerRegistry
 from neoactions.server.settings import Settings
-from neoactions.server.store import ActionFilter, EventFilter, ExecutionFilter, Page, Store
+from neoactions.server.store import ActionFilter, AuditFilter, EventFilter, ExecutionFilter, Page, Store
 from neoactions.server.templating import ConfigRenderer
 
 log = logging.getLogger(__name__)
@@ -81,6 +83,9 @@ class Engine:
         #: who may do what; every operation below asks it first
         self.access: AccessPolicy = access if access is not None else OpenAccess()
         self.store = store
+        #: the audit log: ``await self.audit.record(caller, tenant, kind, target, change)`` after a
+        #: configuration change is stored (see :mod:`neoactions.server.audit` for the kinds)
+        self.audit = Auditor(store)
         self.registry = registry
         self.bus = bus
         self.settings = settings
@@ -97,7 +102,14 @@ class Engine:
         )
         self.changes: ActionChangeFeed = changes or LocalChangeFeed()
         self.actions = ActionCatalog(
-            store, self.matcher, registry, self.renderer, settings.max_action_timeout_seconds, self.changes
+            store,
+            self.matcher,
+            registry,
+            self.renderer,
+            settings.max_action_timeout_seconds,
+            self.changes,
+            max_actions=settings.max_actions_per_tenant,
+            max_conditions=settings.max_conditions_per_action,
         )
         self.leases = LeaseKeeper(store, new_owner(), settings.lease_seconds)
         due = self._due = DueWork(outbox=Wakeup(), scheduler=Wakeup() if settings.runs_work else None)
@@ -210,6 +222,9 @@ class Engine:
         await self.enter(caller, ADMIN_TENANT, Permission.MANAGE)
         created = await self.store.create_tenant(tenant)
         self._tenants.add(created.slug)
+        await self.audit.record(
+            caller, ADMIN_TENANT, "tenant.create", created.slug, {"display_name": created.display_name}
+        )
         return created
 
     async def list_tenants(self, caller: Caller, page_size: int, page_token: str) -> Page[Tenant]:
@@ -219,7 +234,10 @@ class Engine:
     # --- actions ---------------------------------------------------------------------
     async def create_action(self, caller: Caller, action: Action, validate_only: bool = False) -> Action:
         await self.enter(caller, action.tenant, Permission.WRITE)
-        return await self.actions.create(action, validate_only=validate_only)
+        created = await self.actions.create(action, validate_only=validate_only)
+        if not validate_only:
+            await self.audit.record(caller, created.tenant, "action.create", created.name, action_change(created))
+        return created
 
     async def get_action(self, caller: Caller, tenant: str, name: str, version: int = 0) -> Action:
         tenant = await self.enter(caller, tenant, Permission.READ)
@@ -235,15 +253,32 @@ class Engine:
         self, caller: Caller, action: Action, expected_version: int | None, validate_only: bool = False
     ) -> Action:
         await self.enter(caller, action.tenant, Permission.WRITE)
-        return await self.actions.update(action, expected_version, validate_only=validate_only)
+        updated = await self.actions.update(action, expected_version, validate_only=validate_only)
+        if not validate_only:
+            await self.audit.record(caller, updated.tenant, "action.update", updated.name, action_change(updated))
+        return updated
 
     async def delete_action(self, caller: Caller, tenant: str, name: str) -> None:
         tenant = await self.enter(caller, tenant, Permission.WRITE)
         await self.actions.delete(tenant, name)
+        await self.audit.record(caller, tenant, "action.delete", name)
 
     async def set_action_enabled(self, caller: Caller, tenant: str, name: str, enabled: bool) -> Action:
         tenant = await self.enter(caller, tenant, Permission.WRITE)
-        return await self.actions.set_enabled(tenant, name, enabled)
+        before = await self.actions.get(tenant, name)
+        stored = await self.actions.set_enabled(tenant, name, enabled)
+        if before.enabled != enabled:
+            kind = "action.enable" if enabled else "action.disable"
+            await self.audit.record(caller, tenant, kind, name, {"version": stored.version})
+        return stored
+
+    # --- audit log ---------------------------------------------------------------------
+    async def list_audit_entries(
+        self, caller: Caller, tenant: str, filter: AuditFilter, page_size: int, page_token: str
+    ) -> Page[AuditEntry]:
+        """The tenant's audit log, newest first (admins only: it names every key's changes)."""
+        tenant = await self.enter(caller, tenant, Permission.MANAGE)
+        return await self.audit.list(tenant, filter, page_size, page_token)
 
     # --- events ----------------------------------------------------------------------
     async def publish(self, caller: Caller, tenant: str, events: list[Event], wait: bool = False) -> list[Published]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from neoactions.domain.errors import InvalidArgument, NotFound, Violations
+from neoactions.domain.errors import InvalidArgument, NotFound, ResourceExhausted, Violations
 from neoactions.domain.ids import new_id
-from neoactions.domain.model import Action, utcnow
+from neoactions.domain.model import Action, Condition, ConditionGroup, utcnow
 from neoactions.server.changes import ActionChangeFeed, LocalChangeFeed
 from neoactions.server.matching import CompiledTrigger, Matcher
 from neoactions.server.retry import BACKOFFS
@@ -16,6 +16,11 @@ from neoactions.server.templating import ConfigRenderer
 
 ACTION_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}\Z")
 MAX_TAGS = 32
+
+
+def condition_count(conditions: list[Condition]) -> int:
+    """Conditions of a trigger, every group and each of its members counted (recursively)."""
+    return sum(1 + (condition_count(c.conditions) if isinstance(c, ConditionGroup) else 0) for c in conditions)
 
 
 class ActionCatalog:
@@ -29,6 +34,9 @@ class ActionCatalog:
         renderer: ConfigRenderer,
         max_timeout_seconds: float,
         changes: ActionChangeFeed | None = None,
+        *,
+        max_actions: int = 10_000,
+        max_conditions: int = 100,
     ) -> None:
         self._store = store
         self._changes: ActionChangeFeed = changes or LocalChangeFeed()
@@ -36,6 +44,9 @@ class ActionCatalog:
         self._registry = registry
         self._renderer = renderer
         self._max_timeout = max_timeout_seconds
+        #: settings ``max_actions_per_tenant`` and ``max_conditions_per_action``
+        self._max_actions = max_actions
+        self._max_conditions = max_conditions
         self._loaded: set[str] = set()
         self._versions: dict[tuple[str, str, int], Action] = {}
 
@@ -84,6 +95,13 @@ class ActionCatalog:
             v.add("tags", f"at most {MAX_TAGS} tags of 1 to 64 characters")
         if len(action.description) > 4096:
             v.add("description", "at most 4096 characters")
+        conditions = condition_count(action.trigger.conditions)
+        if conditions > self._max_conditions:
+            v.add(
+                "trigger.conditions",
+                f"at most {self._max_conditions} conditions, groups and their members counted"
+                f" (max_conditions_per_action); this trigger has {conditions}",
+            )
         v.raise_if_any("invalid action")
         compiled = self._matcher.compile(action.trigger, "trigger")
         handler_type = self._registry.get(action.handler.type, "handler.type", action.handler.version)
@@ -91,11 +109,23 @@ class ActionCatalog:
         self._renderer.check(action.handler.config, "handler.config", handler_type.raw_config_keys)
         return compiled
 
+    def _check_room(self, tenant: str) -> None:
+        """``ResourceExhausted`` when the tenant already has ``max_actions`` actions."""
+        count = len(self._matcher.actions(tenant))
+        if count >= self._max_actions:
+            raise ResourceExhausted(
+                f"tenant {tenant!r} has {count} actions, the most max_actions_per_tenant allows"
+                f" ({self._max_actions}): delete actions it no longer needs, or raise the limit",
+                reason="TOO_MANY_ACTIONS",
+                metadata={"tenant": tenant, "limit": "max_actions_per_tenant", "max": str(self._max_actions)},
+            )
+
     async def create(self, action: Action, validate_only: bool = False) -> Action:
         compiled = self.validate(action)
+        await self.ensure_loaded(action.tenant)
+        self._check_room(action.tenant)
         if validate_only:
             return action
-        await self.ensure_loaded(action.tenant)
         action.id = new_id()
         action.created_at = action.updated_at = utcnow()
         stored = await self._store.create_action(action)

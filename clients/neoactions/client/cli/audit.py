@@ -1,0 +1,105 @@
+"""``neoactions audit list``: the tenant's audit log (admin keys only)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from neoactions.client.cli import _render
+from neoactions.client.cli._context import CliState, JsonOpt, TenantOpt
+from neoactions.domain.audit import AuditEntry
+
+app = typer.Typer(help="The audit log: who changed which configuration, when (admin only).", no_args_is_help=True)
+
+_AGO = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+
+
+def parse_when(text: str | None, option: str, now: datetime | None = None) -> datetime | None:
+    """``30m``, ``1h``, ``2d``, ``1w`` (that long ago) or an ISO 8601 time (UTC unless it says)."""
+    if not text:
+        return None
+    now = now or datetime.now(UTC)
+    ago = _AGO.match(text.strip().lower())
+    if ago:
+        return now - timedelta(seconds=float(ago.group(1)) * _UNIT_SECONDS[ago.group(2)])
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is neither a duration (30m, 1h, 2d, 1w) nor an ISO time (2026-03-01T12:00:00Z)",
+            param_hint=option,
+        ) from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _change_text(entry: AuditEntry, limit: int = 80) -> str:
+    text = json.dumps(entry.change, separators=(",", ":"), ensure_ascii=False, sort_keys=True) if entry.change else ""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def audit_table(entries: Iterable[AuditEntry]) -> None:
+    table = Table(box=None, header_style="bold")
+    for column in ("TIME", "KIND", "TARGET", "WHO", "REQUEST", "CHANGE"):
+        table.add_column(column, overflow="fold")
+    for e in entries:
+        who = f"{e.principal_name} ({e.principal})" if e.principal_name else e.principal
+        table.add_row(
+            _render.when(e.at),
+            escape(e.kind),
+            escape(e.target),
+            escape(who),
+            escape(e.request_id),
+            escape(_change_text(e)),
+        )
+    _render.out().print(table)
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    kind: Annotated[
+        str, typer.Option(help="A kind (action.create) or a prefix of whole words (action = every action.*).")
+    ] = "",
+    principal: Annotated[str, typer.Option(help="Only changes made by this API key id.")] = "",
+    target: Annotated[str, typer.Option(help="Only changes to this object (an action's name, a key's id...).")] = "",
+    since: Annotated[
+        str | None, typer.Option(help="Only changes since: a duration ago (30m, 1h, 2d) or an ISO time.")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="Only changes before: a duration ago or an ISO time.")] = None,
+    limit: Annotated[int, typer.Option(min=0, help="At most this many (0 = all).")] = 50,
+    tenant: TenantOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Configuration changes of the tenant, newest first."""
+    state = CliState.of(ctx, tenant=tenant, json=json_)
+    start, end = parse_when(since, "--since"), parse_when(until, "--until")
+    entries: list[AuditEntry] = []
+    token = ""
+    with state.client() as client:
+        while True:
+            page = client.list_audit_entries(
+                kind=kind, principal=principal, target=target, since=start, until=end, page_token=token
+            )
+            entries.extend(page.items)
+            token = page.next_page_token
+            if not token or (limit and len(entries) >= limit):
+                break
+    if limit:
+        entries = entries[:limit]
+    if state.json:
+        _render.emit_json(entries)
+    elif entries:
+        audit_table(entries)
+    else:
+        _render.out().print("no audit entries match")
+
+
+__all__ = ["app", "audit_table", "parse_when"]
