@@ -127,3 +127,27 @@ class ListEventsResponse(_message.Message):
     events: _containers.RepeatedCompositeFieldContainer[Event]
     next_page_token: str
     def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class StreamEventsRequest(_message.Message):
+    __slots__ = ("parent", "events")
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    parent: str
+    events: _containers.RepeatedCompositeFieldContainer[Event]
+    def __init__(self, parent: _Optional[str] = ..., events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
+
+class StreamEventsResponse(_message.Message):
+    __slots__ = ("sequence", "event_ids", "duplicates", "error_code", "error_reason", "error_message")
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    EVENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATES_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_REASON_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    sequence: int
+    event_ids: _containers.RepeatedScalarFieldContainer[str]
+    duplicates: _containers.RepeatedScalarFieldContainer[bool]
+    error_code: int
+    error_reason: str
+    error_message: str
+    def __init__(self, sequence: _Optional[int] = ..., event_ids: _Optional[_Iterable[str]] = ..., duplicates: _Optional[_Iterable[bool]] = ..., error_code: _Optional[int] = ..., error_reason: _Optional[str] = ..., error_message: _Optional[str] = ...) -> None: ...

@@ -56,6 +56,11 @@ class EventServiceStub:
                 request_serializer=neoactions_dot_v1_dot_events__pb2.ListEventsRequest.SerializeToString,
                 response_deserializer=neoactions_dot_v1_dot_events__pb2.ListEventsResponse.FromString,
                 _registered_method=True)
+        self.StreamEvents = channel.stream_stream(
+                '/neoactions.v1.EventService/StreamEvents',
+                request_serializer=neoactions_dot_v1_dot_events__pb2.StreamEventsRequest.SerializeToString,
+                response_deserializer=neoactions_dot_v1_dot_events__pb2.StreamEventsResponse.FromString,
+                _registered_method=True)
 
 
 class EventServiceServicer:
@@ -90,6 +95,15 @@ class EventServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StreamEvents(self, request_iterator, context):
+        """For high-rate producers: send events (or batches) on one stream; each request is
+        answered, in order, with its events' ids or its error. The server reads the next
+        request only while few are in work, so a slow store pushes back on the producer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EventServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -112,6 +126,11 @@ def add_EventServiceServicer_to_server(servicer, server):
                     servicer.ListEvents,
                     request_deserializer=neoactions_dot_v1_dot_events__pb2.ListEventsRequest.FromString,
                     response_serializer=neoactions_dot_v1_dot_events__pb2.ListEventsResponse.SerializeToString,
+            ),
+            'StreamEvents': grpc.stream_stream_rpc_method_handler(
+                    servicer.StreamEvents,
+                    request_deserializer=neoactions_dot_v1_dot_events__pb2.StreamEventsRequest.FromString,
+                    response_serializer=neoactions_dot_v1_dot_events__pb2.StreamEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -224,6 +243,33 @@ class EventService:
             '/neoactions.v1.EventService/ListEvents',
             neoactions_dot_v1_dot_events__pb2.ListEventsRequest.SerializeToString,
             neoactions_dot_v1_dot_events__pb2.ListEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamEvents(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/neoactions.v1.EventService/StreamEvents',
+            neoactions_dot_v1_dot_events__pb2.StreamEventsRequest.SerializeToString,
+            neoactions_dot_v1_dot_events__pb2.StreamEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -69,7 +69,7 @@ class Attempt(_message.Message):
     def __init__(self, number: _Optional[int] = ..., runner: _Optional[str] = ..., status: _Optional[_Union[ExecutionStatus, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration_ms: _Optional[float] = ..., output_json: _Optional[str] = ..., error: _Optional[_Union[ExecutionError, _Mapping]] = ...) -> None: ...
 
 class Execution(_message.Message):
-    __slots__ = ("name", "id", "action", "action_version", "handler_type", "event_id", "status", "input_json", "output_json", "error", "idempotency_key", "correlation_id", "causation_id", "parent_execution", "priority", "mode", "attempt_count", "attempts", "create_time", "update_time", "start_time", "end_time", "next_attempt_time", "action_id", "handler_version")
+    __slots__ = ("name", "id", "action", "action_version", "handler_type", "event_id", "status", "input_json", "output_json", "error", "idempotency_key", "correlation_id", "causation_id", "parent_execution", "priority", "mode", "attempt_count", "attempts", "create_time", "update_time", "start_time", "end_time", "next_attempt_time", "action_id", "handler_version", "replay_of", "steps")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     ACTION_FIELD_NUMBER: _ClassVar[int]
@@ -95,6 +95,8 @@ class Execution(_message.Message):
     NEXT_ATTEMPT_TIME_FIELD_NUMBER: _ClassVar[int]
     ACTION_ID_FIELD_NUMBER: _ClassVar[int]
     HANDLER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    REPLAY_OF_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
     name: str
     id: str
     action: str
@@ -120,10 +122,36 @@ class Execution(_message.Message):
     next_attempt_time: _timestamp_pb2.Timestamp
     action_id: str
     handler_version: str
-    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., action: _Optional[str] = ..., action_version: _Optional[int] = ..., handler_type: _Optional[str] = ..., event_id: _Optional[str] = ..., status: _Optional[_Union[ExecutionStatus, str]] = ..., input_json: _Optional[str] = ..., output_json: _Optional[str] = ..., error: _Optional[_Union[ExecutionError, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., correlation_id: _Optional[str] = ..., causation_id: _Optional[str] = ..., parent_execution: _Optional[str] = ..., priority: _Optional[_Union[_actions_pb2.Priority, str]] = ..., mode: _Optional[_Union[_actions_pb2.ExecutionMode, str]] = ..., attempt_count: _Optional[int] = ..., attempts: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_attempt_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., action_id: _Optional[str] = ..., handler_version: _Optional[str] = ...) -> None: ...
+    replay_of: str
+    steps: _containers.RepeatedCompositeFieldContainer[WorkflowStepState]
+    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., action: _Optional[str] = ..., action_version: _Optional[int] = ..., handler_type: _Optional[str] = ..., event_id: _Optional[str] = ..., status: _Optional[_Union[ExecutionStatus, str]] = ..., input_json: _Optional[str] = ..., output_json: _Optional[str] = ..., error: _Optional[_Union[ExecutionError, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., correlation_id: _Optional[str] = ..., causation_id: _Optional[str] = ..., parent_execution: _Optional[str] = ..., priority: _Optional[_Union[_actions_pb2.Priority, str]] = ..., mode: _Optional[_Union[_actions_pb2.ExecutionMode, str]] = ..., attempt_count: _Optional[int] = ..., attempts: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_attempt_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., action_id: _Optional[str] = ..., handler_version: _Optional[str] = ..., replay_of: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[WorkflowStepState, _Mapping]]] = ...) -> None: ...
+
+class WorkflowStepState(_message.Message):
+    __slots__ = ("step", "index", "status", "child_execution", "attempts", "output_json", "error", "start_time", "end_time", "wake_time")
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    CHILD_EXECUTION_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_JSON_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    WAKE_TIME_FIELD_NUMBER: _ClassVar[int]
+    step: str
+    index: int
+    status: str
+    child_execution: str
+    attempts: int
+    output_json: str
+    error: ExecutionError
+    start_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    wake_time: _timestamp_pb2.Timestamp
+    def __init__(self, step: _Optional[str] = ..., index: _Optional[int] = ..., status: _Optional[str] = ..., child_execution: _Optional[str] = ..., attempts: _Optional[int] = ..., output_json: _Optional[str] = ..., error: _Optional[_Union[ExecutionError, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., wake_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ExecutionUpdate(_message.Message):
-    __slots__ = ("kind", "execution", "execution_id", "action", "event_id", "correlation_id", "status", "attempt", "message", "progress", "output_json", "error", "time", "resume_token")
+    __slots__ = ("kind", "execution", "execution_id", "action", "event_id", "correlation_id", "status", "attempt", "message", "progress", "output_json", "error", "time", "resume_token", "step")
     class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         KIND_UNSPECIFIED: _ClassVar[ExecutionUpdate.Kind]
@@ -140,6 +168,12 @@ class ExecutionUpdate(_message.Message):
         KIND_CANCELLED: _ClassVar[ExecutionUpdate.Kind]
         KIND_DEAD_LETTERED: _ClassVar[ExecutionUpdate.Kind]
         KIND_SUSPENDED: _ClassVar[ExecutionUpdate.Kind]
+        KIND_STEP_SCHEDULED: _ClassVar[ExecutionUpdate.Kind]
+        KIND_STEP_STARTED: _ClassVar[ExecutionUpdate.Kind]
+        KIND_STEP_SUCCEEDED: _ClassVar[ExecutionUpdate.Kind]
+        KIND_STEP_FAILED: _ClassVar[ExecutionUpdate.Kind]
+        KIND_STEP_SKIPPED: _ClassVar[ExecutionUpdate.Kind]
+        KIND_STEP_WAITING: _ClassVar[ExecutionUpdate.Kind]
     KIND_UNSPECIFIED: ExecutionUpdate.Kind
     KIND_EVENT_ACCEPTED: ExecutionUpdate.Kind
     KIND_SCHEDULED: ExecutionUpdate.Kind
@@ -154,6 +188,12 @@ class ExecutionUpdate(_message.Message):
     KIND_CANCELLED: ExecutionUpdate.Kind
     KIND_DEAD_LETTERED: ExecutionUpdate.Kind
     KIND_SUSPENDED: ExecutionUpdate.Kind
+    KIND_STEP_SCHEDULED: ExecutionUpdate.Kind
+    KIND_STEP_STARTED: ExecutionUpdate.Kind
+    KIND_STEP_SUCCEEDED: ExecutionUpdate.Kind
+    KIND_STEP_FAILED: ExecutionUpdate.Kind
+    KIND_STEP_SKIPPED: ExecutionUpdate.Kind
+    KIND_STEP_WAITING: ExecutionUpdate.Kind
     KIND_FIELD_NUMBER: _ClassVar[int]
     EXECUTION_FIELD_NUMBER: _ClassVar[int]
     EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -168,6 +208,7 @@ class ExecutionUpdate(_message.Message):
     ERROR_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
     RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
     kind: ExecutionUpdate.Kind
     execution: str
     execution_id: str
@@ -182,7 +223,8 @@ class ExecutionUpdate(_message.Message):
     error: ExecutionError
     time: _timestamp_pb2.Timestamp
     resume_token: str
-    def __init__(self, kind: _Optional[_Union[ExecutionUpdate.Kind, str]] = ..., execution: _Optional[str] = ..., execution_id: _Optional[str] = ..., action: _Optional[str] = ..., event_id: _Optional[str] = ..., correlation_id: _Optional[str] = ..., status: _Optional[_Union[ExecutionStatus, str]] = ..., attempt: _Optional[int] = ..., message: _Optional[str] = ..., progress: _Optional[float] = ..., output_json: _Optional[str] = ..., error: _Optional[_Union[ExecutionError, _Mapping]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resume_token: _Optional[str] = ...) -> None: ...
+    step: str
+    def __init__(self, kind: _Optional[_Union[ExecutionUpdate.Kind, str]] = ..., execution: _Optional[str] = ..., execution_id: _Optional[str] = ..., action: _Optional[str] = ..., event_id: _Optional[str] = ..., correlation_id: _Optional[str] = ..., status: _Optional[_Union[ExecutionStatus, str]] = ..., attempt: _Optional[int] = ..., message: _Optional[str] = ..., progress: _Optional[float] = ..., output_json: _Optional[str] = ..., error: _Optional[_Union[ExecutionError, _Mapping]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resume_token: _Optional[str] = ..., step: _Optional[str] = ...) -> None: ...
 
 class InlineAction(_message.Message):
     __slots__ = ("handler", "timeout_seconds")
@@ -321,3 +363,15 @@ class RequeueDeadLettersResponse(_message.Message):
     REQUEUED_COUNT_FIELD_NUMBER: _ClassVar[int]
     requeued_count: int
     def __init__(self, requeued_count: _Optional[int] = ...) -> None: ...
+
+class PauseExecutionRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class ResumeExecutionRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...

@@ -75,6 +75,16 @@ class ExecutionServiceStub:
                 request_serializer=neoactions_dot_v1_dot_executions__pb2.RequeueDeadLettersRequest.SerializeToString,
                 response_deserializer=neoactions_dot_v1_dot_executions__pb2.RequeueDeadLettersResponse.FromString,
                 _registered_method=True)
+        self.PauseExecution = channel.unary_unary(
+                '/neoactions.v1.ExecutionService/PauseExecution',
+                request_serializer=neoactions_dot_v1_dot_executions__pb2.PauseExecutionRequest.SerializeToString,
+                response_deserializer=neoactions_dot_v1_dot_executions__pb2.Execution.FromString,
+                _registered_method=True)
+        self.ResumeExecution = channel.unary_unary(
+                '/neoactions.v1.ExecutionService/ResumeExecution',
+                request_serializer=neoactions_dot_v1_dot_executions__pb2.ResumeExecutionRequest.SerializeToString,
+                response_deserializer=neoactions_dot_v1_dot_executions__pb2.Execution.FromString,
+                _registered_method=True)
 
 
 class ExecutionServiceServicer:
@@ -140,6 +150,21 @@ class ExecutionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PauseExecution(self, request, context):
+        """Pause a workflow run: the steps in flight finish, no new step starts (it shows
+        `waiting`). FAILED_PRECONDITION (NOT_A_WORKFLOW, EXECUTION_FINISHED) otherwise.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeExecution(self, request, context):
+        """Resume a paused workflow run: it starts the steps that became ready meanwhile.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ExecutionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -182,6 +207,16 @@ def add_ExecutionServiceServicer_to_server(servicer, server):
                     servicer.RequeueDeadLetters,
                     request_deserializer=neoactions_dot_v1_dot_executions__pb2.RequeueDeadLettersRequest.FromString,
                     response_serializer=neoactions_dot_v1_dot_executions__pb2.RequeueDeadLettersResponse.SerializeToString,
+            ),
+            'PauseExecution': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseExecution,
+                    request_deserializer=neoactions_dot_v1_dot_executions__pb2.PauseExecutionRequest.FromString,
+                    response_serializer=neoactions_dot_v1_dot_executions__pb2.Execution.SerializeToString,
+            ),
+            'ResumeExecution': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeExecution,
+                    request_deserializer=neoactions_dot_v1_dot_executions__pb2.ResumeExecutionRequest.FromString,
+                    response_serializer=neoactions_dot_v1_dot_executions__pb2.Execution.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -401,6 +436,60 @@ class ExecutionService:
             '/neoactions.v1.ExecutionService/RequeueDeadLetters',
             neoactions_dot_v1_dot_executions__pb2.RequeueDeadLettersRequest.SerializeToString,
             neoactions_dot_v1_dot_executions__pb2.RequeueDeadLettersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseExecution(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/neoactions.v1.ExecutionService/PauseExecution',
+            neoactions_dot_v1_dot_executions__pb2.PauseExecutionRequest.SerializeToString,
+            neoactions_dot_v1_dot_executions__pb2.Execution.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeExecution(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/neoactions.v1.ExecutionService/ResumeExecution',
+            neoactions_dot_v1_dot_executions__pb2.ResumeExecutionRequest.SerializeToString,
+            neoactions_dot_v1_dot_executions__pb2.Execution.FromString,
             options,
             channel_credentials,
             insecure,

@@ -519,6 +519,7 @@ def execution_to_pb(e: Execution, input_json: str | None = None) -> executions_p
         next_attempt_time=ts(e.next_attempt_at if e.status in _DUE_STATUSES else None),
         action_id=e.action_id,
         handler_version=e.handler_version,
+        replay_of=e.replay_of,
     )
 
 
@@ -538,6 +539,7 @@ def execution_from_pb(msg: executions_pb2.Execution) -> Execution:
         action_version=msg.action_version,
         handler_type=msg.handler_type,
         handler_version=msg.handler_version,
+        replay_of=msg.replay_of,
         input=parse_json(msg.input_json, "input_json"),
         event_id=msg.event_id,
         status=_EXEC_STATUS_FROM_PB.get(msg.status, ExecutionStatus.PENDING),
@@ -601,6 +603,7 @@ def update_to_pb(u: ExecutionUpdate, token: str) -> executions_pb2.ExecutionUpda
         error=error_to_pb(u.error),
         time=ts(u.time),
         resume_token=token,
+        step=u.step,
     )
 
 
@@ -619,6 +622,7 @@ def update_from_pb(msg: executions_pb2.ExecutionUpdate, tenant: str) -> Executio
         output=parse_json(msg.output_json, "output_json"),
         error=error_from_pb(msg),
         time=dt(msg.time),
+        step=msg.step,
     )
 
 

@@ -449,6 +449,11 @@ class Execution:
     lease_expires_at: datetime | None = None
     #: the handler type's version, resolved at the first attempt and kept for every retry
     handler_version: str = ""
+    #: the event this execution replays (set only on executions a replay created)
+    replay_of: str = ""
+    #: the W3C ``traceparent`` of the span that scheduled it ('' when tracing is off): its
+    #: attempts join that trace wherever they run
+    trace_context: str = ""
 
     @property
     def series_start(self) -> datetime:
@@ -472,6 +477,13 @@ class UpdateKind(enum.StrEnum):
     DEAD_LETTERED = "dead_lettered"
     #: the attempt suspended the execution: ``waiting`` until a time or until woken
     SUSPENDED = "suspended"
+    #: a workflow run's step (``ExecutionUpdate.step``) changed: see ``neoactions.server.workflows``
+    STEP_SCHEDULED = "step_scheduled"
+    STEP_STARTED = "step_started"
+    STEP_SUCCEEDED = "step_succeeded"
+    STEP_FAILED = "step_failed"
+    STEP_SKIPPED = "step_skipped"
+    STEP_WAITING = "step_waiting"
 
     @property
     def is_final(self) -> bool:
@@ -502,6 +514,8 @@ class ExecutionUpdate:
     time: datetime = field(default_factory=utcnow)
     #: position on the update bus; a resume token names it
     sequence: int = 0
+    #: the workflow step a ``STEP_*`` update is about (``name`` or ``name[index]``)
+    step: str = ""
 
     @classmethod
     def about(
@@ -514,6 +528,7 @@ class ExecutionUpdate:
         progress: float = 0.0,
         output: JSON = None,
         error: ExecutionError | None = None,
+        step: str = "",
     ) -> ExecutionUpdate:
         """An update about ``ex`` as it stands now."""
         return cls(
@@ -529,6 +544,7 @@ class ExecutionUpdate:
             progress=progress,
             output=output,
             error=error,
+            step=step,
         )
 
 

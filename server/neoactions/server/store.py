@@ -446,6 +446,39 @@ class SecretStore(Protocol):
         (a master-key rotation: the value, version and times stay); returns how many."""
 
 
+# --- stats (see neoactions.server.telemetry.stats) ---------------------------------------------
+
+#: the most ended executions one stats query reads (the newest); beyond, stats are over these
+STATS_MAX_SAMPLES = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionSample:
+    """An execution that ended: what action stats and health are computed from."""
+
+    action_name: str
+    status: ExecutionStatus
+    finished_at: datetime
+    #: seconds from its first start to its end (``None``: it never started)
+    duration_seconds: float | None
+    error: ExecutionError | None
+
+
+class StatsStore(Protocol):
+    """What the stats of a tenant's actions are computed from."""
+
+    async def execution_samples(
+        self,
+        tenant: str,
+        since: datetime,
+        until: datetime,
+        action_name: str = "",
+        limit: int = STATS_MAX_SAMPLES,
+    ) -> list[ExecutionSample]:
+        """Executions that reached a final status with ``since <= finished_at < until`` (of
+        action ``action_name`` when given), newest first, at most ``limit``."""
+
+
 class Store(
     StoreLifecycle,
     TenantStore,
@@ -460,6 +493,7 @@ class Store(
     EventArchive,
     PluginStore,
     WorkflowStore,
+    StatsStore,
     Protocol,
 ):
     """Persistence for every tenant: every role at once (what ``SqliteStore``,
@@ -471,6 +505,7 @@ __all__ = [
     "DUPLICATE_EVENT",
     "LEASE_LOST",
     "MAX_PAGE_SIZE",
+    "STATS_MAX_SAMPLES",
     "ActionStore",
     "AttemptChange",
     "AttemptFinish",
@@ -481,12 +516,14 @@ __all__ = [
     "EventFilter",
     "EventStore",
     "ExecutionFilter",
+    "ExecutionSample",
     "ExecutionState",
     "ExecutionStore",
     "LeaseStore",
     "OutboxStore",
     "Page",
     "SecretStore",
+    "StatsStore",
     "Store",
     "StoreLifecycle",
     "StoredSecret",

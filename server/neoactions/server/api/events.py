@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import grpc
 
 from neoactions.domain import convert, names
-from neoactions.domain.errors import InvalidArgument
+from neoactions.domain.errors import InvalidArgument, NeoActionsError
 from neoactions.domain.model import Event
+from neoactions.domain.status import status_code
 from neoactions.server.api.callers import caller_of
-from neoactions.server.api.errors import unary
+from neoactions.server.api.errors import failure_of, streaming, unary
 from neoactions.server.engine import Engine, Published
 from neoactions.server.store import EventFilter
 from neoactions.v1 import events_pb2, events_pb2_grpc
@@ -77,6 +80,62 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
         return events_pb2.ListEventsResponse(
             events=[convert.event_to_pb(e) for e in page.items], next_page_token=page.next_page_token
         )
+
+
+    @streaming
+    async def StreamEvents(
+        self, request_iterator: AsyncIterator[events_pb2.StreamEventsRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[events_pb2.StreamEventsResponse]:
+        requests = aiter(request_iterator)
+        first = await anext(requests, None)
+        if first is None:
+            return
+        tenant = names.parse_tenant(first.parent)
+
+        async def batches() -> AsyncIterator[list[Event] | Exception]:
+            request: events_pb2.StreamEventsRequest | None = first
+            while request is not None:
+                try:
+                    yield self._stream_batch(request, tenant)
+                except NeoActionsError as exc:
+                    yield exc
+                request = await anext(requests, None)
+
+        answers = self._engine.publish_stream(caller_of(context), tenant, batches())
+        sequence = 0
+        try:
+            async for answer in answers:
+                yield _stream_response(sequence, answer, context)
+                sequence += 1
+        finally:
+            await answers.aclose()
+
+    def _stream_batch(self, request: events_pb2.StreamEventsRequest, tenant: str) -> list[Event]:
+        if request.parent and request.parent != f"tenants/{tenant}":
+            raise InvalidArgument.field("parent", "one stream publishes to one tenant")
+        if not request.events:
+            raise InvalidArgument.field("events", "at least one event is required")
+        if len(request.events) > self._max_batch:
+            raise InvalidArgument.field("events", f"at most {self._max_batch} events per request")
+        return [self._event(m, tenant, f"events[{i}]") for i, m in enumerate(request.events)]
+
+
+def _stream_response(
+    sequence: int, answer: list[Published] | Exception, context: grpc.aio.ServicerContext
+) -> events_pb2.StreamEventsResponse:
+    if isinstance(answer, Exception):
+        error = failure_of("EventService.StreamEvents", answer)
+        return events_pb2.StreamEventsResponse(
+            sequence=sequence,
+            error_code=status_code(error).value[0],
+            error_reason=error.reason,
+            error_message=error.message,
+        )
+    return events_pb2.StreamEventsResponse(
+        sequence=sequence,
+        event_ids=[p.event.id for p in answer],
+        duplicates=[p.duplicate for p in answer],
+    )
 
 
 def _response(p: Published) -> events_pb2.PublishEventResponse:

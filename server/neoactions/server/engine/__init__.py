@@ -14,14 +14,18 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, Sequence
+from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from datetime import datetime, timedelta
 
 from neoactions.domain.audit import AuditEntry
 from neoactions.domain.errors import Aborted, FailedPrecondition, InvalidArgument, NeoActionsError
 from neoactions.domain.ids import new_id
+from neoactions.domain.secrets import MasterKeyRotation, SecretInfo
+from neoactions.domain.keys import ApiKey, key_not_found, token_hash
 from neoactions.domain.model import (
     ADMIN_TENANT,
+    HandlerSpec,
     JSON,
     Action,
     Event,
@@ -35,7 +39,10 @@ from neoactions.domain.model import (
     UpdateKind,
     utcnow,
 )
+from neoactions.server import telemetry
+from neoactions.plugins.registry import RegistryEntry
 from neoactions.server.access import AccessPolicy, Caller, OpenAccess, Permission
+from neoactions.server.pluginhost.host import PluginHost, PluginInfo, Removed
 from neoactions.server.audit import Auditor, action_change
 from neoactions.server.bus import UpdateBus, UpdateFilter
 from neoactions.server.changes import ActionChangeFeed, LocalChangeFeed
@@ -51,12 +58,24 @@ from neoactions.server.engine.publisher import Published, Publisher
 from neoactions.server.engine.recorder import AttemptRecorder
 from neoactions.server.engine.scheduler import Scheduler
 from neoactions.server.engine.wakeup import DueWork, Wakeup
+from neoactions.server.eventstore.port import EventSelection, ReplayJobRecord, RetentionPolicy, StoreUsage
+from neoactions.server.eventstore.backtest import BacktestReport
+from neoactions.server.eventstore.replay import ReplayReport, ReplayRequest
+from neoactions.server.eventstore.retention import check_policy
+from neoactions.server.eventstore.streaming import ordered
+from neoactions.server.eventstore.tools import EventStoreTools
 from neoactions.server.flow import FlowControl, create_flow_control
+from neoactions.server.keys import KeyRing, expiry_after, new_key
 from neoactions.server.matching import ActionExplanation, CelLimits, Matcher, validate_event_type
 from neoactions.server.queue import InProcessWorkQueue, WorkQueue
 from neoactions.server.runners import HandlerRegistry
+from neoactions.server.secrets import Secrets
 from neoactions.server.settings import Settings
 from neoactions.server.store import ActionFilter, AuditFilter, EventFilter, ExecutionFilter, Page, Store
+from neoactions.server.telemetry.health import ActionHealth, Thresholds, action_health, tenant_health
+from neoactions.server.telemetry.stats import ActionStats, StatsReader, window
+from neoactions.server.workflows.rows import StepRun
+from neoactions.server.workflows.service import Workflows
 from neoactions.server.templating import ConfigRenderer
 
 log = logging.getLogger(__name__)
@@ -83,9 +102,14 @@ class Engine:
         #: who may do what; every operation below asks it first
         self.access: AccessPolicy = access if access is not None else OpenAccess()
         self.store = store
+        #: action stats and health, from stored executions (``neoactions.server.telemetry``)
+        self.stats = StatsReader(store)
+        self.health_thresholds = Thresholds.from_settings(settings)
         #: the audit log: ``await self.audit.record(caller, tenant, kind, target, change)`` after a
         #: configuration change is stored (see :mod:`neoactions.server.audit` for the kinds)
         self.audit = Auditor(store)
+        #: API keys: authenticates bearer tokens, meters each key's publish rate
+        self.keys = KeyRing(store)
         self.registry = registry
         self.bus = bus
         self.settings = settings
@@ -111,15 +135,35 @@ class Engine:
             max_actions=settings.max_actions_per_tenant,
             max_conditions=settings.max_conditions_per_action,
         )
+        #: installed plugins, in step with the store on every process (see neoactions.server.pluginhost)
+        self.plugins = PluginHost(
+            store,
+            registry,
+            registries=settings.plugin_registries,
+            trusted_keys=settings.trusted_plugin_keys,
+            allow_unsigned=settings.allow_unsigned_plugins,
+            changes=self.changes,
+            actions_using=self._actions_using,
+            disable_action=self._disable_for_plugin,
+        )
         self.leases = LeaseKeeper(store, new_owner(), settings.lease_seconds)
         due = self._due = DueWork(outbox=Wakeup(), scheduler=Wakeup() if settings.runs_work else None)
         acks = Acknowledgements(self.queue)
+        #: durable workflows: the ``workflow`` handler type and its runs' hooks
+        self.workflows = Workflows(
+            store, bus, due, self.renderer, registry, self.actions.get, self._cancel, self.matcher.cel_limits
+        )
+        registry.register(self.workflows.handler_type())
+        #: tenants' secrets: sealed under the master key, opened when an attempt renders
+        self.secrets = Secrets(store, settings)
         attempts = AttemptRunner(
-            store, self.actions, registry, bus, self.renderer, self.leases, AttemptRecorder(store), self.flow
-        )
+            store, self.actions, registry, bus, self.renderer, self.leases, AttemptRecorder(store), self.flow,
+            self.secrets,
+        )  # fmt: skip
         self.dispatcher = Dispatcher(
-            store, attempts, self.leases, due, acks, settings.concurrency, settings.max_interrupted_attempts
-        )
+            store, attempts, self.leases, due, acks, settings.concurrency, settings.max_interrupted_attempts,
+            finished=self.workflows.child_finished,
+        )  # fmt: skip
         self.scheduler = Scheduler(
             store, self.dispatcher, self.leases, self.tenant_slugs, settings.poll_interval_seconds, due.scheduler
         )
@@ -145,6 +189,16 @@ class Engine:
             self.scheduler.wakeup if settings.runs_work else None,
             settings.dedup_window_seconds,
         )
+        #: replay, backtest, streaming publish and retention (:mod:`neoactions.server.eventstore`)
+        self.event_tools = EventStoreTools(
+            store,
+            self.matcher,
+            self.actions,
+            bus,
+            self.outbox,
+            self.scheduler.wakeup if settings.runs_work else None,
+            self.tenant_slugs,
+        )
         self._tenants: set[str] = set()
         self._tenants_read = 0.0
         self._loops: list[asyncio.Task[None]] = []
@@ -154,9 +208,11 @@ class Engine:
     async def start(self) -> None:
         """Start the workers and the loops of this process's role."""
         await self.tenant_slugs()
+        await self.plugins.start()
+        await self.workflows.load_waits(await self.tenant_slugs())
         self.dispatcher.start()
         self._heartbeat = asyncio.create_task(self.leases.run(), name="lease-heartbeat")
-        loops = [self.outbox.run(), self._maintenance()]
+        loops = [self.outbox.run(), self._maintenance(), self.event_tools.retention.run()]
         if self.settings.runs_work:
             loops += [self.scheduler.run(), self.consumer.run()]
         self._loops = [asyncio.create_task(c) for c in loops]
@@ -168,6 +224,7 @@ class Engine:
             task.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
         self._loops.clear()
+        await self.event_tools.replayer.stop()
         await self.dispatcher.drain(grace_seconds)
         if self._heartbeat is not None:
             self._heartbeat.cancel()
@@ -231,9 +288,55 @@ class Engine:
         await self.enter(caller, ADMIN_TENANT, Permission.READ)
         return await self.store.list_tenants(page_size, page_token)
 
+    async def delete_tenant(self, caller: Caller, tenant: str) -> None:
+        """Remove ``tenant`` with everything it holds and its keys (the ``admin`` tenant's admin)."""
+        await self.enter(caller, ADMIN_TENANT, Permission.MANAGE)
+        await self.store.delete_tenant(tenant)
+        self._tenants.discard(tenant)
+        await self.audit.record(caller, ADMIN_TENANT, "tenant.delete", tenant)
+
+    # --- API keys --------------------------------------------------------------------
+    async def authenticate(self, token: str, request_id: str = "") -> Caller:
+        """The caller a bearer token identifies (``Unauthenticated`` when it identifies none)."""
+        return await self.keys.authenticate(token, request_id)
+
+    async def create_api_key(
+        self, caller: Caller, tenant: str, name: str, role: str, ttl_seconds: float = 0.0, publish_rate: float = 0.0
+    ) -> tuple[ApiKey, str]:
+        """A new key of ``tenant`` and its token, which is shown only here."""
+        tenant = await self.enter(caller, tenant, Permission.MANAGE)
+        key, token = new_key(
+            tenant,
+            name,
+            role,
+            created_by=caller.principal if caller.role is not None else "",
+            expires_at=expiry_after(ttl_seconds),
+            publish_rate=publish_rate,
+        )
+        await self.store.create_api_key(key, token_hash(token))
+        change = {"name": key.name, "role": key.role, "expires_at": str(key.expires_at or ""), "rate": publish_rate}
+        await self.audit.record(caller, tenant, "key.create", key.id, change)
+        return key, token
+
+    async def list_api_keys(self, caller: Caller, tenant: str, page_size: int, page_token: str) -> Page[ApiKey]:
+        tenant = await self.enter(caller, tenant, Permission.MANAGE)
+        return await self.store.list_api_keys(tenant, page_size, page_token)
+
+    async def revoke_api_key(self, caller: Caller, tenant: str, key_id: str) -> ApiKey:
+        """Revoke a key of ``tenant``: every process refuses it within a second."""
+        tenant = await self.enter(caller, tenant, Permission.MANAGE)
+        found = await self.store.get_api_key(key_id)
+        if found is None or found[0].tenant != tenant:
+            raise key_not_found(key_id)
+        key = await self.store.revoke_api_key(key_id, utcnow())
+        self.keys.forget(key_id)
+        await self.audit.record(caller, tenant, "key.revoke", key.id, {"name": key.name, "role": key.role})
+        return key
+
     # --- actions ---------------------------------------------------------------------
     async def create_action(self, caller: Caller, action: Action, validate_only: bool = False) -> Action:
         await self.enter(caller, action.tenant, Permission.WRITE)
+        await self._check_secrets(action.tenant, action.handler, "handler")
         created = await self.actions.create(action, validate_only=validate_only)
         if not validate_only:
             await self.audit.record(caller, created.tenant, "action.create", created.name, action_change(created))
@@ -253,6 +356,7 @@ class Engine:
         self, caller: Caller, action: Action, expected_version: int | None, validate_only: bool = False
     ) -> Action:
         await self.enter(caller, action.tenant, Permission.WRITE)
+        await self._check_secrets(action.tenant, action.handler, "handler")
         updated = await self.actions.update(action, expected_version, validate_only=validate_only)
         if not validate_only:
             await self.audit.record(caller, updated.tenant, "action.update", updated.name, action_change(updated))
@@ -280,10 +384,54 @@ class Engine:
         tenant = await self.enter(caller, tenant, Permission.MANAGE)
         return await self.audit.list(tenant, filter, page_size, page_token)
 
+    # --- secrets -----------------------------------------------------------------------
+    async def set_secret(self, caller: Caller, tenant: str, name: str, value: str) -> SecretInfo:
+        """Create a secret or give it a new value (sealed before it is stored; never returned)."""
+        tenant = await self.enter(caller, tenant, Permission.MANAGE)
+        info = await self.secrets.set(tenant, name, value, caller.principal if caller.role is not None else "")
+        await self.audit.record(caller, tenant, "secret.set", name, {"version": info.version})
+        return info
+
+    async def list_secrets(
+        self, caller: Caller, tenant: str, page_size: int = 0, page_token: str = ""
+    ) -> Page[SecretInfo]:
+        """Names and metadata, ordered by name; never a value."""
+        tenant = await self.enter(caller, tenant, Permission.MANAGE)
+        items, token = await self.secrets.list(tenant, page_size, page_token)
+        return Page(items, token)
+
+    async def delete_secret(self, caller: Caller, tenant: str, name: str) -> None:
+        tenant = await self.enter(caller, tenant, Permission.MANAGE)
+        await self.secrets.delete(tenant, name)
+        await self.audit.record(caller, tenant, "secret.delete", name)
+
+    async def rotate_master_key(self, caller: Caller, new_key: bytes = b"") -> MasterKeyRotation:
+        """Re-encrypt every tenant's secrets under the current master key, or ``new_key``."""
+        await self.enter(caller, ADMIN_TENANT, Permission.MANAGE)
+        self._tenants_read = 0.0  # every tenant, including ones created elsewhere a moment ago
+        rotation = await self.secrets.rotate(await self.tenant_slugs(), new_key)
+        change = {"key_id": rotation.key_id, "resealed": rotation.resealed}
+        await self.audit.record(caller, ADMIN_TENANT, "secret.rotate_master_key", rotation.key_id, change)
+        return rotation
+
+    async def _check_secrets(self, tenant: str, handler: HandlerSpec, path: str) -> None:
+        """Refuse a handler config with a literal credential or naming a secret ``tenant`` lacks."""
+        handler_type = self.registry.get(handler.type, f"{path}.type", handler.version)
+        await self.secrets.check_config(
+            tenant,
+            handler.config,
+            handler_type.sensitive_config_paths,
+            handler_type.raw_config_keys,
+            f"{path}.config",
+        )
+
     # --- events ----------------------------------------------------------------------
     async def publish(self, caller: Caller, tenant: str, events: list[Event], wait: bool = False) -> list[Published]:
         tenant = await self.enter(caller, tenant, Permission.PUBLISH)
-        return await self.publisher.publish(tenant, events, wait)
+        self.keys.charge_publish(caller, len(events))
+        published = await telemetry.publish(self.publisher, tenant, events, wait)
+        await self.workflows.events_published(tenant, [p.event for p in published if not p.duplicate])
+        return published
 
     async def get_event(self, caller: Caller, tenant: str, event_id: str) -> Event:
         tenant = await self.enter(caller, tenant, Permission.READ)
@@ -315,6 +463,7 @@ class Engine:
                 raise InvalidArgument.field("inline.timeout_seconds", "must be > 0 and within the server's limit")
             handler_type = self.registry.get(inline.handler.type, "inline.handler.type", inline.handler.version)
             handler_type.check_config(inline.handler.config, "inline.handler.config")
+            await self._check_secrets(tenant, inline.handler, "inline.handler")
             self.renderer.check(inline.handler.config, "inline.handler.config", handler_type.raw_config_keys)
             ex = Execution(
                 id=execution_id,
@@ -371,7 +520,7 @@ class Engine:
         run = asyncio.create_task(self.run_execution(ex, deadline))
         # however the run ends (even by an error, with no final update) the stream ends too,
         # after what was announced; the subscription is closed there, once
-        run.add_done_callback(lambda _: subscription.close())
+        run.add_done_callback(lambda task: _run_ended(task, subscription))
         try:
             async for update in subscription:
                 yield update, self.bus.token(update)
@@ -448,6 +597,137 @@ class Engine:
             out.append((explanation, ran))
         return out
 
+    # --- event store: replay, backtest, streaming publish, retention ---------------------------
+    async def replay_events(
+        self,
+        caller: Caller,
+        tenant: str,
+        selection: EventSelection,
+        actions: Sequence[str] = (),
+        dry_run: bool = False,
+        sample_size: int = 5,
+        events_per_second: float = 0.0,
+    ) -> ReplayReport | ReplayJobRecord:
+        """A dry run's counts (READ), or a background replay started (WRITE)."""
+        tenant = await self.enter(caller, tenant, Permission.READ if dry_run else Permission.WRITE)
+        request = ReplayRequest(selection, tuple(actions), bool(dry_run), sample_size, events_per_second)
+        return await self.event_tools.replay(tenant, request)
+
+    async def get_replay(self, caller: Caller, tenant: str, replay_id: str) -> ReplayJobRecord:
+        tenant = await self.enter(caller, tenant, Permission.READ)
+        return await self.event_tools.replayer.get(tenant, replay_id)
+
+    async def watch_replay(self, caller: Caller, tenant: str, replay_id: str) -> AsyncGenerator[ReplayJobRecord]:
+        tenant = await self.enter(caller, tenant, Permission.READ)
+        async for job in self.event_tools.replayer.watch(tenant, replay_id):
+            yield job
+
+    async def cancel_replay(self, caller: Caller, tenant: str, replay_id: str) -> ReplayJobRecord:
+        tenant = await self.enter(caller, tenant, Permission.WRITE)
+        return await self.event_tools.replayer.cancel(tenant, replay_id)
+
+    async def backtest(
+        self,
+        caller: Caller,
+        tenant: str,
+        definitions: Sequence[Action],
+        names: Sequence[str],
+        selection: EventSelection,
+        sample_size: int = 5,
+        near_miss_size: int = 5,
+        max_events: int = 0,
+    ) -> BacktestReport:
+        """Actions (unsaved definitions or stored ones) against the stored events."""
+        tenant = await self.enter(caller, tenant, Permission.READ)
+        return await self.event_tools.backtest(
+            tenant, definitions, names, selection, sample_size, near_miss_size, max_events
+        )
+
+    async def publish_stream(
+        self, caller: Caller, tenant: str, batches: AsyncIterator[list[Event] | Exception]
+    ) -> AsyncGenerator[list[Published] | Exception]:
+        """Publish each batch of a stream, answering in order, a bounded number in work at once
+        (a batch that is an exception — it did not decode — is answered with it)."""
+        tenant = await self.enter(caller, tenant, Permission.PUBLISH)
+
+        async def publish(batch: list[Event] | Exception) -> list[Published]:
+            if isinstance(batch, Exception):
+                raise batch
+            return await self.publish(caller, tenant, batch)
+
+        async for answer in ordered(batches, publish):
+            yield answer
+
+    async def get_retention(self, caller: Caller, tenant: str) -> RetentionPolicy:
+        tenant = await self.enter(caller, tenant, Permission.READ)
+        return await self.store.get_retention(tenant)
+
+    async def set_retention(self, caller: Caller, tenant: str, policy: RetentionPolicy) -> RetentionPolicy:
+        tenant = await self.enter(caller, tenant, Permission.MANAGE)
+        check_policy(policy)
+        return await self.store.set_retention(tenant, policy)
+
+    async def usage(self, caller: Caller, tenant: str) -> StoreUsage:
+        """Rows and bytes of the tenant's tables (for an overview)."""
+        tenant = await self.enter(caller, tenant, Permission.READ)
+        return await self.store.usage(tenant)
+
+    # --- plugins ---------------------------------------------------------------------------
+    async def search_plugins(
+        self, caller: Caller, tenant: str, text: str = "", registry: str = ""
+    ) -> list[RegistryEntry]:
+        """The plugins of the configured registries whose name, description or types contain ``text``."""
+        await self.enter(caller, tenant, Permission.READ)
+        return await self.plugins.search(text, registry)
+
+    async def list_plugins(self, caller: Caller, tenant: str, include_builtin: bool = True) -> list[PluginInfo]:
+        await self.enter(caller, tenant, Permission.READ)
+        return self.plugins.list(include_builtin)
+
+    async def get_plugin(self, caller: Caller, tenant: str, name: str) -> PluginInfo:
+        await self.enter(caller, tenant, Permission.READ)
+        return self.plugins.get(name)
+
+    async def install_plugin(
+        self, caller: Caller, name: str, version: str = "", registry: str = "", grants: Sequence[str] = ()
+    ) -> PluginInfo:
+        """Install a plugin from a configured registry (the admin tenant's admins only)."""
+        await self.enter(caller, ADMIN_TENANT, Permission.MANAGE)
+        row = await self.plugins.install(name, version, registry, grants, by=caller.principal)
+        change = {"version": row.version, "registry": row.registry, "grants": row.grants, "signed_by": row.signed_by}
+        await self.audit.record(caller, ADMIN_TENANT, "plugin.install", name, change)
+        return self.plugins.get(name)
+
+    async def update_plugin(
+        self, caller: Caller, name: str, version: str = "", grants: Sequence[str] = ()
+    ) -> PluginInfo:
+        """Install a newer version beside the installed ones (in-flight executions keep theirs)."""
+        await self.enter(caller, ADMIN_TENANT, Permission.MANAGE)
+        row = await self.plugins.update(name, version, grants or None, by=caller.principal)
+        change = {"version": row.version, "registry": row.registry, "grants": row.grants, "signed_by": row.signed_by}
+        await self.audit.record(caller, ADMIN_TENANT, "plugin.update", name, change)
+        return self.plugins.get(name)
+
+    async def uninstall_plugin(self, caller: Caller, name: str, force: bool = False) -> Removed:
+        """Remove every version; refused while enabled actions use it unless ``force`` (which disables them)."""
+        await self.enter(caller, ADMIN_TENANT, Permission.MANAGE)
+        removed = await self.plugins.uninstall(name, force)
+        change = {"versions": removed.versions, "disabled_actions": removed.disabled_actions}
+        await self.audit.record(caller, ADMIN_TENANT, "plugin.uninstall", name, change)
+        return removed
+
+    async def _actions_using(self, type_names: Sequence[str]) -> list[tuple[str, str]]:
+        wanted = set(type_names)
+        using = []
+        for tenant in await self.tenant_slugs():
+            for action in await self.store.all_actions(tenant):
+                if action.enabled and action.handler.type in wanted:
+                    using.append((tenant, action.name))
+        return using
+
+    async def _disable_for_plugin(self, tenant: str, name: str) -> None:
+        await self.actions.set_enabled(tenant, name, False)
+
     # --- cancel, retry, dead letters ---------------------------------------------------------
     async def cancel_execution(self, caller: Caller, tenant: str, execution_id: str, reason: str = "") -> Execution:
         """Cancel an unfinished execution wherever it runs: the store records it at once; the
@@ -460,7 +740,29 @@ class Engine:
         ex = await self.store.cancel_execution(tenant, execution_id, error)
         self.dispatcher.cancel_local(tenant, execution_id)
         self.bus.publish(ExecutionUpdate.about(ex, UpdateKind.CANCELLED, error=error, attempt=ex.attempt_count))
+        await self.workflows.cancel_steps(ex)
+        self.workflows.child_finished(ex)
         return ex
+
+    # --- workflow runs -------------------------------------------------------------------
+    async def pause_execution(self, caller: Caller, tenant: str, execution_id: str) -> Execution:
+        """Pause a workflow run: the steps in flight finish, no new step starts."""
+        tenant = await self.enter(caller, tenant, Permission.WRITE)
+        run = await self.store.get_execution(tenant, execution_id)
+        await self.workflows.pause(run)
+        return run
+
+    async def resume_execution(self, caller: Caller, tenant: str, execution_id: str) -> Execution:
+        """Resume a paused workflow run: it drives again at once."""
+        tenant = await self.enter(caller, tenant, Permission.WRITE)
+        run = await self.store.get_execution(tenant, execution_id)
+        await self.workflows.resume(run)
+        return await self.store.get_execution(tenant, execution_id)
+
+    async def workflow_steps(self, caller: Caller, tenant: str, execution_id: str) -> list[StepRun]:
+        """The steps of a workflow run as stored (none for other executions)."""
+        tenant = await self.enter(caller, tenant, Permission.READ)
+        return await self.workflows.steps(tenant, execution_id)
 
     async def wake_execution(self, caller: Caller, tenant: str, execution_id: str) -> Execution:
         """Resume a ``waiting`` execution now (what it waited for happened): its next attempt
@@ -499,8 +801,40 @@ class Engine:
         if self.settings.runs_work:
             self.scheduler.wakeup.set()
 
+    # --- stats and health ----------------------------------------------------------------
+    async def get_action_stats(
+        self, caller: Caller, tenant: str, action_name: str, start: datetime | None, end: datetime | None
+    ) -> ActionStats:
+        """The stats of the action's executions that ended in ``[start, end)`` (default: the last hour)."""
+        tenant = await self.enter(caller, tenant, Permission.READ)
+        await self.actions.get(tenant, action_name)
+        start, end = window(start, end)
+        return await self.stats.action_stats(tenant, action_name, start, end)
+
+    async def get_overview(
+        self, caller: Caller, tenant: str, start: datetime | None, end: datetime | None
+    ) -> tuple[ActionStats, list[ActionStats], list[ActionHealth]]:
+        """The tenant's total, each action's stats over the window, and their health now."""
+        tenant = await self.enter(caller, tenant, Permission.READ)
+        start, end = window(start, end)
+        total, actions = await self.stats.overview(tenant, start, end)
+        return total, actions, await tenant_health(self.stats, tenant, self.health_thresholds)
+
+    async def get_action_health(self, caller: Caller, tenant: str, action_name: str) -> ActionHealth:
+        tenant = await self.enter(caller, tenant, Permission.READ)
+        await self.actions.get(tenant, action_name)
+        return await action_health(self.stats, tenant, action_name, self.health_thresholds)
+
     def _announce(self, ex: Execution, kind: UpdateKind, message: str = "") -> None:
         self.bus.publish(ExecutionUpdate.about(ex, kind, message=message))
+
+
+def _run_ended(task: asyncio.Task[Execution], subscription: Any) -> None:
+    """An ``Execute`` stream ends with its run, unless the run only suspended (a workflow
+    waiting): then the stream goes on until the final update."""
+    if not task.cancelled() and task.exception() is None and task.result().status is ExecutionStatus.WAITING:
+        return
+    subscription.close()
 
 
 __all__ = ["Engine", "Published"]

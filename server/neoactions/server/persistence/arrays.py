@@ -32,6 +32,7 @@ _TYPES = {
     "attempt_base": "integer", "series_started_at": "timestamptz", "lease_owner": "text",
     "lease_expires_at": "timestamptz", "error_type": "text", "execution_id": "uuid", "number": "integer",
     "runner": "text", "keep_lease": "boolean", "owner": "text", "now": "timestamptz", "handler_version": "text",
+    "replay_of": "uuid", "trace_context": "text",
 }  # fmt: skip
 
 

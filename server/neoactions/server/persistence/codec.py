@@ -233,7 +233,7 @@ EXECUTION_COLUMNS = (
     "input", "output", "error", "idempotency_key", "correlation_id", "causation_id",
     "parent_execution_id", "priority", "mode", "attempt_count", "created_at", "updated_at",
     "started_at", "finished_at", "next_attempt_at", "inline", "attempt_base", "series_started_at",
-    "lease_owner", "lease_expires_at", "error_type", "handler_version",
+    "lease_owner", "lease_expires_at", "error_type", "handler_version", "replay_of", "trace_context",
 )  # fmt: skip
 
 ATTEMPT_COLUMNS = (
@@ -264,6 +264,7 @@ def execution_params(x: Execution, d: Dialect) -> tuple[Any, ...]:
         d.opt_time(x.started_at), d.opt_time(x.finished_at), d.opt_time(x.next_attempt_at),
         d.enc_json(inline), x.attempt_base, d.opt_time(x.series_started_at), x.lease_owner or None,
         d.opt_time(x.lease_expires_at), x.error.type if x.error is not None else "", x.handler_version,
+        optional_id(x.replay_of, "execution.replay_of"), x.trace_context,
     )  # fmt: skip
 
 
@@ -288,6 +289,7 @@ def execution_from_row(row: Row, tenant: str, d: Dialect) -> Execution:
         next_attempt_at=d.dec_opt_time(row[21]), inline=inline, attempt_base=row[23],
         series_started_at=d.dec_opt_time(row[24]), lease_owner=row[25] or "",
         lease_expires_at=d.dec_opt_time(row[26]), handler_version=row[28] or "",
+        replay_of=dec_id(row[29]), trace_context=row[30] or "",
     )  # fmt: skip
 
 

@@ -65,6 +65,7 @@ from neoactions.server.persistence.codec import (
     to_micros,
 )
 from neoactions.server.persistence.memory_audit import MemoryAudit
+from neoactions.server.persistence.memory_stats import MemoryStats
 from neoactions.server.persistence.memory_eventstore import MemoryEventArchive
 from neoactions.server.persistence.memory_keys import MemoryKeys
 from neoactions.server.persistence.memory_leases import MemoryLeases
@@ -102,7 +103,7 @@ from neoactions.server.store import (
 )
 
 
-class MemoryStore(MemoryWorkflows, MemoryEventArchive, MemoryLeases, MemoryAudit, MemoryKeys, MemorySecrets, MemoryPlugins, AttemptShortcuts):
+class MemoryStore(MemoryStats, MemoryWorkflows, MemoryEventArchive, MemoryLeases, MemoryAudit, MemoryKeys, MemorySecrets, MemoryPlugins, AttemptShortcuts):
     """Every ``Store`` method over :class:`MemoryData` (a fresh one unless given)."""
 
     def __init__(self, data: MemoryData | None = None) -> None:

@@ -61,6 +61,7 @@ from neoactions.server.persistence.leases import LeaseMixin
 from neoactions.server.persistence.shortcuts import AttemptShortcuts
 from neoactions.server.persistence.sql_eventstore import SqlEventArchive
 from neoactions.server.persistence.sql_audit import SqlAuditMixin
+from neoactions.server.persistence.sql_stats import SqlStatsMixin
 from neoactions.server.persistence.sql_keys import SqlKeysMixin
 from neoactions.server.persistence.sql_secrets import SqlSecretsMixin
 from neoactions.server.persistence.sql_plugins import SqlPluginsMixin
@@ -182,7 +183,7 @@ def _finish_params(key: str, change: AttemptFinish, ended: Attempt, now: datetim
     )
 
 
-class SqlStore(SqlWorkflowsMixin, SqlEventArchive, LeaseMixin, SqlAuditMixin, SqlKeysMixin, SqlSecretsMixin, SqlPluginsMixin, AttemptShortcuts, ABC):
+class SqlStore(SqlStatsMixin, SqlWorkflowsMixin, SqlEventArchive, LeaseMixin, SqlAuditMixin, SqlKeysMixin, SqlSecretsMixin, SqlPluginsMixin, AttemptShortcuts, ABC):
     """Every ``Store`` method, given a transaction per call."""
 
     dialect: Dialect

@@ -1,0 +1,26 @@
+-- The event store's tools: replays, background replay jobs and per-tenant retention.
+
+-- an execution created by a replay names the event it replays; one per (event, action)
+ALTER TABLE executions ADD COLUMN replay_of TEXT;
+CREATE UNIQUE INDEX executions_replay ON executions (replay_of, action_id) WHERE replay_of IS NOT NULL;
+
+-- a replay running in the background: what it replays (spec) and how far it got (progress)
+CREATE TABLE replay_jobs (
+    id          TEXT PRIMARY KEY,
+    state       TEXT NOT NULL,
+    spec        TEXT NOT NULL,
+    progress    TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL
+);
+CREATE INDEX replay_jobs_created ON replay_jobs (created_at, id);
+
+-- the tenant's retention policy: one row; 0 seconds keeps forever
+CREATE TABLE retention_policy (
+    singleton          INTEGER PRIMARY KEY CHECK (singleton = 1),
+    events_seconds     INTEGER NOT NULL DEFAULT 0,
+    executions_seconds INTEGER NOT NULL DEFAULT 0,
+    updated_at         INTEGER NOT NULL
+);
+-- retention removes finished executions by age
+CREATE INDEX executions_finished ON executions (finished_at) WHERE finished_at IS NOT NULL;
