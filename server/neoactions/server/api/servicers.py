@@ -15,6 +15,7 @@ from neoactions.server.api.keys import ApiKeyServicer
 from neoactions.server.api.plugins import PluginServicer
 from neoactions.server.api.replay import ReplayServicer
 from neoactions.server.api.secrets import SecretServicer
+from neoactions.server.api.stats import StatsServicer
 from neoactions.server.api.tenants import TenantServicer
 from neoactions.server.engine import Engine
 from neoactions.v1 import (
@@ -34,6 +35,8 @@ from neoactions.v1 import (
     replay_pb2_grpc,
     secrets_pb2,
     secrets_pb2_grpc,
+    stats_pb2,
+    stats_pb2_grpc,
     tenants_pb2,
     tenants_pb2_grpc,
 )
@@ -47,6 +50,7 @@ SERVICE_NAMES = (
     audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
     secrets_pb2.DESCRIPTOR.services_by_name["SecretService"].full_name,
     replay_pb2.DESCRIPTOR.services_by_name["ReplayService"].full_name,
+    stats_pb2.DESCRIPTOR.services_by_name["StatsService"].full_name,
     plugins_pb2.DESCRIPTOR.services_by_name["PluginService"].full_name,
 )
 
@@ -62,6 +66,7 @@ def add_servicers(server: grpc.aio.Server, engine: Engine) -> None:
     audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(engine), registration)
     secrets_pb2_grpc.add_SecretServiceServicer_to_server(SecretServicer(engine), registration)
     replay_pb2_grpc.add_ReplayServiceServicer_to_server(ReplayServicer(engine), registration)
+    stats_pb2_grpc.add_StatsServiceServicer_to_server(StatsServicer(engine), registration)
     plugins_pb2_grpc.add_PluginServiceServicer_to_server(PluginServicer(engine), registration)
     if sorted(registration.services) != sorted(SERVICE_NAMES):
         raise RuntimeError(f"servicers registered {registration.services}, expected {SERVICE_NAMES}")
