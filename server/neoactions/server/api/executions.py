@@ -15,6 +15,7 @@ from neoactions.server.api.errors import streaming, unary
 from neoactions.server.bus import UpdateFilter
 from neoactions.server.engine import Engine
 from neoactions.server.store import ExecutionFilter
+from neoactions.server.workflows.rows import StepRun
 from neoactions.v1 import executions_pb2, executions_pb2_grpc
 
 
@@ -53,7 +54,13 @@ class ExecutionServicer(executions_pb2_grpc.ExecutionServiceServicer):
         self, request: executions_pb2.GetExecutionRequest, context: grpc.aio.ServicerContext
     ) -> executions_pb2.Execution:
         tenant, execution_id = names.parse_child(request.name, "executions")
-        return convert.execution_to_pb(await self._engine.get_execution(caller_of(context), tenant, execution_id))
+        caller = caller_of(context)
+        ex = await self._engine.get_execution(caller, tenant, execution_id)
+        msg = convert.execution_to_pb(ex)
+        if ex.handler_type == "workflow":
+            steps = await self._engine.workflow_steps(caller, tenant, execution_id)
+            msg.steps.extend(step_to_pb(tenant, s) for s in steps)
+        return msg
 
     @unary
     async def ListExecutions(
@@ -131,6 +138,37 @@ class ExecutionServicer(executions_pb2_grpc.ExecutionServiceServicer):
             caller_of(context), tenant, _dead_letter_filter(request.filter, tenant)
         )
         return executions_pb2.RequeueDeadLettersResponse(requeued_count=count)
+
+
+    @unary
+    async def PauseExecution(
+        self, request: executions_pb2.PauseExecutionRequest, context: grpc.aio.ServicerContext
+    ) -> executions_pb2.Execution:
+        tenant, execution_id = names.parse_child(request.name, "executions")
+        return convert.execution_to_pb(await self._engine.pause_execution(caller_of(context), tenant, execution_id))
+
+    @unary
+    async def ResumeExecution(
+        self, request: executions_pb2.ResumeExecutionRequest, context: grpc.aio.ServicerContext
+    ) -> executions_pb2.Execution:
+        tenant, execution_id = names.parse_child(request.name, "executions")
+        return convert.execution_to_pb(await self._engine.resume_execution(caller_of(context), tenant, execution_id))
+
+
+def step_to_pb(tenant: str, s: StepRun) -> executions_pb2.WorkflowStepState:
+    """A workflow run's stored step as its message."""
+    return executions_pb2.WorkflowStepState(
+        step=s.step,
+        index=s.index,
+        status=s.status.value,
+        child_execution=names.execution_name(tenant, s.child_id) if s.child_id else "",
+        attempts=s.attempts,
+        output_json=convert.dump_json(s.output),
+        error=convert.error_to_pb(s.error),
+        start_time=convert.ts(s.started_at),
+        end_time=convert.ts(s.finished_at),
+        wake_time=convert.ts(s.wake_at),
+    )
 
 
 def _dead_letter_filter(msg: executions_pb2.DeadLetterFilter, tenant: str) -> ExecutionFilter:

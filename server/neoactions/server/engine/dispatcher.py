@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from neoactions.domain.errors import Aborted
@@ -100,8 +100,11 @@ class Dispatcher:
         acks: Acknowledgements | None = None,
         concurrency: int = 64,
         max_interruptions: int = 3,
+        finished: Callable[[Execution], None] | None = None,
     ) -> None:
         self._store = store
+        #: told when an execution run here ends (a workflow's step wakes its run)
+        self._finished = finished
         #: attempts of one series cut by their process stopping before the execution is given up
         #: (dead-lettered): a handler that kills its process must not loop across restarts
         self._max_interruptions = max_interruptions
@@ -131,6 +134,14 @@ class Dispatcher:
 
     def free_slots(self) -> int:
         return self._concurrency - self._in_flight - self._queue.qsize() - self._reserved
+
+    def in_flight(self) -> int:
+        """Jobs running now (a metric)."""
+        return self._in_flight
+
+    def waiting(self) -> int:
+        """Jobs queued here for a worker (a metric)."""
+        return self._queue.qsize()
 
     def reserve(self, wanted: int) -> Reservation:
         """Promise up to ``wanted`` free worker slots to jobs about to be queued."""
@@ -297,6 +308,8 @@ class Dispatcher:
                 break
             # the retry is stored and this process keeps the lease: the wait is only a wake-up
             await asyncio.sleep(max(0.0, (due - utcnow()).total_seconds()))
+        if ex.status.is_final and self._finished is not None:
+            self._finished(ex)
         if job.delivery is not None and self._acks is not None:
             self._acks.add(job.delivery)
         if job.done is not None and not job.done.done():

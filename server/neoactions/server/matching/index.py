@@ -294,3 +294,47 @@ def _entry_order(entry: Entry) -> SortKey:
 
 def _never(envelope: dict[str, Any]) -> bool:
     return False
+
+
+# --- event waits: the second kind of subscriber ----------------------------------------------
+
+
+class _Waiter:
+    """What a wait is filed as: the few fields of an action an :class:`Entry` reads."""
+
+    __slots__ = ("created_at", "enabled", "name", "priority")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.priority = model.Priority.NORMAL
+        self.created_at = _EPOCH
+        self.enabled = True
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class WaitIndex:
+    """One tenant's event waits (workflow steps waiting for an event), filed in a trie and
+    literal tables of their own exactly as actions are, so a published event finds the waits
+    it satisfies with the same lookups, never by scanning them. Keyed by a wait id."""
+
+    def __init__(self) -> None:
+        self._index = TenantIndex()
+
+    def put(self, wait_id: str, compiled: CompiledTrigger) -> None:
+        waiter: Any = _Waiter(wait_id)
+        self._index.put(Entry(waiter, compiled))
+
+    def remove(self, wait_id: str) -> None:
+        self._index.remove(wait_id)
+
+    def __len__(self) -> int:
+        return len(self._index.entries)
+
+    def __contains__(self, wait_id: object) -> bool:
+        return wait_id in self._index.entries
+
+    def match(self, envelope: dict[str, Any]) -> list[str]:
+        """The ids of the waits ``envelope`` satisfies."""
+        return [waiter.name for waiter in self._index.match(envelope)]
