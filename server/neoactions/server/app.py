@@ -33,6 +33,7 @@ from neoactions.server.flow import create_flow_control
 from neoactions.server.logjson import configure_logging
 from neoactions.server.persistence import open_store
 from neoactions.server.persistence.changefeed import change_feed_for
+from neoactions.server.pluginhost.host import with_plugin_changes
 from neoactions.server.queue.redisstream import RedisStreamQueue
 from neoactions.server.relay import RelayedUpdateBus
 from neoactions.server.runners import HandlerRegistry
@@ -131,7 +132,8 @@ async def running(settings: Settings, reuse_port: bool = False) -> AsyncIterator
             stack.push_async_callback(relay.aclose)
             bus = relay
         engine = Engine(store, registry, bus, settings, changes, queue, flow)
-        await changes.start(engine.actions.reload, engine.actions.loaded_tenants)
+        # one feed for action and plugin changes made by other processes
+        await changes.start(*with_plugin_changes(engine.actions.reload, engine.actions.loaded_tenants, engine.plugins))
         stack.push_async_callback(changes.close)
         await engine.start()
         stack.push_async_callback(engine.stop, settings.shutdown_grace_seconds)

@@ -30,6 +30,7 @@ import jsonschema
 
 from neoactions.domain.errors import FieldViolation, InvalidArgument
 from neoactions.domain.model import JSON, ExecutionError, JSONObject, utcnow
+from neoactions.plugins.versions import RangeError, parse_range
 
 log = logging.getLogger(__name__)
 
@@ -204,6 +205,13 @@ def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
     return tuple(parts) if version else ()
 
 
+def _best_in_range(wanted: str, versions: list[str]) -> str | None:
+    try:
+        return parse_range(wanted).best(versions)
+    except RangeError:
+        return None
+
+
 class HandlerRegistry:
     """Handler types by name and version. Runners and plugins add to it at start-up
     (:meth:`register`) or at runtime (:meth:`install`, :meth:`remove`)."""
@@ -252,15 +260,19 @@ class HandlerRegistry:
             )
         if not version:
             return versions[max(versions, key=version_key)]
-        try:
-            return versions[version]
-        except KeyError:
+        found = versions.get(version)
+        if found is None:
+            # a semantic version range (``^1.2``, ``~1.2.3``, ``>=1 <2``): the newest it allows
+            best = _best_in_range(version, [v for v in versions if v])
+            found = versions.get(best) if best else None
+        if found is None:
             known = ", ".join(sorted((v or "built-in" for v in versions), key=version_key))
             raise InvalidArgument.field(
                 path.removesuffix(".type") + ".version",
-                f"handler type {name!r} has no version {version!r} (registered: {known})",
+                f"handler type {name!r} has no version matching {version!r} (registered: {known})",
                 reason="UNKNOWN_HANDLER_VERSION",
-            ) from None
+            )
+        return found
 
     def versions(self, name: str) -> list[str]:
         """The registered versions of ``name``, oldest first."""

@@ -85,6 +85,12 @@ class Settings:
     #: modules (with their submodules) whose functions ``python`` actions may run, besides the
     #: ``neoactions.handlers`` entry points; comma-separated in the environment
     python_handler_modules: list[str] = field(default_factory=list)
+    #: plugins (docs/plugins.md): registries (folders or HTTP(S) URLs of an ``index.json``),
+    #: the public-key files of trusted plugin signers (comma-separated in the environment), and
+    #: whether unsigned or untrusted plugins may be installed anyway
+    plugin_registries: list[str] = field(default_factory=list)
+    trusted_plugin_keys: list[str] = field(default_factory=list)
+    allow_unsigned_plugins: bool = False
     #: handed to runners via ``HandlerRegistry.settings``
     runner_settings: dict[str, Any] = field(default_factory=dict)
     #: the ``flow_control`` section (``FlowControlConfig.from_mapping``; see docs/flow-control.md)
