@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import httpx
+from opentelemetry.trace import SpanKind
 
 from neoactions.domain.model import JSON, ExecutionError, JSONObject
 from neoactions.sandboxes.http.guard import AddressPolicy, AddressRefused, guarded_client
@@ -21,6 +22,7 @@ from neoactions.sandboxes.http.response import (
 from neoactions.sandboxes.http.schema import DEFAULT_RESPONSE_BYTES, MAX_RESPONSE_BYTES
 from neoactions.sandboxes.http.signing import WebhookSigner
 from neoactions.server.runners import ExecutionContext, Failure, Log, Result, RunnerUpdate
+from neoactions.server.telemetry import tracing
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
 #: how much of an error response's body goes into the error message
@@ -121,6 +123,22 @@ class HttpRunner:
     async def _send(
         self, prepared: PreparedRequest, config: JSONObject, limit: float, cap: int
     ) -> tuple[Result | Failure, str]:
+        if tracing.state.enabled:
+            # an HTTP client span, child of the attempt; the target sees it as its parent
+            url = httpx.URL(prepared.url)
+            attributes = {"http.request.method": prepared.method, "server.address": url.host, "url.scheme": url.scheme}
+            with tracing.client_span(prepared.headers, prepared.method, SpanKind.CLIENT, attributes) as (span, ids):
+                prepared.headers.update(ids)
+                outcome, summary, status = await self._exchange(prepared, config, limit, cap)
+                if span is not None and span.is_recording():
+                    span.set_attribute("http.response.status_code", status)
+                return outcome, summary
+        outcome, summary, _ = await self._exchange(prepared, config, limit, cap)
+        return outcome, summary
+
+    async def _exchange(
+        self, prepared: PreparedRequest, config: JSONObject, limit: float, cap: int
+    ) -> tuple[Result | Failure, str, int]:
         request = self._client.build_request(
             prepared.method,
             prepared.url,
@@ -134,7 +152,7 @@ class HttpRunner:
         )
         try:
             summary = f"{prepared.method} {response.url.host} -> {response.status_code}"
-            return await self._outcome(response, config, cap), summary
+            return await self._outcome(response, config, cap), summary, response.status_code
         finally:
             await response.aclose()
 

@@ -40,6 +40,7 @@ from neoactions.domain.model import (
     UpdateKind,
     utcnow,
 )
+from neoactions.server import telemetry
 from neoactions.server.bus import UpdateBus
 from neoactions.server.engine.catalog import ActionCatalog
 from neoactions.server.engine.dispatcher import Dispatcher, Reservation
@@ -126,7 +127,9 @@ class Publisher:
             event.tenant = tenant
             event.id = new_id()
             event.received_at = utcnow()
+            began = telemetry.clock()
             planned = [_plan(event, action) for action in self._matcher.match(tenant, event)]
+            telemetry.matched(tenant, event, planned, began)
             if perf_counter() - turn > MATCHING_SLICE_SECONDS:
                 # a batch matched against costly (CEL) conditions must not hold the loop throughout
                 await asyncio.sleep(0)
