@@ -4,7 +4,7 @@ generated from this file (``make client``)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -14,6 +14,7 @@ from google.protobuf import field_mask_pb2
 from neoactions.client import _apply
 from neoactions.client import _deadletters as _dl
 from neoactions.client import _requests as rq
+from neoactions.client._auth import auth_interceptors, resolve_api_key
 from neoactions.client._config import CHANNEL_OPTIONS, DEFAULT_TARGET, DEFAULT_TIMEOUT
 from neoactions.client._errors import translated
 from neoactions.client._tls import PemSource, channel_credentials
@@ -22,6 +23,8 @@ from neoactions.domain import convert
 from neoactions.domain.audit import AuditEntry
 from neoactions.domain.audit_pb import entry_from_pb
 from neoactions.domain.errors import FailedPrecondition, Internal, InvalidArgument, NeoActionsError, NotFound
+from neoactions.domain.keys import ApiKey
+from neoactions.domain.keys_convert import api_key_from_pb
 from neoactions.domain.model import (
     ADMIN_TENANT,
     JSON,
@@ -32,6 +35,9 @@ from neoactions.domain.model import (
     ExecutionStatus,
     Tenant,
 )
+from neoactions.domain.secrets import MasterKeyRotation, SecretInfo
+from neoactions.domain.secrets_pb import rotation_from_pb, secret_from_pb, secret_resource
+from neoactions.plugins import wire as _plugin_wire
 from neoactions.v1 import (
     actions_pb2,
     actions_pb2_grpc,
@@ -41,6 +47,12 @@ from neoactions.v1 import (
     events_pb2_grpc,
     executions_pb2,
     executions_pb2_grpc,
+    keys_pb2,
+    keys_pb2_grpc,
+    plugins_pb2,
+    plugins_pb2_grpc,
+    secrets_pb2,
+    secrets_pb2_grpc,
     tenants_pb2,
     tenants_pb2_grpc,
 )
@@ -80,21 +92,30 @@ class AsyncClient:
         tls_ca: PemSource | None = None,
         tls_cert: PemSource | None = None,
         tls_key: PemSource | None = None,
+        api_key: str | None = None,
+        data_dir: str | None = None,
     ) -> None:
         self.target = target
         self.tenant = tenant
         self.timeout = timeout
         self._owns_channel = channel is None
+        # the bearer token of every call: the argument, NEOACTIONS_API_KEY, the user's profile,
+        # or a local embedded server's admin.key (see _auth.py); a given channel brings its own
+        self.api_key = resolve_api_key(api_key, target, data_dir) if channel is None else api_key
+        interceptors = auth_interceptors(self.api_key) if channel is None else []
         # TLS when a CA or a client certificate is given (see _tls.py); plaintext otherwise
         tls = channel_credentials(tls_ca, tls_cert, tls_key) if channel is None else None
         if channel is None and tls is not None:
-            channel = grpc.aio.secure_channel(target, tls, options=CHANNEL_OPTIONS)
-        self._channel = channel or grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+            channel = grpc.aio.secure_channel(target, tls, options=CHANNEL_OPTIONS, interceptors=interceptors)
+        self._channel = channel or grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS, interceptors=interceptors)
         self._events = events_pb2_grpc.EventServiceStub(self._channel)
         self._actions = actions_pb2_grpc.ActionServiceStub(self._channel)
         self._executions = executions_pb2_grpc.ExecutionServiceStub(self._channel)
         self._tenants = tenants_pb2_grpc.TenantServiceStub(self._channel)
         self._audit = audit_pb2_grpc.AuditServiceStub(self._channel)
+        self._keys = keys_pb2_grpc.ApiKeyServiceStub(self._channel)
+        self._secrets = secrets_pb2_grpc.SecretServiceStub(self._channel)
+        self._plugins = plugins_pb2_grpc.PluginServiceStub(self._channel)
 
     async def __aenter__(self) -> Self:
         return self
@@ -434,6 +455,24 @@ class AsyncClient:
         request = _dl.cancel_request(self._tenant(tenant), execution_id, reason)
         return convert.execution_from_pb(await self._call(self._executions.CancelExecution, request))
 
+    async def pause_execution(self, execution_id: str, *, tenant: str | None = None) -> Execution:
+        """Pause a workflow run: its steps in flight finish, no new step starts."""
+        request = executions_pb2.PauseExecutionRequest(name=rq.execution_resource(self._tenant(tenant), execution_id))
+        return convert.execution_from_pb(await self._call(self._executions.PauseExecution, request))
+
+    async def resume_execution(self, execution_id: str, *, tenant: str | None = None) -> Execution:
+        """Resume a paused workflow run."""
+        request = executions_pb2.ResumeExecutionRequest(name=rq.execution_resource(self._tenant(tenant), execution_id))
+        return convert.execution_from_pb(await self._call(self._executions.ResumeExecution, request))
+
+    async def workflow_steps(self, execution_id: str, *, tenant: str | None = None) -> list[dict[str, Any]]:
+        """A workflow run's steps as stored (``[]`` for other executions): each a dict with
+        ``step``, ``index`` (-1, or a for_each item's), ``status``, ``child_execution_id``,
+        ``attempts``, ``output``, ``error``, ``start_time``, ``end_time``, ``wake_time``."""
+        request = executions_pb2.GetExecutionRequest(name=rq.execution_resource(self._tenant(tenant), execution_id))
+        msg = await self._call(self._executions.GetExecution, request)
+        return [_step_dict(s) for s in msg.steps]
+
     async def retry_execution(self, execution_id: str, *, tenant: str | None = None) -> Execution:
         """A new attempt series of a failed, timed-out, cancelled or dead-lettered execution."""
         request = _dl.retry_request(self._tenant(tenant), execution_id)
@@ -582,6 +621,45 @@ class AsyncClient:
         """Every tenant, page after page."""
         return _all_pages(lambda token: self.list_tenants(page_size=page_size, page_token=token))
 
+    async def delete_tenant(self, slug: str) -> None:
+        """Remove a tenant with everything it holds and its API keys; the ``admin`` tenant's admin only."""
+        await self._call(self._tenants.DeleteTenant, tenants_pb2.DeleteTenantRequest(name=f"tenants/{slug}"))
+
+    # --- API keys ------------------------------------------------------------------
+
+    async def create_api_key(
+        self,
+        name: str,
+        role: str,
+        *,
+        tenant: str | None = None,
+        expires_in: timedelta | None = None,
+        publish_rate: float = 0.0,
+    ) -> tuple[ApiKey, str]:
+        """A new API key and its token (shown only here: keep it). Roles: admin, writer,
+        reader, publisher."""
+        request = keys_pb2.CreateApiKeyRequest(
+            parent=f"tenants/{self._tenant(tenant)}", display_name=name, role=role, publish_rate=publish_rate
+        )
+        if expires_in is not None:
+            request.ttl.FromTimedelta(expires_in)
+        response = await self._call(self._keys.CreateApiKey, request)
+        return api_key_from_pb(response.api_key), response.key
+
+    async def list_api_keys(
+        self, *, tenant: str | None = None, page_size: int = 0, page_token: str = ""
+    ) -> Page[ApiKey]:
+        request = keys_pb2.ListApiKeysRequest(
+            parent=f"tenants/{self._tenant(tenant)}", page_size=page_size, page_token=page_token
+        )
+        response = await self._call(self._keys.ListApiKeys, request)
+        return Page([api_key_from_pb(k) for k in response.api_keys], response.next_page_token)
+
+    async def revoke_api_key(self, key_id: str, *, tenant: str | None = None) -> ApiKey:
+        """Revoke a key: every server process refuses it within a second."""
+        request = keys_pb2.RevokeApiKeyRequest(name=f"tenants/{self._tenant(tenant)}/apiKeys/{key_id}")
+        return api_key_from_pb(await self._call(self._keys.RevokeApiKey, request))
+
     # --- audit log ---------------------------------------------------------------
 
     async def list_audit_entries(
@@ -637,5 +715,92 @@ class AsyncClient:
             )
         )
 
+    # --- secrets -------------------------------------------------------------------
+
+    async def set_secret(self, name: str, value: str, *, tenant: str | None = None) -> SecretInfo:
+        """Create a secret or give it a new value (admin role). Actions name it in handler
+        configs as ``{{ secrets.NAME }}``; no call ever returns the value."""
+        request = secrets_pb2.SetSecretRequest(parent=rq.parent(self._tenant(tenant)), secret_id=name, value=value)
+        return secret_from_pb(await self._call(self._secrets.SetSecret, request))
+
+    async def list_secrets(
+        self, *, tenant: str | None = None, page_size: int = 0, page_token: str = ""
+    ) -> Page[SecretInfo]:
+        """Names and metadata (created, updated, version), ordered by name; never values."""
+        request = secrets_pb2.ListSecretsRequest(
+            parent=rq.parent(self._tenant(tenant)), page_size=page_size, page_token=page_token
+        )
+        response = await self._call(self._secrets.ListSecrets, request)
+        return Page([secret_from_pb(s) for s in response.secrets], response.next_page_token)
+
+    def iter_secrets(self, *, tenant: str | None = None, page_size: int = 0) -> AsyncIterator[SecretInfo]:
+        """Every secret of the tenant, page after page."""
+        return _all_pages(lambda token: self.list_secrets(tenant=tenant, page_size=page_size, page_token=token))
+
+    async def delete_secret(self, name: str, *, tenant: str | None = None) -> None:
+        request = secrets_pb2.DeleteSecretRequest(name=secret_resource(self._tenant(tenant), name))
+        await self._call(self._secrets.DeleteSecret, request)
+
+    async def rotate_master_key(self, new_key: bytes = b"") -> MasterKeyRotation:
+        """Re-encrypt every tenant's secrets under the server's current master key, or under
+        ``new_key`` (32 random bytes), which becomes current; the admin tenant's admin only."""
+        request = secrets_pb2.RotateMasterKeyRequest(new_master_key=new_key)
+        return rotation_from_pb(await self._call(self._secrets.RotateMasterKey, request))
+
+    # --- plugins -----------------------------------------------------------------
+
+    async def search_plugins(self, query: str = "", *, registry: str = "") -> list[dict[str, Any]]:
+        """The plugins the server's registries offer (name, versions, latest, installed_version...)."""
+        request = plugins_pb2.SearchRegistryRequest(query=query, registry=registry)
+        response = await self._call(self._plugins.SearchRegistry, request)
+        return [_plugin_wire.entry_from_pb(p) for p in response.plugins]
+
+    async def list_plugins(self, *, installed_only: bool = False) -> list[dict[str, Any]]:
+        """Installed plugins, then the built-in handler types (``builtin: true``)."""
+        request = plugins_pb2.ListPluginsRequest(installed_only=installed_only)
+        response = await self._call(self._plugins.ListPlugins, request)
+        return [_plugin_wire.plugin_from_pb(p) for p in response.plugins]
+
+    async def get_plugin(self, name: str) -> dict[str, Any]:
+        """One plugin: its versions, handler types (config schema, examples), capabilities granted."""
+        request = plugins_pb2.GetPluginRequest(name=name)
+        return _plugin_wire.plugin_from_pb(await self._call(self._plugins.GetPlugin, request))
+
+    async def install_plugin(
+        self, name: str, version: str = "", *, registry: str = "", grants: Sequence[str] = ()
+    ) -> dict[str, Any]:
+        """Install the newest version ``version`` (a version or range) allows; ``grants`` give the
+        capabilities it requests (``net:HOST``, ``secret:NAME``). The admin tenant's admin only."""
+        request = plugins_pb2.InstallPluginRequest(name=name, version=version, registry=registry, grants=list(grants))
+        return _plugin_wire.plugin_from_pb(await self._call(self._plugins.InstallPlugin, request))
+
+    async def update_plugin(self, name: str, version: str = "", *, grants: Sequence[str] = ()) -> dict[str, Any]:
+        """Install a newer version beside the installed ones; in-flight executions keep theirs."""
+        request = plugins_pb2.UpdatePluginRequest(name=name, version=version, grants=list(grants))
+        return _plugin_wire.plugin_from_pb(await self._call(self._plugins.UpdatePlugin, request))
+
+    async def uninstall_plugin(self, name: str, *, force: bool = False) -> dict[str, Any]:
+        """Remove every version; refused while enabled actions use it unless ``force`` disables them."""
+        request = plugins_pb2.UninstallPluginRequest(name=name, force=force)
+        return _plugin_wire.removal_from_pb(await self._call(self._plugins.UninstallPlugin, request))
+
 
 __all__ = ["AsyncClient"]
+
+
+def _step_dict(s: executions_pb2.WorkflowStepState) -> dict[str, Any]:
+    def when(field: str) -> datetime | None:
+        return convert.dt(getattr(s, field)) if s.HasField(field) else None
+
+    return {
+        "step": s.step,
+        "index": s.index,
+        "status": s.status,
+        "child_execution_id": s.child_execution.rsplit("/", 1)[-1] if s.child_execution else "",
+        "attempts": s.attempts,
+        "output": convert.parse_json(s.output_json, "output_json"),
+        "error": convert.error_from_pb(s) if s.HasField("error") else None,
+        "start_time": when("start_time"),
+        "end_time": when("end_time"),
+        "wake_time": when("wake_time"),
+    }

@@ -16,6 +16,8 @@ import threading
 from types import TracebackType
 from typing import Any
 
+from neoactions.server.secrets.masking import LOG_VALUES
+
 #: the fields every line has, in this order
 FIELDS = ("time", "level", "logger", "message")
 
@@ -40,6 +42,10 @@ class JsonLogFormatter(logging.Formatter):
             entry["exception"] = record.exc_text
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
+        # the values of secrets attempts used lately never reach a log line, whoever logged them
+        for key in ("message", "exception", "stack"):
+            if key in entry:
+                entry[key] = LOG_VALUES.mask(entry[key])
         # ASCII escapes keep the line writable whatever the stream's encoding (lone surrogates too)
         return json.dumps(entry, default=str)
 

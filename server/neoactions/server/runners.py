@@ -157,6 +157,9 @@ class HandlerType:
     close: Callable[[], Awaitable[None]] | None = None
     #: keys of the config left unrendered (e.g. source code that contains ``{{``)
     raw_config_keys: frozenset[str] = frozenset()
+    #: config fields holding credentials (dotted paths, keys matched case-insensitively; a list
+    #: there is checked item by item): they accept only ``{{ secrets.NAME }}`` references
+    sensitive_config_paths: frozenset[str] = frozenset()
     _validator: Any = field(default=None, repr=False)
 
     def check_config(self, config: JSONObject, path: str = "handler.config") -> None:

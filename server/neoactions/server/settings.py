@@ -82,9 +82,40 @@ class Settings:
     template_max_steps: int = 100_000
     template_max_seconds: float = 1.0
     log_level: str = "info"
+    #: observability (docs/observability.md). ``json`` log lines, ``text`` for people, or ``auto``:
+    #: text when stderr is a terminal
+    log_format: str = "auto"
+    #: log event data and handler output (debugging only: they may hold personal data)
+    log_payloads: bool = False
+    #: Prometheus metrics at ``http://metrics_host:metrics_port/metrics``; -1: none, 0: a free port
+    metrics_port: int = -1
+    metrics_host: str = "127.0.0.1"
+    #: label metrics with action names (at most ``metrics_max_actions`` per process, the rest ``other``)
+    metrics_action_labels: bool = False
+    metrics_max_actions: int = 100
+    #: action health over the last ``health_window_seconds``, judged once ``health_min_executions``
+    #: ended in it: degraded/critical at these error rates (0-1) or p95 durations (seconds; 0: off)
+    health_window_seconds: float = 300.0
+    health_min_executions: int = 5
+    health_degraded_error_rate: float = 0.1
+    health_critical_error_rate: float = 0.5
+    health_degraded_p95_seconds: float = 0.0
+    health_critical_p95_seconds: float = 0.0
+    #: how often each tenant's action health is evaluated and alerts published; 0: never
+    alerts_interval_seconds: float = 30.0
     #: modules (with their submodules) whose functions ``python`` actions may run, besides the
     #: ``neoactions.handlers`` entry points; comma-separated in the environment
     python_handler_modules: list[str] = field(default_factory=list)
+    #: the master key sealing secrets (base64 of 32 random bytes; ``NEOACTIONS_MASTER_KEY``),
+    #: or a file holding it; with neither, the embedded store generates ``<data_dir>/master.key``
+    master_key: str = ""
+    master_key_file: str = ""
+    #: keys (base64, or key files) that still open secrets sealed before a rotation; comma-separated
+    master_key_previous: list[str] = field(default_factory=list)
+    #: where the first admin API key is written (or read from, when the file already holds one)
+    #: on a first start with no key; default: ``<data_dir>/admin.key`` on the embedded store,
+    #: printed once on standard output with PostgreSQL
+    bootstrap_key_file: str = ""
     #: plugins (docs/plugins.md): registries (folders or HTTP(S) URLs of an ``index.json``),
     #: the public-key files of trusted plugin signers (comma-separated in the environment), and
     #: whether unsigned or untrusted plugins may be installed anyway
@@ -95,6 +126,11 @@ class Settings:
     runner_settings: dict[str, Any] = field(default_factory=dict)
     #: the ``flow_control`` section (``FlowControlConfig.from_mapping``; see docs/flow-control.md)
     flow_control: dict[str, Any] = field(default_factory=dict)
+    #: port of the HTTP surface (CloudEvents ingest, signed webhooks, dashboard; docs/http.md):
+    #: -1 serves no HTTP, 0 picks a free port
+    http_port: int = -1
+    #: signed webhook sources: name → {tenant, event_type, scheme, secret_file | secret_env}
+    webhook_sources: dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> None:
         """Refuse inconsistent settings (``ValueError`` naming the setting)."""
@@ -109,6 +145,12 @@ class Settings:
             raise ValueError("dedup_window_seconds must not be negative")
         if self.processes < 1:
             raise ValueError("processes must be at least 1")
+        if self.log_format not in ("auto", "json", "text"):
+            raise ValueError(f"log_format must be auto, json or text, not {self.log_format!r}")
+        if not 0 <= self.health_degraded_error_rate <= self.health_critical_error_rate <= 1:
+            raise ValueError("health error rates must satisfy 0 <= degraded <= critical <= 1")
+        if self.health_window_seconds <= 0 or self.alerts_interval_seconds < 0 or self.metrics_max_actions < 1:
+            raise ValueError("need health_window_seconds > 0, alerts_interval_seconds >= 0, metrics_max_actions >= 1")
         for name in ("max_message_bytes", "max_actions_per_tenant", "max_conditions_per_action"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
@@ -130,11 +172,20 @@ class Settings:
                 raise ValueError("processes > 1 needs redis_url: concurrency and rate limits must be shared")
             if self.port == 0:
                 raise ValueError("processes > 1 needs a fixed port: the processes share it")
+            if self.http_port == 0:
+                raise ValueError("processes > 1 needs a fixed http_port: the processes share it")
 
     @property
     def runs_work(self) -> bool:
         """Whether this process claims and runs ``async``/``queued`` work."""
         return self.role in ("worker", "all")
+
+    @property
+    def bootstrap_key_path(self) -> Path | None:
+        """Where the first admin key goes (``None``: printed once)."""
+        if self.bootstrap_key_file:
+            return Path(self.bootstrap_key_file)
+        return None if self.database_url else self.data_dir / "admin.key"
 
     @property
     def store_url(self) -> str:
@@ -153,7 +204,7 @@ class Settings:
             env = os.environ.get(f"NEOACTIONS_{f.name.upper()}")
             if env is None:
                 continue
-            if f.name in ("runner_settings", "flow_control"):
+            if f.name in ("runner_settings", "flow_control", "webhook_sources"):
                 parsed = json.loads(env)
                 if not isinstance(parsed, dict):
                     raise ValueError(f"NEOACTIONS_{f.name.upper()} must be a JSON object")

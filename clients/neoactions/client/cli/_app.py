@@ -8,8 +8,9 @@ from typing import Annotated
 
 import typer
 
+from neoactions.client._auth import profile as login_profile
 from neoactions.client._config import DEFAULT_TARGET
-from neoactions.client.cli import actions, audit, deadletters, executions, tenants
+from neoactions.client.cli import actions, audit, deadletters, executions, keys, secrets, tenants
 from neoactions.client.cli._context import CliState
 from neoactions.client.cli._globals import GlobalOptionsAnywhere
 from neoactions.client.cli.apply import apply
@@ -22,7 +23,7 @@ app = typer.Typer(
     name="neoactions",
     cls=GlobalOptionsAnywhere,
     help="neoactions: publish events, manage actions, run and watch executions.",
-    epilog="Global options (--server, --tenant, --json, --timeout, --tls-*) may also follow the command.",
+    epilog="Global options (--server, --tenant, --json, --timeout, --tls-*, --api-key) may also follow the command.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -85,10 +86,26 @@ def root(
         str,
         typer.Option(envvar="NEOACTIONS_TLS_KEY", show_default=False, help="The client certificate's key (PEM)."),
     ] = "",
+    api_key: Annotated[
+        str,
+        typer.Option(
+            envvar="NEOACTIONS_API_KEY",
+            show_default=False,
+            help="The API key (default: the profile `neoactions login` wrote, or a local server's admin.key).",
+        ),
+    ] = "",
+    profile: Annotated[
+        str,
+        typer.Option(envvar="NEOACTIONS_PROFILE", show_default=False, help="The login profile to use."),
+    ] = "",
 ) -> None:
     """Global options; they may come before or after the command."""
+    chosen = login_profile(profile or None)
+    if server == DEFAULT_TARGET and chosen.get("server"):
+        server = str(chosen["server"])
     ctx.obj = CliState(server=server, tenant=tenant, json=json_, timeout=timeout)
     ctx.obj.tls_ca, ctx.obj.tls_cert, ctx.obj.tls_key = tls_ca, tls_cert, tls_key
+    ctx.obj.api_key = api_key or str(chosen.get("api_key") or "")
 
 
 app.command()(serve)
@@ -100,6 +117,9 @@ app.add_typer(actions.app, name="actions")
 app.add_typer(executions.app, name="executions")
 app.add_typer(deadletters.app, name="dlq")
 app.add_typer(tenants.app, name="tenants")
+app.add_typer(secrets.app, name="secrets")
 app.add_typer(audit.app, name="audit")
+app.add_typer(keys.app, name="keys")
+app.command()(keys.login)
 
 __all__ = ["app", "installed_version"]

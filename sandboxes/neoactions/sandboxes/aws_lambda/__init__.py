@@ -27,6 +27,9 @@ def register(registry: HandlerRegistry) -> None:
             description="AWS Lambda Invoke, SigV4-signed",
             validate=validate_config,
             close=runner.aclose,
+            sensitive_config_paths=frozenset(
+                {"credentials.access_key_id", "credentials.secret_access_key", "credentials.session_token"}
+            ),
         )
     )
 

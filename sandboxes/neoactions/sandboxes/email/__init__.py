@@ -22,6 +22,7 @@ def register(registry: HandlerRegistry) -> None:
             config_schema=CONFIG_SCHEMA,
             description="send an email over SMTP",
             validate=validate_config,
+            sensitive_config_paths=frozenset({"password"}),
         )
     )
 

@@ -20,7 +20,7 @@ from neoactions.sandboxes.http.presets import (
 )
 from neoactions.sandboxes.http.response import classify_status, parse_retry_after
 from neoactions.sandboxes.http.runner import HttpRunner
-from neoactions.sandboxes.http.schema import CONFIG_SCHEMA, validate_config
+from neoactions.sandboxes.http.schema import CONFIG_SCHEMA, SENSITIVE_PATHS, validate_config
 from neoactions.sandboxes.http.signing import WebhookSigner
 from neoactions.server.runners import HandlerRegistry, HandlerType
 
@@ -36,6 +36,7 @@ def register(registry: HandlerRegistry) -> None:
             description="HTTP request or Standard Webhooks delivery",
             validate=validate_config,
             close=runner.aclose,
+            sensitive_config_paths=SENSITIVE_PATHS,
         )
     )
     registry.register(
@@ -51,6 +52,7 @@ def register(registry: HandlerRegistry) -> None:
             name="sms",
             runner=SmsRunner(runner),
             config_schema=SMS_SCHEMA,
+            sensitive_config_paths=frozenset({"auth_token"}),
             description="SMS through a Twilio-style HTTP API (an http preset)",
         )
     )

@@ -111,6 +111,19 @@ CONFIG_SCHEMA: JSONObject = {
 }
 
 
+#: credentials: they accept only ``{{ secrets.NAME }}`` references (``HandlerType.sensitive_config_paths``)
+SENSITIVE_PATHS = frozenset(
+    {
+        "auth.token",
+        "auth.password",
+        "auth.value",
+        "headers.Authorization",
+        "headers.Proxy-Authorization",
+        "webhook.secrets",
+    }
+)
+
+
 def templated(value: object) -> bool:
     """A string still holding a template: it can only be checked once rendered."""
     return isinstance(value, str) and ("{{" in value or "{%" in value)
@@ -167,6 +180,7 @@ __all__ = [
     "DEFAULT_RESPONSE_BYTES",
     "MAX_RESPONSE_BYTES",
     "METHODS",
+    "SENSITIVE_PATHS",
     "secrets_of",
     "templated",
     "url_problem",

@@ -26,11 +26,12 @@ execution is re-scheduled, no attempt is spent.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from neoactions.domain.errors import Unavailable
+from neoactions.domain.errors import NeoActionsError, Unavailable
 from neoactions.domain.model import (
     JSON,
     Action,
@@ -45,6 +46,7 @@ from neoactions.domain.model import (
     UpdateKind,
     utcnow,
 )
+from neoactions.server import telemetry
 from neoactions.server.bus import UpdateBus
 from neoactions.server.engine.catalog import ActionCatalog
 from neoactions.server.engine.envelopes import EnvelopeLoader
@@ -64,6 +66,7 @@ from neoactions.server.runners import (
     Result,
     Suspend,
 )
+from neoactions.server.secrets import Masker, Secrets, SecretUnavailable, secret_names
 from neoactions.server.store import AttemptFinish, AttemptStart, Store
 from neoactions.server.templating import ConfigRenderer, TemplateRenderBusy, TemplateRenderError
 
@@ -131,6 +134,21 @@ def retry_decision(ex: Execution, policy: RetryPolicy, attempt: Attempt, error: 
     return delay
 
 
+def _masked(outcome: Outcome, masker: Masker) -> Outcome:
+    """``outcome`` with the values of the attempt's secrets masked (``***``)."""
+    if not masker:
+        return outcome
+    if isinstance(outcome, Result):
+        return Result(masker.json(outcome.output))
+    if isinstance(outcome, Suspend):
+        return dataclasses.replace(outcome, state=masker.json(outcome.state), reason=masker.text(outcome.reason))
+    return Failure(_masked_error(outcome.error, masker), outcome.timed_out)
+
+
+def _masked_error(e: ExecutionError, masker: Masker) -> ExecutionError:
+    return dataclasses.replace(e, type=masker.text(e.type), message=masker.text(e.message), stack=masker.text(e.stack))
+
+
 def _resume_state(ex: Execution) -> JSON:
     """What the last suspended attempt of the current series handed over (``None`` when none
     suspended): every attempt after it — the one resuming, and its retries — starts from it."""
@@ -153,8 +171,10 @@ class AttemptRunner:
         leases: LeaseKeeper,
         recorder: AttemptRecorder,
         flow: FlowControl | None = None,
+        secrets: Secrets | None = None,
     ) -> None:
         self._recorder = recorder
+        self._secrets = secrets
         self._envelopes = EnvelopeLoader(store)
         self._flow = flow
         self._store = store
@@ -202,6 +222,7 @@ class AttemptRunner:
         plan, prepared, attempt = begun.plan, begun.prepared, begun.attempt
         flow_lease, begun.flow_lease = begun.flow_lease, None
         resume_state = _resume_state(ex)
+        span = telemetry.attempt_began(ex, attempt)
         try:
             if not begun.stored:
                 start = AttemptStart(ex.id, attempt, self._leases.owner, ex.handler_version)
@@ -215,7 +236,9 @@ class AttemptRunner:
             if deadline is not None:
                 attempt_deadline = min(attempt_deadline, deadline)
             if isinstance(prepared, Prepared):
-                outcome = await self._attempt(job, prepared, attempt, attempt_deadline, resume_state)
+                outcome = _masked(
+                    await self._attempt(job, prepared, attempt, attempt_deadline, resume_state, span), prepared.masker
+                )
                 if flow_lease is not None:
                     lease, flow_lease = flow_lease, None
                     await self._finish_flow(lease, outcome)
@@ -223,6 +246,7 @@ class AttemptRunner:
                 outcome = prepared
             return await self._finish(job, plan, attempt, outcome)
         finally:
+            telemetry.attempt_ended(span, ex, attempt)
             if flow_lease is not None:
                 await self._release_surely(flow_lease)
 
@@ -290,6 +314,16 @@ class AttemptRunner:
             return Failure.of("unknown_handler_type", str(exc))
         ex.handler_version = handler_type.version
         envelope = job.envelope if job.envelope is not None else await self._envelope(ex)
+        secrets: dict[str, str] = {}
+        if self._secrets is not None:
+            try:
+                names = secret_names(plan.handler.config, handler_type.raw_config_keys)
+                secrets = await self._secrets.values(ex.tenant, names)
+            except SecretUnavailable as exc:
+                return Failure.of("secret_error", str(exc))
+            except NeoActionsError as exc:
+                return Failure.of("secret_error", exc.message, retryable=isinstance(exc, Unavailable))
+        masker = Masker(secrets.values())
         try:
             config = await self._renderer.render_async(
                 plan.handler.config,
@@ -299,25 +333,33 @@ class AttemptRunner:
                     "metadata": (envelope or {}).get("metadata", {}),
                     "execution": {"id": ex.id, "attempt": number, "idempotency_key": ex.idempotency_key},
                     "vars": {},
-                    "secrets": {},
+                    "secrets": secrets,
                 },
                 handler_type.raw_config_keys,
                 plan.timeout_seconds,
             )
         except TemplateRenderBusy as exc:
-            return Failure.of("template_error", str(exc), retryable=True)
+            return Failure.of("template_error", masker.text(str(exc)), retryable=True)
         except TemplateRenderError as exc:
-            return Failure.of("template_error", str(exc))
+            return Failure.of("template_error", masker.text(str(exc)))
         except Exception as exc:  # the renderer's own bug: this attempt fails, the worker goes on
             log.exception("rendering the config of execution %s failed", ex.id)
-            return Failure(classify_exception(exc, "template_error"))
-        return Prepared(handler_type, config, envelope)
+            error = classify_exception(exc, "template_error")
+            return Failure(_masked_error(error, masker))
+        return Prepared(handler_type, config, envelope, masker)
 
     async def _attempt(
-        self, job: Job, prepared: Prepared, attempt: Attempt, deadline: datetime, resume_state: JSON = None
+        self,
+        job: Job,
+        prepared: Prepared,
+        attempt: Attempt,
+        deadline: datetime,
+        resume_state: JSON = None,
+        span: telemetry.Span | None = None,
     ) -> Outcome:
         ex = job.execution
         handler_type, config, envelope = prepared.handler_type, prepared.config, prepared.envelope
+        mask = prepared.masker
         ctx = ExecutionContext(
             tenant=ex.tenant,
             execution_id=ex.id,
@@ -329,7 +371,7 @@ class AttemptRunner:
             correlation_id=ex.correlation_id,
             event_id=ex.event_id,
             event_type=str(envelope.get("type", "")) if envelope else "",
-            trace_context=_trace_context(envelope),
+            trace_context=telemetry.runner_context(span, _trace_context(envelope)),
             resume_state=resume_state,
         )
         outcome: Outcome | None = None
@@ -337,10 +379,10 @@ class AttemptRunner:
             async with asyncio.timeout(max(0.0, (deadline - utcnow()).total_seconds())):
                 async for update in handler_type.runner.execute(config, ex.input, ctx):
                     if isinstance(update, Log):
-                        self.announce(ex, UpdateKind.LOG, attempt=attempt.number, message=update.message)
+                        self.announce(ex, UpdateKind.LOG, attempt=attempt.number, message=mask.text(update.message))
                     elif isinstance(update, Progress):
                         self.announce(
-                            ex, UpdateKind.PROGRESS, attempt=attempt.number, message=update.message,
+                            ex, UpdateKind.PROGRESS, attempt=attempt.number, message=mask.text(update.message),
                             progress=update.fraction,
                         )  # fmt: skip
                     else:

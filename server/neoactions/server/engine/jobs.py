@@ -15,6 +15,7 @@ from neoactions.domain.model import Attempt, Execution, HandlerSpec, JSONObject,
 from neoactions.server.flow import Lease
 from neoactions.server.queue import Delivery
 from neoactions.server.runners import Failure, HandlerType
+from neoactions.server.secrets.masking import NO_MASK, Masker
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,8 @@ class Prepared:
     handler_type: HandlerType
     config: JSONObject
     envelope: JSONObject | None
+    #: masks the values of the secrets the config used in whatever the attempt hands back
+    masker: Masker = NO_MASK
 
 
 @dataclass(slots=True)
