@@ -55,8 +55,9 @@ class CliState:
         return state
 
     def tls(self) -> dict[str, str]:
-        """The client's TLS arguments (none: plaintext)."""
-        return {"tls_ca": self.tls_ca, "tls_cert": self.tls_cert, "tls_key": self.tls_key}
+        """The client's TLS arguments that are set (none: plaintext)."""
+        given = {"tls_ca": self.tls_ca, "tls_cert": self.tls_cert, "tls_key": self.tls_key}
+        return {name: path for name, path in given.items() if path}
 
     @contextlib.contextmanager
     def client(self) -> Iterator[Client]:
