@@ -24,8 +24,7 @@ import os
 import sys
 import time
 
-import grpc
-
+from neoactions.client import authorized_channel
 from neoactions.v1 import events_pb2, events_pb2_grpc
 
 PARENT = "tenants/admin"
@@ -116,7 +115,7 @@ async def main(argv: list[str]) -> dict:
     target, mode, *args = argv
     # a local subchannel pool: otherwise channels to one target share one connection
     channels = [
-        grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
+        authorized_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
         for _ in range(int(os.environ.get("BENCH_CHANNELS", "1")))
     ]
     try:

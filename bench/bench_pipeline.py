@@ -60,7 +60,6 @@ from importlib.metadata import version
 from pathlib import Path
 
 import asyncpg
-import grpc
 import redis
 from google.protobuf import json_format
 
@@ -82,6 +81,7 @@ from bench._procs import (
     run_json,
     server,
 )
+from neoactions.client import authorized_channel
 from neoactions.v1 import actions_pb2, actions_pb2_grpc
 
 
@@ -151,7 +151,7 @@ async def _create_action(target: str, queued: bool) -> None:
     }
     if queued:
         body["execution_mode"] = "EXECUTION_MODE_QUEUED"
-    async with grpc.aio.insecure_channel(target) as ch:
+    async with authorized_channel(target) as ch:
         await actions_pb2_grpc.ActionServiceStub(ch).CreateAction(
             actions_pb2.CreateActionRequest(
                 parent="tenants/admin", action_id="bench-noop", action=json_format.ParseDict(body, actions_pb2.Action())

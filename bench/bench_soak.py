@@ -65,6 +65,7 @@ from bench._procs import (
     load_average,
     server,
 )
+from neoactions.client import authorized_channel
 from neoactions.v1 import (
     actions_pb2,
     actions_pb2_grpc,
@@ -490,7 +491,7 @@ async def _watch(srv: Listening, soak: Soak, t0: float, until: asyncio.Event, st
     assert srv.proc is not None
     last_answer = time.monotonic()
     next_sample = 0.0
-    async with grpc.aio.insecure_channel(srv.target) as channel:
+    async with authorized_channel(srv.target) as channel:
         health = health_pb2_grpc.HealthStub(channel)
         while not until.is_set():
             now = time.monotonic()
@@ -605,7 +606,7 @@ async def _run(srv: Listening, probe: Probe, store_url: str, port: int, soak: So
         kinds = {k: v for k, v in kinds.items() if k in wanted}
     t0 = time.monotonic()
     until, stop_all = asyncio.Event(), asyncio.Event()
-    async with grpc.aio.insecure_channel(srv.target) as normal, grpc.aio.insecure_channel(srv.target) as hostile:
+    async with authorized_channel(srv.target) as normal, authorized_channel(srv.target) as hostile:
         await _create_normal_actions(normal, port)
         tasks = [
             asyncio.create_task(_watch(srv, soak, t0, until, stop_all)),

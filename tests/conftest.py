@@ -11,16 +11,21 @@ Tests never sleep a fixed time to let something happen: they poll for it with
 from __future__ import annotations
 
 import asyncio
+import atexit
 import inspect
 import os
+import shutil
 import socket
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from neoactions.domain.keys import new_token
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -30,6 +35,19 @@ if str(FIXTURES) not in sys.path:
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 POSTGRES_DSN = os.environ.get("NEOACTIONS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("NEOACTIONS_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+# Every server the tests start creates its first admin key from this file (when its store has
+# no key yet), and every client and CLI run sends that key: the suite works with API keys as a
+# deployment does. Tests of the bootstrap itself unset these variables.
+_KEY_DIR = Path(tempfile.mkdtemp(prefix="neoactions-tests-"))
+atexit.register(shutil.rmtree, _KEY_DIR, True)
+SESSION_KEY = new_token()[0]
+SESSION_KEY_FILE = _KEY_DIR / "admin.key"
+SESSION_KEY_FILE.write_text(SESSION_KEY + "\n")
+SESSION_KEY_FILE.chmod(0o600)
+os.environ["NEOACTIONS_BOOTSTRAP_KEY_FILE"] = str(SESSION_KEY_FILE)
+os.environ["NEOACTIONS_API_KEY"] = SESSION_KEY
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:

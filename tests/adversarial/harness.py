@@ -15,6 +15,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from neoactions.client import authorized_channel
 from tests.e2e.conftest import ServerProcess
 
 #: what every hostile server runs with: the fixture handlers approved, nothing else
@@ -61,7 +62,7 @@ async def probe(channel: grpc.aio.Channel, deadline: float) -> float:
 async def assert_alive(server: ServerProcess, within: float = 1.0) -> None:
     """The process runs and answers a call within ``within`` seconds."""
     assert_running(server)
-    async with grpc.aio.insecure_channel(server.target) as channel:
+    async with authorized_channel(server.target) as channel:
         try:
             await probe(channel, within)
         except grpc.aio.AioRpcError as exc:
@@ -99,7 +100,7 @@ async def stays_responsive(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), every)
 
-    async with grpc.aio.insecure_channel(server.target) as channel:
+    async with authorized_channel(server.target) as channel:
         await probe(channel, 10.0)  # connected before the hostile part starts
         task = asyncio.create_task(loop(channel))
         try:

@@ -13,7 +13,7 @@ import pytest
 from google.protobuf import json_format
 from typer.testing import CliRunner
 
-from neoactions.client import AsyncClient
+from neoactions.client import AsyncClient, authorized_channel
 from neoactions.client.cli import app as cli
 from neoactions.domain.errors import InvalidArgument, NeoActionsError
 from neoactions.domain.status import from_rpc_error
@@ -37,7 +37,7 @@ DEEP = "[" * 20_000 + "]" * 20_000
 
 @pytest.fixture
 async def channel(hostile_server: ServerProcess) -> AsyncIterator[grpc.aio.Channel]:
-    async with grpc.aio.insecure_channel(hostile_server.target) as ch:
+    async with authorized_channel(hostile_server.target) as ch:
         yield ch
 
 

@@ -13,6 +13,7 @@ import grpc
 import pytest
 from google.protobuf import json_format
 
+from neoactions.client import authorized_channel
 from neoactions.domain.status import from_rpc_error
 from neoactions.v1 import actions_pb2, actions_pb2_grpc, events_pb2, events_pb2_grpc
 from tests.adversarial.harness import assert_alive, rss_bytes, start_server, stays_responsive
@@ -25,7 +26,7 @@ MAX_EVENT_BYTES = 256 * 1024
 
 @pytest.fixture
 async def channel(hostile_server: ServerProcess) -> AsyncIterator[grpc.aio.Channel]:
-    async with grpc.aio.insecure_channel(hostile_server.target) as ch:
+    async with authorized_channel(hostile_server.target) as ch:
         yield ch
 
 
@@ -135,7 +136,7 @@ async def test_events_against_the_costliest_accepted_expressions_keep_the_server
 async def test_the_budget_and_bounds_are_settings(tmp_path: Path) -> None:
     env = {"NEOACTIONS_CEL_COST_BUDGET": "5000", "NEOACTIONS_MAX_CEL_LIST_ITEMS": "4"}
     with start_server(tmp_path, env) as server:
-        async with grpc.aio.insecure_channel(server.target) as ch:
+        async with authorized_channel(server.target) as ch:
             actions = actions_pb2_grpc.ActionServiceStub(ch)
             events = events_pb2_grpc.EventServiceStub(ch)
             with pytest.raises(grpc.aio.AioRpcError) as err:

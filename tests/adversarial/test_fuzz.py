@@ -20,6 +20,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescri
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 
+from neoactions.client import authorized_channel
 from neoactions.server.api.servicers import SERVICE_NAMES
 from neoactions.v1 import actions_pb2, events_pb2, executions_pb2, tenants_pb2
 from tests.adversarial.harness import assert_alive, stays_responsive
@@ -289,7 +290,7 @@ async def test_fuzz_every_rpc(hostile_server: ServerProcess) -> None:
 
     async with (
         stays_responsive(hostile_server, within=3.0),
-        grpc.aio.insecure_channel(hostile_server.target) as channel,
+        authorized_channel(hostile_server.target) as channel,
     ):
         # something to find: a tenant
         tenant = tenants_pb2.CreateTenantRequest(tenant_id="fuzz").SerializeToString()

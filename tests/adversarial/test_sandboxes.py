@@ -16,6 +16,7 @@ import grpc
 import pytest
 from google.protobuf import json_format
 
+from neoactions.client import authorized_channel
 from neoactions.v1 import (
     actions_pb2,
     actions_pb2_grpc,
@@ -59,7 +60,7 @@ async def refused_at_save(channel: grpc.aio.Channel, handler_type: str, config: 
 
 @pytest.fixture
 async def channel(hostile_server: ServerProcess) -> AsyncIterator[grpc.aio.Channel]:
-    async with grpc.aio.insecure_channel(hostile_server.target) as ch:
+    async with authorized_channel(hostile_server.target) as ch:
         yield ch
 
 
@@ -139,7 +140,7 @@ async def test_sidecar_errors_do_not_tell_open_ports_from_closed(loopback_server
     await other.start()
     seen: dict[str, tuple[str, str, bool]] = {}
     try:
-        async with grpc.aio.insecure_channel(loopback_server.target) as ch:
+        async with authorized_channel(loopback_server.target) as ch:
 
             async def attempt(kind: str, port: int, **config: Any) -> None:
                 address = f"127.0.0.1:{port}"
@@ -170,7 +171,7 @@ async def test_sidecar_channels_are_closed_after_the_runs(loopback_server: Serve
     listeners = [Listener() for _ in range(8)]
     ports = [await listener.__aenter__() for listener in listeners]
     try:
-        async with grpc.aio.insecure_channel(loopback_server.target) as ch:
+        async with authorized_channel(loopback_server.target) as ch:
             await asyncio.gather(
                 *(
                     execute(ch, inline("sidecar", {"address": f"127.0.0.{1 + i % 4}:{port}"}, timeout=5))
@@ -215,7 +216,7 @@ async def test_one_tenants_wasm_loops_do_not_starve_another_tenant(tmp_path: Pat
     }
     quick = {"language": "javascript", "source": "export default (input) => input.context.tenant;"}
     with start_server(tmp_path, {"NEOACTIONS_RUNNER_SETTINGS": json.dumps({"wasm_workers": 2})}) as server:
-        async with grpc.aio.insecure_channel(server.target) as ch:
+        async with authorized_channel(server.target) as ch:
             tenants = tenants_pb2_grpc.TenantServiceStub(ch)
             for slug in ("hog", "meek"):
                 await tenants.CreateTenant(tenants_pb2.CreateTenantRequest(tenant_id=slug))

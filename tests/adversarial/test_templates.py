@@ -15,6 +15,7 @@ import grpc
 import pytest
 from google.protobuf import json_format
 
+from neoactions.client import authorized_channel
 from neoactions.domain.status import from_rpc_error
 from neoactions.v1 import (
     actions_pb2,
@@ -39,7 +40,7 @@ FINAL = {
 
 @pytest.fixture
 async def channel(hostile_server: ServerProcess) -> AsyncIterator[grpc.aio.Channel]:
-    async with grpc.aio.insecure_channel(hostile_server.target) as ch:
+    async with authorized_channel(hostile_server.target) as ch:
         yield ch
 
 

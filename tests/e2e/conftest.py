@@ -19,7 +19,7 @@ import asyncpg
 import grpc
 import pytest
 
-from neoactions.client import AsyncClient
+from neoactions.client import AsyncClient, authorized_channel
 from tests.conftest import FIXTURES, POSTGRES_DSN, ROOT, require_postgres
 
 LISTENING = re.compile(r"listening on [^:]+:(\d+)")
@@ -181,5 +181,5 @@ def server(store_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
 
 @pytest.fixture
 async def channel(server: ServerProcess) -> AsyncIterator[grpc.aio.Channel]:
-    async with grpc.aio.insecure_channel(server.target) as ch:
+    async with authorized_channel(server.target) as ch:
         yield ch

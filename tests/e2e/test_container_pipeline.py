@@ -13,6 +13,7 @@ import grpc
 import pytest
 from google.protobuf import json_format
 
+from neoactions.client import authorized_channel
 from neoactions.v1 import actions_pb2, actions_pb2_grpc, events_pb2, events_pb2_grpc, executions_pb2
 from tests.conftest import eventually_sync, port_open
 from tests.e2e.conftest import ServerProcess
@@ -67,7 +68,7 @@ async def publish(events: Any, event_type: str, data: dict[str, Any]) -> list[An
 
 
 async def test_container_actions_run_through_the_pipeline(embedded_server: ServerProcess) -> None:
-    async with grpc.aio.insecure_channel(embedded_server.target) as ch:
+    async with authorized_channel(embedded_server.target) as ch:
         actions = actions_pb2_grpc.ActionServiceStub(ch)
         events = events_pb2_grpc.EventServiceStub(ch)
         await actions.CreateAction(
@@ -133,7 +134,7 @@ def node_greeter(request: pytest.FixtureRequest) -> Iterator[str]:
 async def test_nodejs_sidecar_action_runs_through_the_pipeline(
     embedded_server: ServerProcess, node_greeter: str
 ) -> None:
-    async with grpc.aio.insecure_channel(embedded_server.target) as ch:
+    async with authorized_channel(embedded_server.target) as ch:
         actions = actions_pb2_grpc.ActionServiceStub(ch)
         events = events_pb2_grpc.EventServiceStub(ch)
         await actions.CreateAction(

@@ -17,10 +17,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-import grpc
 import pytest
 
-from neoactions.client import AsyncClient, Execution, ExecutionStatus, FailedPrecondition
+from neoactions.client import AsyncClient, Execution, ExecutionStatus, FailedPrecondition, authorized_channel
 from neoactions.domain.model import EventStatus
 from neoactions.v1 import events_pb2, events_pb2_grpc, executions_pb2, executions_pb2_grpc
 from tests.conftest import eventually as poll
@@ -393,7 +392,7 @@ async def test_publish_dedup_by_idempotency_key_request_id_and_cloudevents_id(
 ) -> None:
     await client.create_action(action("count", "orders.created", "shop.handlers:quick"))
     parent = f"tenants/{client.tenant}"
-    async with grpc.aio.insecure_channel(shared_server.target) as channel:
+    async with authorized_channel(shared_server.target) as channel:
         events = events_pb2_grpc.EventServiceStub(channel)
         executions = executions_pb2_grpc.ExecutionServiceStub(channel)
 

@@ -10,6 +10,7 @@ from typing import Any
 import grpc
 from google.protobuf import json_format
 
+from neoactions.client import authorized_channel
 from neoactions.domain.status import from_rpc_error
 from neoactions.v1 import (
     actions_pb2,
@@ -50,7 +51,7 @@ async def collect_until(stream: Any, done: Any, within: float = 20.0) -> list[ex
 
 
 async def test_publish_match_run_store_stream_and_restart(server: ServerProcess) -> None:
-    async with grpc.aio.insecure_channel(server.target) as ch:
+    async with authorized_channel(server.target) as ch:
         actions = actions_pb2_grpc.ActionServiceStub(ch)
         events = events_pb2_grpc.EventServiceStub(ch)
         executions = executions_pb2_grpc.ExecutionServiceStub(ch)
@@ -113,7 +114,7 @@ async def test_publish_match_run_store_stream_and_restart(server: ServerProcess)
 
     server.restart()
 
-    async with grpc.aio.insecure_channel(server.target) as ch:
+    async with authorized_channel(server.target) as ch:
         executions = executions_pb2_grpc.ExecutionServiceStub(ch)
         events = events_pb2_grpc.EventServiceStub(ch)
         stored = await executions.GetExecution(executions_pb2.GetExecutionRequest(name=execution_name))
@@ -130,7 +131,7 @@ async def test_publish_match_run_store_stream_and_restart(server: ServerProcess)
 
 
 async def test_sync_publish_waits_and_failures_are_results(server: ServerProcess) -> None:
-    async with grpc.aio.insecure_channel(server.target) as ch:
+    async with authorized_channel(server.target) as ch:
         actions = actions_pb2_grpc.ActionServiceStub(ch)
         events = events_pb2_grpc.EventServiceStub(ch)
         await actions.CreateAction(
@@ -164,7 +165,7 @@ async def test_sync_publish_waits_and_failures_are_results(server: ServerProcess
 
 
 async def test_execute_streams_updates_for_stored_and_inline_handlers(server: ServerProcess) -> None:
-    async with grpc.aio.insecure_channel(server.target) as ch:
+    async with authorized_channel(server.target) as ch:
         actions = actions_pb2_grpc.ActionServiceStub(ch)
         executions = executions_pb2_grpc.ExecutionServiceStub(ch)
         await actions.CreateAction(action("greet", ["users.created"], "shop.handlers:Greeter"))
@@ -190,7 +191,7 @@ async def test_execute_streams_updates_for_stored_and_inline_handlers(server: Se
 
 
 async def test_bad_input_is_refused_and_stores_nothing(server: ServerProcess) -> None:
-    async with grpc.aio.insecure_channel(server.target) as ch:
+    async with authorized_channel(server.target) as ch:
         actions = actions_pb2_grpc.ActionServiceStub(ch)
         events = events_pb2_grpc.EventServiceStub(ch)
 

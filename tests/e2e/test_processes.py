@@ -16,11 +16,10 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import grpc
 import pytest
 import redis
 
-from neoactions.client import AsyncClient
+from neoactions.client import AsyncClient, authorized_channel
 from tests.conftest import FIXTURES, REDIS_URL, ROOT, eventually, eventually_sync, require_postgres, require_redis
 from tests.e2e.conftest import ServerProcess, _create_database, _drop_database
 
@@ -98,7 +97,7 @@ def group(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
 @asynccontextmanager
 async def _connections(target: str, n: int) -> AsyncIterator[list[AsyncClient]]:
     """``n`` clients, each over a connection of its own (no shared subchannel)."""
-    channels = [grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)]) for _ in range(n)]
+    channels = [authorized_channel(target, options=[("grpc.use_local_subchannel_pool", 1)]) for _ in range(n)]
     try:
         yield [AsyncClient(target, timeout=30, channel=c) for c in channels]
     finally:

@@ -10,9 +10,9 @@ import json
 from pathlib import Path
 
 import asyncpg
-import grpc
 import pytest
 
+from neoactions.client import authorized_channel
 from neoactions.server.flow import BreakerState, FlowControlConfig, breaker_target
 from neoactions.server.flow.redis_flow import RedisFlowControl
 from neoactions.v1 import actions_pb2_grpc, events_pb2, events_pb2_grpc
@@ -25,7 +25,7 @@ NO_BREAKER = {"breaker": {"failure_threshold": 0}}
 
 
 async def publish(target: str, event_type: str, n: int) -> None:
-    async with grpc.aio.insecure_channel(target) as ch:
+    async with authorized_channel(target) as ch:
         await events_pb2_grpc.EventServiceStub(ch).PublishEvents(
             events_pb2.PublishEventsRequest(
                 parent="tenants/admin",
@@ -35,7 +35,7 @@ async def publish(target: str, event_type: str, n: int) -> None:
 
 
 async def create(target: str, request: object) -> None:
-    async with grpc.aio.insecure_channel(target) as ch:
+    async with authorized_channel(target) as ch:
         await actions_pb2_grpc.ActionServiceStub(ch).CreateAction(request)
 
 

@@ -16,9 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
-import grpc
 import pytest
 
+from neoactions.client import authorized_channel
 from neoactions.v1 import actions_pb2_grpc, events_pb2, events_pb2_grpc
 from tests.conftest import require_postgres, require_redis
 from tests.e2e.cluster import Cluster, status_counts, wait_for
@@ -45,7 +45,7 @@ def database_url() -> Iterator[str]:
 async def publish(target: str, first: int, count: int, batch: int = 500) -> set[str]:
     """Publish ``jobs.submitted`` events ``first..first+count``; returns the accepted event ids."""
     accepted: set[str] = set()
-    async with grpc.aio.insecure_channel(target) as ch:
+    async with authorized_channel(target) as ch:
         events = events_pb2_grpc.EventServiceStub(ch)
         for start in range(first, first + count, batch):
             reply = await events.PublishEvents(
@@ -63,7 +63,7 @@ async def publish(target: str, first: int, count: int, batch: int = 500) -> set[
 
 
 async def create_counting_action(target: str, sink: Path, sleep: float, log_end: bool = False) -> None:
-    async with grpc.aio.insecure_channel(target) as ch:
+    async with authorized_channel(target) as ch:
         await actions_pb2_grpc.ActionServiceStub(ch).CreateAction(
             action(
                 "count",

@@ -14,6 +14,7 @@ import grpc
 import pytest
 from google.protobuf import timestamp_pb2
 
+from neoactions.client import authorized_channel
 from neoactions.v1 import actions_pb2_grpc, events_pb2, events_pb2_grpc, executions_pb2, executions_pb2_grpc
 from tests.e2e.cluster import Cluster, wait_for
 from tests.e2e.test_pipeline import action
@@ -43,7 +44,7 @@ async def test_retry_delays_follow_the_policy(database_url: str, tmp_path: Path)
     cluster = Cluster(database_url, tmp_path, workers=2, flow_control=NO_BREAKER)
     cluster.start()
     try:
-        async with grpc.aio.insecure_channel(cluster.api.target) as ch:
+        async with authorized_channel(cluster.api.target) as ch:
             policy = {"max_retries": 3, "backoff": "exponential", "initial_delay_ms": 400, "jitter": True}
             for mode in ("EXECUTION_MODE_QUEUED", "EXECUTION_MODE_ASYNC"):
                 await actions_pb2_grpc.ActionServiceStub(ch).CreateAction(
@@ -92,7 +93,7 @@ async def test_dead_letters_requeued_by_filter_run_again_and_succeed(
     cluster = Cluster(database_url, tmp_path, workers=2, flow_control=NO_BREAKER)
     cluster.start()
     try:
-        async with grpc.aio.insecure_channel(cluster.api.target) as ch:
+        async with authorized_channel(cluster.api.target) as ch:
             policy = {"max_retries": 1, "initial_delay_ms": 100, "jitter": False}
             actions = actions_pb2_grpc.ActionServiceStub(ch)
             await actions.CreateAction(

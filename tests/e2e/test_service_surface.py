@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from neoactions.client import authorized_channel
 from tests.e2e.conftest import ServerProcess
 
 
 async def test_health_and_reflection(server: ServerProcess) -> None:
-    async with grpc.aio.insecure_channel(server.target) as ch:
+    async with authorized_channel(server.target) as ch:
         health = health_pb2_grpc.HealthStub(ch)
         for service in ("", "neoactions.v1.EventService", "neoactions.v1.ExecutionService"):
             reply = await health.Check(health_pb2.HealthCheckRequest(service=service))

@@ -10,6 +10,7 @@ import asyncpg
 import grpc
 import pytest
 
+from neoactions.client import authorized_channel
 from neoactions.domain.model import ExecutionStatus
 from neoactions.server.persistence import open_store
 from neoactions.server.store import EventFilter, ExecutionFilter, Store
@@ -29,7 +30,7 @@ from tests.e2e.test_pipeline import action, collect_until
 
 
 async def test_tenants_never_see_each_other(server: ServerProcess) -> None:
-    async with grpc.aio.insecure_channel(server.target) as ch:
+    async with authorized_channel(server.target) as ch:
         tenants = tenants_pb2_grpc.TenantServiceStub(ch)
         actions = actions_pb2_grpc.ActionServiceStub(ch)
         events = events_pb2_grpc.EventServiceStub(ch)
@@ -131,7 +132,7 @@ async def test_kill_9_mid_run_loses_nothing(server: ServerProcess) -> None:
 
     async def publish(start: int, stop: int) -> int:
         """Publish events start..stop in batches; returns where it stopped (the server may die)."""
-        async with grpc.aio.insecure_channel(server.target) as ch:
+        async with authorized_channel(server.target) as ch:
             events = events_pb2_grpc.EventServiceStub(ch)
             n = start
             while n < stop:
@@ -150,7 +151,7 @@ async def test_kill_9_mid_run_loses_nothing(server: ServerProcess) -> None:
                 n += len(request.events)
             return n
 
-    async with grpc.aio.insecure_channel(server.target) as ch:
+    async with authorized_channel(server.target) as ch:
         await actions_pb2_grpc.ActionServiceStub(ch).CreateAction(
             action("work", ["jobs.submitted"], "shop.handlers:quick", config={"sleep": 0.02})
         )

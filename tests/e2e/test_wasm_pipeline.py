@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import grpc
 from google.protobuf import json_format
 
+from neoactions.client import authorized_channel
 from neoactions.v1 import actions_pb2, actions_pb2_grpc, executions_pb2, executions_pb2_grpc
 from tests.e2e.conftest import ServerProcess
 
@@ -43,7 +43,7 @@ def inline(config: dict[str, Any], timeout: float = 60.0) -> executions_pb2.Inli
 
 
 async def test_wasm_actions_run_through_execute(server: ServerProcess) -> None:
-    async with grpc.aio.insecure_channel(server.target) as ch:
+    async with authorized_channel(server.target) as ch:
         actions = actions_pb2_grpc.ActionServiceStub(ch)
         executions = executions_pb2_grpc.ExecutionServiceStub(ch)
         await actions.CreateAction(
@@ -69,7 +69,7 @@ async def test_wasm_actions_run_through_execute(server: ServerProcess) -> None:
 
 
 async def test_wasm_failures_are_classified(server: ServerProcess) -> None:
-    async with grpc.aio.insecure_channel(server.target) as ch:
+    async with authorized_channel(server.target) as ch:
         executions = executions_pb2_grpc.ExecutionServiceStub(ch)
         loop = inline({"language": "javascript", "source": "function main() { for (;;) {} }",
                        "limits": {"timeout_seconds": 0.5}})  # fmt: skip

@@ -16,6 +16,7 @@ error tree of :mod:`neoactions.domain.errors` (re-exported here).
 
 from neoactions.client._apply import ApplySource
 from neoactions.client._async import AsyncClient
+from neoactions.client._auth import authorized_channel
 from neoactions.client._config import DEFAULT_TARGET, DEFAULT_TIMEOUT
 from neoactions.client._requests import ActionInput, EventInput, ExecuteTarget
 from neoactions.client._sync import Client
@@ -95,6 +96,7 @@ __all__ = [
     "Unavailable",
     "UpdateKind",
     "action_to_document",
+    "authorized_channel",
     "load_file",
     "parse_action",
     "parse_documents",

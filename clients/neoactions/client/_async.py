@@ -12,11 +12,22 @@ import grpc
 from google.protobuf import field_mask_pb2
 
 from neoactions.client import _apply
+from neoactions.client import _cloudevents as _ce
+from neoactions.client import _replay as _rp
 from neoactions.client import _deadletters as _dl
 from neoactions.client import _requests as rq
 from neoactions.client._auth import auth_interceptors, resolve_api_key
 from neoactions.client._config import CHANNEL_OPTIONS, DEFAULT_TARGET, DEFAULT_TIMEOUT
 from neoactions.client._errors import translated
+from neoactions.client._eventstream import DEFAULT_MAX_IN_FLIGHT, EventStream
+from neoactions.client._stats import (
+    ActionHealth,
+    ActionStats,
+    Overview,
+    health_from_pb,
+    overview_from_pb,
+    stats_from_pb,
+)
 from neoactions.client._tls import PemSource, channel_credentials
 from neoactions.client.results import ActionTest, ApplyResult, Page, PublishResult, StreamedUpdate
 from neoactions.domain import convert
@@ -51,8 +62,12 @@ from neoactions.v1 import (
     keys_pb2_grpc,
     plugins_pb2,
     plugins_pb2_grpc,
+    replay_pb2,
+    replay_pb2_grpc,
     secrets_pb2,
     secrets_pb2_grpc,
+    stats_pb2,
+    stats_pb2_grpc,
     tenants_pb2,
     tenants_pb2_grpc,
 )
@@ -115,7 +130,9 @@ class AsyncClient:
         self._audit = audit_pb2_grpc.AuditServiceStub(self._channel)
         self._keys = keys_pb2_grpc.ApiKeyServiceStub(self._channel)
         self._secrets = secrets_pb2_grpc.SecretServiceStub(self._channel)
+        self._stats = stats_pb2_grpc.StatsServiceStub(self._channel)
         self._plugins = plugins_pb2_grpc.PluginServiceStub(self._channel)
+        self._replay = replay_pb2_grpc.ReplayServiceStub(self._channel)
 
     async def __aenter__(self) -> Self:
         return self
@@ -605,6 +622,126 @@ class AsyncClient:
         request = rq.test_action_request(self._tenant(tenant), type, data, metadata, source, action, execute)
         return rq.action_tests(await self._call(self._actions.TestAction, request))
 
+    # --- the event store: CloudEvents, streaming publish, replay, backtest, retention ---
+
+    async def publish_cloudevent(self, cloudevent: Mapping[str, Any], *, tenant: str | None = None) -> PublishResult:
+        """Publish a CloudEvents 1.0 event (structured JSON mode, as a dict); a redelivery (same
+        ``source`` and ``id``) returns the original (``duplicate``)."""
+        [result] = await self.publish_cloudevents([cloudevent], tenant=tenant)
+        return result
+
+    async def publish_cloudevents(
+        self, cloudevents: Iterable[Mapping[str, Any]], *, tenant: str | None = None
+    ) -> list[PublishResult]:
+        """Publish a batch of CloudEvents in one call (one transaction on the server)."""
+        messages = [_ce.to_event_pb(doc, f"cloudevents[{i}]") for i, doc in enumerate(cloudevents)]
+        request = events_pb2.PublishEventsRequest(parent=rq.parent(self._tenant(tenant)), events=messages)
+        response = await self._call(self._events.PublishEvents, request)
+        return [rq.publish_result(r) for r in response.results]
+
+    async def get_cloudevent(self, event_id: str, *, tenant: str | None = None) -> dict[str, Any]:
+        """A stored event as a CloudEvents 1.0 document (the one it was published as, if it was one)."""
+        return _ce.from_event(await self.get_event(event_id, tenant=tenant))
+
+    def event_stream(self, *, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT, tenant: str | None = None) -> EventStream:
+        """A ``StreamEvents`` stream: ``async with client.event_stream() as s: event_id = await s.send(...)``.
+        Asyncio only (the blocking client raises ``FailedPrecondition``: use ``publish_many``)."""
+        return EventStream(self._events.StreamEvents, rq.parent(self._tenant(tenant)), None, max_in_flight)
+
+    async def replay_events(
+        self,
+        *,
+        type_pattern: str = "",
+        since: datetime | None = None,
+        until: datetime | None = None,
+        correlation_id: str = "",
+        source: str = "",
+        status: EventStatus | str | None = None,
+        event_ids: Sequence[str] = (),
+        actions: Sequence[str] = (),
+        dry_run: bool = False,
+        sample_size: int = 5,
+        events_per_second: float = 0.0,
+        tenant: str | None = None,
+    ) -> _rp.DryRun | _rp.ReplayJob:
+        """Replay stored events to their actions (or ``actions`` only). A dry run returns, per
+        action, how many events it would get; otherwise a background replay starts (watch it
+        with :meth:`watch_replay`), creating one execution per (event, action) not replayed before."""
+        request = replay_pb2.ReplayEventsRequest(
+            parent=rq.parent(self._tenant(tenant)),
+            filter=_rp.event_filter(type_pattern, since, until, correlation_id, source, status, event_ids),
+            actions=list(actions),
+            dry_run=dry_run,
+            sample_size=sample_size,
+            events_per_second=events_per_second,
+        )
+        return _rp.replay_result(await self._call(self._replay.ReplayEvents, request))
+
+    async def get_replay(self, replay_id: str, *, tenant: str | None = None) -> _rp.ReplayJob:
+        request = replay_pb2.GetReplayRequest(name=_rp.replay_resource(self._tenant(tenant), replay_id))
+        return _rp.job_from_pb(await self._call(self._replay.GetReplay, request))
+
+    async def cancel_replay(self, replay_id: str, *, tenant: str | None = None) -> _rp.ReplayJob:
+        request = replay_pb2.CancelReplayRequest(name=_rp.replay_resource(self._tenant(tenant), replay_id))
+        return _rp.job_from_pb(await self._call(self._replay.CancelReplay, request))
+
+    def watch_replay(self, replay_id: str, *, tenant: str | None = None) -> AsyncIterator[_rp.ReplayJob]:
+        """The replay now, then at each change of its progress, until it ends."""
+        request = replay_pb2.GetReplayRequest(name=_rp.replay_resource(self._tenant(tenant), replay_id))
+        return self._replays(lambda: self._replay.WatchReplay(request))
+
+    async def _replays(self, start: Callable[[], Any]) -> AsyncIterator[_rp.ReplayJob]:
+        call = start()
+        try:
+            with translated():
+                async for msg in call:
+                    yield _rp.job_from_pb(msg)
+        finally:
+            call.cancel()
+
+    async def backtest(
+        self,
+        actions: Iterable[Any] = (),
+        *,
+        action_names: Sequence[str] = (),
+        type_pattern: str = "",
+        since: datetime | None = None,
+        until: datetime | None = None,
+        sample_size: int = 5,
+        near_miss_size: int = 5,
+        max_events: int = 0,
+        tenant: str | None = None,
+    ) -> _rp.Backtest:
+        """Evaluate action definitions not yet saved (``ActionDocument``s of a declarative file,
+        see :func:`neoactions.client.declarative.load_file`) and stored actions (``action_names``)
+        against the stored events: per action, how many would have matched, a sample and near misses."""
+        request = replay_pb2.BacktestActionRequest(
+            parent=rq.parent(self._tenant(tenant)),
+            actions=_rp.definitions(actions),
+            action_names=list(action_names),
+            filter=_rp.event_filter(type_pattern, since, until),
+            sample_size=sample_size,
+            near_miss_size=near_miss_size,
+            max_events=max_events,
+        )
+        return _rp.backtest_result(await self._call(self._replay.BacktestAction, request))
+
+    async def get_retention(self, *, tenant: str | None = None) -> _rp.Retention:
+        request = replay_pb2.GetRetentionRequest(name=_rp.retention_resource(self._tenant(tenant)))
+        return _rp.retention_from_pb(await self._call(self._replay.GetRetention, request))
+
+    async def set_retention(
+        self, *, events: timedelta | None = None, executions: timedelta | None = None, tenant: str | None = None
+    ) -> _rp.Retention:
+        """Keep events and finished executions this long (``None``: forever); admins only."""
+        retention = replay_pb2.Retention(
+            name=_rp.retention_resource(self._tenant(tenant)),
+            events=_rp.duration(events),
+            executions=_rp.duration(executions),
+        )
+        request = replay_pb2.SetRetentionRequest(retention=retention)
+        return _rp.retention_from_pb(await self._call(self._replay.SetRetention, request))
+
     # --- tenants -----------------------------------------------------------------
 
     async def create_tenant(self, slug: str, display_name: str = "") -> Tenant:
@@ -659,6 +796,40 @@ class AsyncClient:
         """Revoke a key: every server process refuses it within a second."""
         request = keys_pb2.RevokeApiKeyRequest(name=f"tenants/{self._tenant(tenant)}/apiKeys/{key_id}")
         return api_key_from_pb(await self._call(self._keys.RevokeApiKey, request))
+
+    # --- stats and health ---------------------------------------------------------
+
+    async def get_action_stats(
+        self,
+        action: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        tenant: str | None = None,
+    ) -> ActionStats:
+        """Count, success rate, duration percentiles, throughput and last error of the
+        action's executions that ended at or after ``since`` (default: an hour before
+        ``until``) and before ``until`` (default: now)."""
+        request = stats_pb2.GetActionStatsRequest(
+            name=rq.action_resource(self._tenant(tenant), action),
+            start_time=convert.ts(since),
+            end_time=convert.ts(until),
+        )
+        return stats_from_pb(await self._call(self._stats.GetActionStats, request))
+
+    async def get_overview(
+        self, *, since: datetime | None = None, until: datetime | None = None, tenant: str | None = None
+    ) -> Overview:
+        """The tenant's total and each busy action's stats over the window, and their health."""
+        request = stats_pb2.GetOverviewRequest(
+            parent=rq.parent(self._tenant(tenant)), start_time=convert.ts(since), end_time=convert.ts(until)
+        )
+        return overview_from_pb(await self._call(self._stats.GetOverview, request))
+
+    async def get_action_health(self, action: str, *, tenant: str | None = None) -> ActionHealth:
+        """Healthy, degraded or critical, and why, over the server's health window."""
+        request = stats_pb2.GetActionHealthRequest(name=rq.action_resource(self._tenant(tenant), action))
+        return health_from_pb(await self._call(self._stats.GetActionHealth, request))
 
     # --- audit log ---------------------------------------------------------------
 

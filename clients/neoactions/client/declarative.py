@@ -52,7 +52,8 @@ ACTION_KEYS = frozenset(
     }
 )
 TRIGGER_KEYS = frozenset({"event_types", "conditions", "context_filters"})
-HANDLER_KEYS = frozenset({"type", "config"})
+#: ``version``: a plugin version or range (``^1.2``); empty: the newest installed
+HANDLER_KEYS = frozenset({"type", "config", "version"})
 RETRY_POLICY_KEYS = frozenset(
     {"max_retries", "backoff", "initial_delay_ms", "max_delay_ms", "jitter", "max_age_seconds"}
 )
@@ -211,6 +212,8 @@ def _parse_action(doc: Any, path: str) -> tuple[list[FieldViolation], ActionDocu
             check.add(f"{path}.handler.type", "'type' is required (a handler type such as python)")
         if "config" in handler:
             check.mapping(handler["config"], f"{path}.handler.config", "'config'")
+        if "version" in handler and not isinstance(handler["version"], str):
+            check.add(f"{path}.handler.version", "'version' is a string: a version or range such as ^1.2")
 
     for key, allowed in (("retry_policy", RETRY_POLICY_KEYS), ("rate_limit", RATE_LIMIT_KEYS)):
         if key in body:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bneoactions/v1/tenants.proto\x12\rneoactions.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"]\n\x06Tenant\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"a\n\x13\x43reateTenantRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12%\n\x06tenant\x18\x02 \x01(\x0b\x32\x15.neoactions.v1.TenantJ\x04\x08\x03\x10\x04R\nrequest_id\";\n\x12ListTenantsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"V\n\x13ListTenantsResponse\x12&\n\x07tenants\x18\x01 \x03(\x0b\x32\x15.neoactions.v1.Tenant\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xb0\x01\n\rTenantService\x12I\n\x0c\x43reateTenant\x12\".neoactions.v1.CreateTenantRequest\x1a\x15.neoactions.v1.Tenant\x12T\n\x0bListTenants\x12!.neoactions.v1.ListTenantsRequest\x1a\".neoactions.v1.ListTenantsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bneoactions/v1/tenants.proto\x12\rneoactions.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"]\n\x06Tenant\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"a\n\x13\x43reateTenantRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12%\n\x06tenant\x18\x02 \x01(\x0b\x32\x15.neoactions.v1.TenantJ\x04\x08\x03\x10\x04R\nrequest_id\";\n\x12ListTenantsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"V\n\x13ListTenantsResponse\x12&\n\x07tenants\x18\x01 \x03(\x0b\x32\x15.neoactions.v1.Tenant\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"#\n\x13\x44\x65leteTenantRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x16\n\x14\x44\x65leteTenantResponse2\x89\x02\n\rTenantService\x12I\n\x0c\x43reateTenant\x12\".neoactions.v1.CreateTenantRequest\x1a\x15.neoactions.v1.Tenant\x12T\n\x0bListTenants\x12!.neoactions.v1.ListTenantsRequest\x1a\".neoactions.v1.ListTenantsResponse\x12W\n\x0c\x44\x65leteTenant\x12\".neoactions.v1.DeleteTenantRequest\x1a#.neoactions.v1.DeleteTenantResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,6 +40,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTTENANTSREQUEST']._serialized_end=332
   _globals['_LISTTENANTSRESPONSE']._serialized_start=334
   _globals['_LISTTENANTSRESPONSE']._serialized_end=420
-  _globals['_TENANTSERVICE']._serialized_start=423
-  _globals['_TENANTSERVICE']._serialized_end=599
+  _globals['_DELETETENANTREQUEST']._serialized_start=422
+  _globals['_DELETETENANTREQUEST']._serialized_end=457
+  _globals['_DELETETENANTRESPONSE']._serialized_start=459
+  _globals['_DELETETENANTRESPONSE']._serialized_end=481
+  _globals['_TENANTSERVICE']._serialized_start=484
+  _globals['_TENANTSERVICE']._serialized_end=749
 # @@protoc_insertion_point(module_scope)

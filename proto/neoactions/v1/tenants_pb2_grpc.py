@@ -45,6 +45,11 @@ class TenantServiceStub:
                 request_serializer=neoactions_dot_v1_dot_tenants__pb2.ListTenantsRequest.SerializeToString,
                 response_deserializer=neoactions_dot_v1_dot_tenants__pb2.ListTenantsResponse.FromString,
                 _registered_method=True)
+        self.DeleteTenant = channel.unary_unary(
+                '/neoactions.v1.TenantService/DeleteTenant',
+                request_serializer=neoactions_dot_v1_dot_tenants__pb2.DeleteTenantRequest.SerializeToString,
+                response_deserializer=neoactions_dot_v1_dot_tenants__pb2.DeleteTenantResponse.FromString,
+                _registered_method=True)
 
 
 class TenantServiceServicer:
@@ -63,6 +68,13 @@ class TenantServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteTenant(self, request, context):
+        """Removes the tenant, everything it holds and its API keys (admin of `admin` only).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TenantServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -75,6 +87,11 @@ def add_TenantServiceServicer_to_server(servicer, server):
                     servicer.ListTenants,
                     request_deserializer=neoactions_dot_v1_dot_tenants__pb2.ListTenantsRequest.FromString,
                     response_serializer=neoactions_dot_v1_dot_tenants__pb2.ListTenantsResponse.SerializeToString,
+            ),
+            'DeleteTenant': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteTenant,
+                    request_deserializer=neoactions_dot_v1_dot_tenants__pb2.DeleteTenantRequest.FromString,
+                    response_serializer=neoactions_dot_v1_dot_tenants__pb2.DeleteTenantResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -132,6 +149,33 @@ class TenantService:
             '/neoactions.v1.TenantService/ListTenants',
             neoactions_dot_v1_dot_tenants__pb2.ListTenantsRequest.SerializeToString,
             neoactions_dot_v1_dot_tenants__pb2.ListTenantsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteTenant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/neoactions.v1.TenantService/DeleteTenant',
+            neoactions_dot_v1_dot_tenants__pb2.DeleteTenantRequest.SerializeToString,
+            neoactions_dot_v1_dot_tenants__pb2.DeleteTenantResponse.FromString,
             options,
             channel_credentials,
             insecure,

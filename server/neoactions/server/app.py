@@ -25,11 +25,13 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from neoactions.domain.errors import Unavailable
+from neoactions.domain.errors import InvalidArgument, Unavailable
+from neoactions.server.api.authz import Authentication
 from neoactions.server.api.servicers import SERVICE_NAMES, add_servicers
 from neoactions.server.bus import InProcessUpdateBus, UpdateBus
 from neoactions.server.engine import Engine
 from neoactions.server.flow import create_flow_control
+from neoactions.server.keys import KeyAccess, bootstrap
 from neoactions.server.logjson import configure_logging
 from neoactions.server.persistence import open_store
 from neoactions.server.persistence.changefeed import change_feed_for
@@ -39,6 +41,8 @@ from neoactions.server.relay import RelayedUpdateBus
 from neoactions.server.runners import HandlerRegistry
 from neoactions.server.settings import Settings
 from neoactions.server.startup import StartupError, port_free, port_taken, prepare_database, redis_unreachable
+from neoactions.server.store import Store
+from neoactions.server.telemetry.setup import Observability
 from neoactions.server.tls import describe, server_credentials
 
 log = logging.getLogger("neoactions")
@@ -54,6 +58,10 @@ class Running:
     engine: Engine
     server: grpc.aio.Server
     port: int
+    #: the HTTP surface's port (0: no HTTP served)
+    http_port: int = 0
+    #: the Prometheus metrics port (0: no metrics served)
+    metrics_port: int = 0
 
 
 #: net allocations between young collections (CPython's default is 700). An action leaves
@@ -82,6 +90,12 @@ async def running(settings: Settings, reuse_port: bool = False) -> AsyncIterator
         if settings.port and not reuse_port and not port_free(settings.host, settings.port):
             raise port_taken(settings.host, settings.port)  # before the store is opened and work claimed
         tls = server_credentials(settings)  # a wrong certificate stops the start before anything opens
+        observability = Observability(settings)
+        try:
+            observability.start()  # traces from the OTEL_* variables, metrics on metrics_port
+        except (ValueError, OSError) as exc:
+            raise StartupError(f"observability: {exc} (hint: see docs/observability.md)") from None
+        stack.push_async_callback(observability.aclose)
         if not settings.database_url:
             try:
                 settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -131,20 +145,25 @@ async def running(settings: Settings, reuse_port: bool = False) -> AsyncIterator
             await relay.start()
             stack.push_async_callback(relay.aclose)
             bus = relay
-        engine = Engine(store, registry, bus, settings, changes, queue, flow)
+        await _bootstrap_key(store, settings)
+        engine = Engine(store, registry, bus, settings, changes, queue, flow, access=KeyAccess())
+        engine.keys.start()
+        stack.push_async_callback(engine.keys.aclose)
         # one feed for action and plugin changes made by other processes
         await changes.start(*with_plugin_changes(engine.actions.reload, engine.actions.loaded_tenants, engine.plugins))
         stack.push_async_callback(changes.close)
         await engine.start()
+        observability.watch(engine)
         stack.push_async_callback(engine.stop, settings.shutdown_grace_seconds)
         _freeze_startup_objects()
 
         server = grpc.aio.server(
+            interceptors=[*observability.interceptors(), Authentication(engine.keys)],
             options=[
                 ("grpc.max_receive_message_length", settings.max_message_bytes),
                 ("grpc.max_send_message_length", settings.max_message_bytes),
                 ("grpc.so_reuseport", int(reuse_port)),
-            ]
+            ],
         )
         services: tuple[str, ...] = ()
         if settings.role != "worker":
@@ -179,6 +198,7 @@ async def running(settings: Settings, reuse_port: bool = False) -> AsyncIterator
                 log.warning("the gRPC server did not stop within %gs; going on with the shutdown", grace)
 
         stack.push_async_callback(stop_intake)
+        http_port = await _serve_http(stack, engine, settings, reuse_port)
         log.info(
             "neoactions %s serving on %s:%d, %s (store: %s, handler types: %s)",
             settings.role,
@@ -188,7 +208,47 @@ async def running(settings: Settings, reuse_port: bool = False) -> AsyncIterator
             "postgresql" if settings.database_url else settings.data_dir,
             ", ".join(registry.names()),
         )
-        yield Running(engine, server, port)
+        yield Running(engine, server, port, http_port, observability.metrics_port)
+
+
+async def _serve_http(
+    stack: contextlib.AsyncExitStack, engine: Engine, settings: Settings, reuse_port: bool
+) -> int:
+    """The HTTP surface (docs/http.md) when ``http_port`` is set, in this event loop; it stops
+    taking requests first at shutdown. Returns its port (0: none)."""
+    if settings.http_port < 0 or settings.role == "worker":
+        return 0
+    from neoactions.server.web import http_server
+
+    try:
+        return await stack.enter_async_context(http_server(engine, settings, reuse_port))
+    except OSError as exc:
+        raise StartupError(
+            f"cannot listen for HTTP on {settings.host}:{settings.http_port}: {exc.strerror or exc}"
+            " (hint: choose another with --http-port or NEOACTIONS_HTTP_PORT)"
+        ) from None
+    except ValueError as exc:
+        raise StartupError(f"{exc} (hint: see docs/http.md)") from None
+
+
+async def _bootstrap_key(store: Store, settings: Settings) -> None:
+    """The first admin key, on a first start with no key at all (SPEC §9)."""
+    path = settings.bootstrap_key_path
+    try:
+        created = await bootstrap(store, path)
+    except (OSError, InvalidArgument) as exc:
+        raise StartupError(
+            f"cannot create the first admin key: {getattr(exc, 'message', exc)}"
+            " (hint: check --bootstrap-key-file / NEOACTIONS_BOOTSTRAP_KEY_FILE)"
+        ) from None
+    if created is None:
+        return
+    token, written = created
+    if written is not None:
+        log.info("created the first admin API key of tenant admin; it is in %s (readable by you only)", written)
+    else:
+        # printed once, on standard output only (never in the log)
+        print(f"first admin API key of tenant admin (shown once, keep it safe): {token}", flush=True)
 
 
 def log_tasks() -> None:
@@ -213,6 +273,8 @@ async def serve(
     loop.add_signal_handler(signal.SIGUSR1, log_tasks)
     async with running(settings, reuse_port) as r:
         on_ready(settings, r.port)
+        if r.http_port:
+            print(f"neoactions http listening on {settings.host}:{r.http_port}", flush=True)
         await stop.wait()
         log.info("stopping: no new calls, draining for %gs", settings.shutdown_grace_seconds)
 

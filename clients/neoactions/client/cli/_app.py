@@ -16,6 +16,7 @@ from neoactions.client.cli._globals import GlobalOptionsAnywhere
 from neoactions.client.cli.apply import apply
 from neoactions.client.cli.events import publish
 from neoactions.client.cli.serve import serve
+from neoactions.client.cli.stats import stats
 from neoactions.client.cli.testing import test_event
 from neoactions.domain.model import ADMIN_TENANT
 
@@ -109,6 +110,7 @@ def root(
 
 
 app.command()(serve)
+app.command()(stats)
 app.command()(apply)
 app.command()(publish)
 app.command("test-event")(test_event)

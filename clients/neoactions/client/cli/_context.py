@@ -41,6 +41,8 @@ class CliState:
     tls_ca: str = ""
     tls_cert: str = ""
     tls_key: str = ""
+    #: ``--api-key`` (or the login profile's); "" lets the client look further (see client/_auth.py)
+    api_key: str = ""
 
     @classmethod
     def of(cls, ctx: typer.Context, *, tenant: str | None = None, json: bool = False) -> CliState:
@@ -52,6 +54,7 @@ class CliState:
         state.tls_ca = base.tls_ca or os.environ.get("NEOACTIONS_TLS_CA", "")
         state.tls_cert = base.tls_cert or os.environ.get("NEOACTIONS_TLS_CERT", "")
         state.tls_key = base.tls_key or os.environ.get("NEOACTIONS_TLS_KEY", "")
+        state.api_key = base.api_key
         return state
 
     def tls(self) -> dict[str, str]:
@@ -59,11 +62,17 @@ class CliState:
         given = {"tls_ca": self.tls_ca, "tls_cert": self.tls_cert, "tls_key": self.tls_key}
         return {name: path for name, path in given.items() if path}
 
+    def connection(self) -> dict[str, Any]:
+        """The client's connection arguments: TLS and the API key."""
+        return {**self.tls(), "api_key": self.api_key or None}
+
     @contextlib.contextmanager
     def client(self) -> Iterator[Client]:
         """A connected client; a failed call prints ``error: REASON: message`` and exits 1."""
         try:
-            with Client(self.server, self.tenant, timeout=self.timeout or DEFAULT_TIMEOUT, **self.tls()) as client:
+            with Client(
+                self.server, self.tenant, timeout=self.timeout or DEFAULT_TIMEOUT, **self.connection()
+            ) as client:
                 yield client
         except NeoActionsError as exc:
             _render.error(with_hint(exc, self.server, self.timeout or DEFAULT_TIMEOUT), as_json=self.json)
@@ -76,7 +85,7 @@ class CliState:
         """:meth:`client` for commands that wait on several things at once."""
         try:
             async with AsyncClient(
-                self.server, self.tenant, timeout=self.timeout or DEFAULT_TIMEOUT, **self.tls()
+                self.server, self.tenant, timeout=self.timeout or DEFAULT_TIMEOUT, **self.connection()
             ) as client:
                 yield client
         except NeoActionsError as exc:

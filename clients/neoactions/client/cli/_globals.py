@@ -25,6 +25,8 @@ GLOBAL_OPTIONS: dict[str, bool] = {
     "--tls-ca": True,
     "--tls-cert": True,
     "--tls-key": True,
+    "--api-key": True,
+    "--profile": True,
 }
 
 

@@ -417,6 +417,8 @@ def update_line(u: ExecutionUpdate, *, with_ids: bool = True) -> None:
             parts.append(f"[dim]{u.execution_id}[/]")
     elif u.event_id:
         parts.append(f"[dim]event {u.event_id}[/]")
+    if u.step:
+        parts.append(f"step [bold]{escape(u.step)}[/]")
     if u.attempt:
         parts.append(f"attempt {u.attempt}")
     if u.kind is UpdateKind.PROGRESS:

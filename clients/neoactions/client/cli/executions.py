@@ -1,4 +1,4 @@
-"""``neoactions execute`` and ``neoactions executions list|get|watch``."""
+"""``neoactions execute`` and ``neoactions executions list|get|watch|pause|resume``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from neoactions.client._async import AsyncClient
 from neoactions.client._sync import Client
 from neoactions.client.cli import _render
 from neoactions.client.cli._context import CliState, JsonOpt, TenantOpt, json_argument
+from neoactions.client.cli._steps import print_steps
 from neoactions.domain.errors import Internal, NeoActionsError, Unavailable
 from neoactions.domain.model import UNFINISHED_STATUSES, Execution, ExecutionStatus
 
@@ -145,6 +146,40 @@ def get(
     state = CliState.of(ctx, tenant=tenant, json=json_)
     with state.client() as client:
         execution = client.get_execution(execution_id)
+        steps = client.workflow_steps(execution_id) if execution.handler_type == "workflow" else []
+    if state.json and execution.handler_type == "workflow":
+        _render.emit_json({**_render.jsonable(execution), "steps": steps})
+        return
+    _render.execution(execution, as_json=state.json)
+    if steps:
+        print_steps(execution, steps)
+
+
+@app.command()
+def pause(
+    ctx: typer.Context,
+    execution_id: Annotated[str, typer.Argument(help="The workflow run's execution id.", show_default=False)],
+    tenant: TenantOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Pause a workflow run: its steps in flight finish, no new step starts."""
+    state = CliState.of(ctx, tenant=tenant, json=json_)
+    with state.client() as client:
+        execution = client.pause_execution(execution_id)
+    _render.execution(execution, as_json=state.json)
+
+
+@app.command()
+def resume(
+    ctx: typer.Context,
+    execution_id: Annotated[str, typer.Argument(help="The workflow run's execution id.", show_default=False)],
+    tenant: TenantOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Resume a paused workflow run."""
+    state = CliState.of(ctx, tenant=tenant, json=json_)
+    with state.client() as client:
+        execution = client.resume_execution(execution_id)
     _render.execution(execution, as_json=state.json)
 
 

@@ -11,6 +11,10 @@ import typer
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on (default: 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on; 0 picks a free one (default: 50051).")] = None,
+    http_port: Annotated[
+        int | None,
+        typer.Option(help="Also serve HTTP (CloudEvents ingest, webhooks, dashboard) here; 0 picks a free port."),
+    ] = None,
     data_dir: Annotated[
         Path | None, typer.Option(help="Embedded store directory (when no database URL) (default: .neoactions).")
     ] = None,
@@ -43,6 +47,7 @@ def serve(
             config,
             host=host,
             port=port,
+            http_port=http_port,
             data_dir=data_dir,
             database_url=database_url,
             redis_url=redis_url,

@@ -1,4 +1,4 @@
-"""``neoactions tenants create|list``."""
+"""``neoactions tenants create|list|delete``."""
 
 from __future__ import annotations
 
@@ -41,6 +41,25 @@ def list_(ctx: typer.Context, json_: JsonOpt = False) -> None:
         _render.emit_json(tenants)
     else:
         _render.tenants_table(tenants)
+
+
+@app.command()
+def delete(
+    ctx: typer.Context,
+    slug: Annotated[str, typer.Argument(metavar="TENANT", help="The tenant to remove.", show_default=False)],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Remove a tenant with all its actions, events, executions, secrets and keys."""
+    state = CliState.of(ctx, json=json_)
+    if not yes and not state.json:
+        typer.confirm(f"delete tenant {slug} and everything it holds?", abort=True)
+    with state.client() as client:
+        client.delete_tenant(slug)
+    if state.json:
+        _render.emit_json({"deleted": slug})
+    else:
+        _render.out().print(f"tenant {slug} deleted")
 
 
 __all__ = ["app"]

@@ -39,3 +39,11 @@ class TenantServicer(tenants_pb2_grpc.TenantServiceServicer):
         return tenants_pb2.ListTenantsResponse(
             tenants=[convert.tenant_to_pb(t) for t in page.items], next_page_token=page.next_page_token
         )
+
+    @unary
+    async def DeleteTenant(
+        self, request: tenants_pb2.DeleteTenantRequest, context: grpc.aio.ServicerContext
+    ) -> tenants_pb2.DeleteTenantResponse:
+        slug = names.parse_tenant(request.name, "name")
+        await self._engine.delete_tenant(caller_of(context), slug)
+        return tenants_pb2.DeleteTenantResponse()

@@ -245,7 +245,7 @@ class Engine:
                 token = page.next_page_token
                 if not token:
                     break
-            self._tenants |= slugs
+            self._tenants = slugs
             self._tenants_read = now
         return sorted(self._tenants)
 
@@ -293,6 +293,7 @@ class Engine:
         await self.enter(caller, ADMIN_TENANT, Permission.MANAGE)
         await self.store.delete_tenant(tenant)
         self._tenants.discard(tenant)
+        self.keys.forget_tenant(tenant)
         await self.audit.record(caller, ADMIN_TENANT, "tenant.delete", tenant)
 
     # --- API keys --------------------------------------------------------------------

@@ -253,6 +253,22 @@ class PostgresStore(SqlStore):
         self._statements[created.slug] = _statements_for(created.slug)
         return created
 
+    async def delete_tenant(self, slug: str) -> None:
+        if slug == ADMIN_TENANT:
+            raise InvalidArgument.field("name", "the admin tenant cannot be deleted", reason="INVALID_TENANT_ID")
+        if not is_slug(slug):
+            raise tenant_not_found(slug)
+        admin = await self._schema(ADMIN_TENANT)
+        with _translated():
+            async with self._pool.acquire() as conn, conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+                if await conn.fetchrow(admin.tenant_get, slug) is None:
+                    raise tenant_not_found(slug)
+                await conn.execute(f"DELETE FROM {admin.prefix}tenants WHERE slug = $1", slug)
+                await conn.execute(f"DELETE FROM {admin.prefix}api_keys WHERE tenant = $1", slug)
+                await conn.execute(f"DROP SCHEMA IF EXISTS {quote_ident(Tenant(slug).schema)} CASCADE")
+        self._statements.pop(slug, None)
+
     async def _schema(self, tenant: str) -> Statements:
         statements = self._statements.get(tenant)
         if statements is not None:

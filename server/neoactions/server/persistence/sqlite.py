@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from neoactions.domain.errors import AlreadyExists, Internal, NeoActionsError, Unavailable
+from neoactions.domain.errors import AlreadyExists, Internal, InvalidArgument, NeoActionsError, Unavailable
 from neoactions.domain.model import ADMIN_TENANT, Tenant, utcnow
 from neoactions.server.persistence.codec import (
     SQLITE,
@@ -403,6 +403,25 @@ class SqliteStore(SqlStore):
             with _translated():
                 await self._open_file(created.slug, (TENANT_TRACK,))
         return created
+
+    async def delete_tenant(self, slug: str) -> None:
+        if slug == ADMIN_TENANT:
+            raise InvalidArgument.field("name", "the admin tenant cannot be deleted", reason="INVALID_TENANT_ID")
+        if not is_slug(slug):
+            raise tenant_not_found(slug)
+        async with self._opening:
+            with _translated():
+                async with self._files[ADMIN_TENANT].transaction(write=True) as tx:
+                    if await tx.fetchrow(_STATEMENTS.tenant_get, slug) is None:
+                        raise tenant_not_found(slug)
+                    await tx.execute("DELETE FROM tenants WHERE slug = $1", slug)
+                    await tx.execute("DELETE FROM api_keys WHERE tenant = $1", slug)
+            file = self._files.pop(slug, None)
+            if file is not None:
+                await file.close()
+            path = self.path_of(slug)
+            for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+                await asyncio.to_thread(leftover.unlink, missing_ok=True)
 
     async def _file(self, tenant: str) -> _TenantFile:
         file = self._files.get(tenant)

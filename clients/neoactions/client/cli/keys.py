@@ -1,0 +1,151 @@
+"""``neoactions keys create|list|revoke`` and ``neoactions login``."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+from rich.markup import escape
+from rich.table import Table
+
+from neoactions.client._auth import config_path, read_config
+from neoactions.client._config import DEFAULT_TARGET
+from neoactions.client.cli import _render
+from neoactions.client.cli._context import CliState, JsonOpt, TenantOpt
+from neoactions.domain.keys import ROLES, ApiKey
+
+app = typer.Typer(help="API keys: create (shown once), list, revoke (admin role).", no_args_is_help=True)
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+
+
+def parse_duration(text: str, option: str) -> timedelta:
+    """``90s``, ``30m``, ``12h``, ``30d``, ``2w``."""
+    found = _DURATION.match(text.strip().lower())
+    if found is None or float(found.group(1)) <= 0:
+        raise typer.BadParameter(f"{text!r} is not a duration such as 30d, 12h or 2w", param_hint=option)
+    return timedelta(seconds=float(found.group(1)) * _UNIT_SECONDS[found.group(2)])
+
+
+def keys_table(keys: Iterable[ApiKey]) -> None:
+    table = Table(box=None, header_style="bold")
+    for column in ("ID", "NAME", "TENANT", "ROLE", "CREATED", "LAST USED", "EXPIRES", "STATE"):
+        table.add_column(column, overflow="fold")
+    for k in keys:
+        state = "revoked" if k.revoked_at else "active"
+        table.add_row(
+            k.id,
+            escape(k.name),
+            k.tenant,
+            k.role,
+            _render.when(k.created_at),
+            _render.when(k.last_used_at) if k.last_used_at else "-",
+            _render.when(k.expires_at) if k.expires_at else "never",
+            state,
+        )
+    _render.out().print(table)
+
+
+@app.command()
+def create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Who or what holds the key (e.g. billing-service).", show_default=False)],
+    role: Annotated[str, typer.Option(help=f"One of: {', '.join(ROLES)}.", show_default=False)],
+    expires: Annotated[str, typer.Option(help="Lifetime, e.g. 30d, 12h (default: until revoked).")] = "",
+    publish_rate: Annotated[float, typer.Option(help="Events per second this key may publish (0: no limit).")] = 0.0,
+    tenant: TenantOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Create an API key. Its token is printed once: store it now."""
+    if role not in ROLES:
+        raise typer.BadParameter(f"{role!r} is not a role; one of: {', '.join(ROLES)}", param_hint="--role")
+    ttl = parse_duration(expires, "--expires") if expires else None
+    state = CliState.of(ctx, tenant=tenant, json=json_)
+    with state.client() as client:
+        key, token = client.create_api_key(name, role, expires_in=ttl, publish_rate=publish_rate)
+    if state.json:
+        _render.emit_json({"key": token, "api_key": key})
+        return
+    _render.out().print(f"API key {key.id} ({key.role} in tenant {key.tenant}) created; it is shown only this once:")
+    _render.out().print(token, markup=False, highlight=False)
+
+
+@app.command("list")
+def list_(ctx: typer.Context, tenant: TenantOpt = None, json_: JsonOpt = False) -> None:
+    """The tenant's keys (never their tokens)."""
+    state = CliState.of(ctx, tenant=tenant, json=json_)
+    with state.client() as client:
+        keys: list[ApiKey] = []
+        token = ""
+        while True:
+            page = client.list_api_keys(page_token=token)
+            keys += page.items
+            token = page.next_page_token
+            if not token:
+                break
+    if state.json:
+        _render.emit_json(keys)
+    else:
+        keys_table(keys)
+
+
+@app.command()
+def revoke(
+    ctx: typer.Context,
+    key_id: Annotated[str, typer.Argument(metavar="ID", help="The key's id (keys list).", show_default=False)],
+    tenant: TenantOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Revoke a key: every server process refuses it within a second."""
+    state = CliState.of(ctx, tenant=tenant, json=json_)
+    with state.client() as client:
+        key = client.revoke_api_key(key_id)
+    if state.json:
+        _render.emit_json(key)
+    else:
+        _render.out().print(f"API key {key.id} ({escape(key.name)}) revoked")
+
+
+def login(
+    ctx: typer.Context,
+    api_key_file: Annotated[
+        Path, typer.Option(help="A file holding the API key (its first line).", show_default=False)
+    ],
+    server: Annotated[str, typer.Option("--server", "-s", help="The server's host:port.")] = "",
+    profile: Annotated[str, typer.Option(help="The profile to write (and make current).")] = "default",
+    json_: JsonOpt = False,
+) -> None:
+    """Save a server and its API key as a profile in your config file, used from then on."""
+    try:
+        token = next((line.strip() for line in api_key_file.read_text().splitlines() if line.strip()), "")
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read {api_key_file}: {exc.strerror}", param_hint="--api-key-file") from None
+    if not token:
+        raise typer.BadParameter(f"{api_key_file} holds no key", param_hint="--api-key-file")
+    base = ctx.find_object(CliState)
+    target = server or (base.server if base is not None else DEFAULT_TARGET)
+    path = config_path()
+    config = read_config(path)
+    profiles = config.get("profiles") if isinstance(config.get("profiles"), dict) else {}
+    assert isinstance(profiles, dict)
+    profiles[profile] = {"server": target, "api_key": token}
+    config["profiles"], config["current"] = profiles, profile
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        yaml.safe_dump(config, out, sort_keys=True)
+    os.chmod(path, 0o600)
+    if json_ or (base is not None and base.json):
+        _render.emit_json({"profile": profile, "server": target, "config": str(path)})
+    else:
+        _render.out().print(f"profile {profile!r}: {target}, saved in {path}")
+
+
+__all__ = ["app", "login", "parse_duration"]
