@@ -13,13 +13,12 @@ from google.protobuf import field_mask_pb2
 
 from neoactions.client import _apply
 from neoactions.client import _cloudevents as _ce
-from neoactions.client import _replay as _rp
 from neoactions.client import _deadletters as _dl
+from neoactions.client import _replay as _rp
 from neoactions.client import _requests as rq
 from neoactions.client._auth import auth_interceptors, resolve_api_key
 from neoactions.client._config import CHANNEL_OPTIONS, DEFAULT_TARGET, DEFAULT_TIMEOUT
 from neoactions.client._errors import translated
-from neoactions.plugins import wire as _plugin_wire
 from neoactions.client._eventstream import DEFAULT_MAX_IN_FLIGHT, EventStream
 from neoactions.client._stats import (
     ActionHealth,
@@ -69,8 +68,6 @@ from neoactions.v1 import (
     secrets_pb2_grpc,
     stats_pb2,
     stats_pb2_grpc,
-    plugins_pb2,
-    plugins_pb2_grpc,
     tenants_pb2,
     tenants_pb2_grpc,
 )
@@ -130,7 +127,6 @@ class AsyncClient:
         self._actions = actions_pb2_grpc.ActionServiceStub(self._channel)
         self._executions = executions_pb2_grpc.ExecutionServiceStub(self._channel)
         self._tenants = tenants_pb2_grpc.TenantServiceStub(self._channel)
-        self._plugins = plugins_pb2_grpc.PluginServiceStub(self._channel)
         self._audit = audit_pb2_grpc.AuditServiceStub(self._channel)
         self._keys = keys_pb2_grpc.ApiKeyServiceStub(self._channel)
         self._secrets = secrets_pb2_grpc.SecretServiceStub(self._channel)
@@ -921,43 +917,6 @@ class AsyncClient:
         ``new_key`` (32 random bytes), which becomes current; the admin tenant's admin only."""
         request = secrets_pb2.RotateMasterKeyRequest(new_master_key=new_key)
         return rotation_from_pb(await self._call(self._secrets.RotateMasterKey, request))
-
-    # --- plugins -----------------------------------------------------------------
-
-    async def search_plugins(self, query: str = "", *, registry: str = "") -> list[dict[str, Any]]:
-        """The plugins the server's registries offer (name, versions, latest, installed_version...)."""
-        request = plugins_pb2.SearchRegistryRequest(query=query, registry=registry)
-        response = await self._call(self._plugins.SearchRegistry, request)
-        return [_plugin_wire.entry_from_pb(p) for p in response.plugins]
-
-    async def list_plugins(self, *, installed_only: bool = False) -> list[dict[str, Any]]:
-        """Installed plugins, then the built-in handler types (``builtin: true``)."""
-        request = plugins_pb2.ListPluginsRequest(installed_only=installed_only)
-        response = await self._call(self._plugins.ListPlugins, request)
-        return [_plugin_wire.plugin_from_pb(p) for p in response.plugins]
-
-    async def get_plugin(self, name: str) -> dict[str, Any]:
-        """One plugin: its versions, handler types (config schema, examples), capabilities granted."""
-        request = plugins_pb2.GetPluginRequest(name=name)
-        return _plugin_wire.plugin_from_pb(await self._call(self._plugins.GetPlugin, request))
-
-    async def install_plugin(
-        self, name: str, version: str = "", *, registry: str = "", grants: Sequence[str] = ()
-    ) -> dict[str, Any]:
-        """Install the newest version ``version`` (a version or range) allows; ``grants`` give the
-        capabilities it requests (``net:HOST``, ``secret:NAME``). The admin tenant's admin only."""
-        request = plugins_pb2.InstallPluginRequest(name=name, version=version, registry=registry, grants=list(grants))
-        return _plugin_wire.plugin_from_pb(await self._call(self._plugins.InstallPlugin, request))
-
-    async def update_plugin(self, name: str, version: str = "", *, grants: Sequence[str] = ()) -> dict[str, Any]:
-        """Install a newer version beside the installed ones; in-flight executions keep theirs."""
-        request = plugins_pb2.UpdatePluginRequest(name=name, version=version, grants=list(grants))
-        return _plugin_wire.plugin_from_pb(await self._call(self._plugins.UpdatePlugin, request))
-
-    async def uninstall_plugin(self, name: str, *, force: bool = False) -> dict[str, Any]:
-        """Remove every version; refused while enabled actions use it unless ``force`` disables them."""
-        request = plugins_pb2.UninstallPluginRequest(name=name, force=force)
-        return _plugin_wire.removal_from_pb(await self._call(self._plugins.UninstallPlugin, request))
 
     # --- plugins -----------------------------------------------------------------
 
