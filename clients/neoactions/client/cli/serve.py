@@ -15,6 +15,10 @@ def serve(
         int | None,
         typer.Option(help="Also serve HTTP (CloudEvents ingest, webhooks, dashboard) here; 0 picks a free port."),
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Serve Prometheus metrics at http://127.0.0.1:PORT/metrics; 0 picks a free port."),
+    ] = None,
     data_dir: Annotated[
         Path | None, typer.Option(help="Embedded store directory (when no database URL) (default: .neoactions).")
     ] = None,
@@ -48,6 +52,7 @@ def serve(
             host=host,
             port=port,
             http_port=http_port,
+            metrics_port=metrics_port,
             data_dir=data_dir,
             database_url=database_url,
             redis_url=redis_url,
