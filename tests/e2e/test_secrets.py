@@ -216,3 +216,48 @@ async def test_rotation_re_encrypts_and_secrets_still_resolve(
             assert base64.b64decode(key_file.read_text()) == new and rotation.persisted
         else:
             assert not rotation.persisted  # the key came from NEOACTIONS_MASTER_KEY
+
+
+def test_cli_sets_from_stdin_or_a_file_lists_and_deletes(secrets_server: SecretsServer, tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from neoactions.client.cli._app import app
+
+    target = secrets_server.proc.target
+    tenant = f"t_{uuid.uuid4().hex[:12]}"
+    runner = CliRunner(env={"NEOACTIONS_SERVER": None, "NEOACTIONS_TENANT": None, "COLUMNS": "200"})
+
+    def cli(*args: str, input: str | None = None) -> object:
+        result = runner.invoke(app, ["--server", target, "--tenant", tenant, *args], input=input)
+        assert result.exit_code == 0, result.output
+        return result
+
+    cli("tenants", "create", tenant)
+    set_doc = json.loads(cli("secrets", "set", "from_stdin", "--json", input=TOKEN + "\n").stdout)  # type: ignore[attr-defined]
+    assert (set_doc["name"], set_doc["version"], set_doc["tenant"]) == ("from_stdin", 1, tenant)
+    value_file = tmp_path / "value.txt"
+    value_file.write_text("from a file\n")
+    shown = cli("secrets", "set", "from_file", "--from-file", str(value_file)).stdout  # type: ignore[attr-defined]
+    assert "{{ secrets.from_file }}" in shown
+    listed = json.loads(cli("secrets", "list", "--json").stdout)  # type: ignore[attr-defined]
+    assert [s["name"] for s in listed] == ["from_file", "from_stdin"]
+    assert TOKEN not in json.dumps(listed) and "from a file" not in json.dumps(listed)
+    assert json.loads(cli("secrets", "delete", "from_file", "--json").stdout)["deleted"] == "from_file"  # type: ignore[attr-defined]
+    assert "from_stdin" in cli("secrets", "list").stdout  # type: ignore[attr-defined]
+
+    # the value is stored as given, less the one newline echo adds: an action renders it exactly
+    asyncio.run(_run_echo(target, tenant))
+
+    empty = runner.invoke(app, ["--server", target, "--tenant", tenant, "secrets", "set", "x"], input="")
+    assert empty.exit_code == 2 and "empty" in empty.output
+
+
+async def _run_echo(target: str, tenant: str) -> None:
+    async with AsyncClient(target, tenant=tenant, timeout=30) as c:
+        action = echo_action("echo")
+        action["handler"]["config"]["token"] = "{{ secrets.from_stdin }}"  # type: ignore[index]
+        await c.create_action(action)
+        ran = await c.run("echo", {})
+        assert ran.output == {"token": "***", "header": "Bearer ***", "***": "as a key", "nested": [{"t": "***"}]}

@@ -39,7 +39,7 @@ def _read_value(state: CliState, from_file: Path | None) -> str:
         except OSError as exc:
             _fail(state, "--from-file", f"cannot read {from_file}: {exc.strerror}")
     elif sys.stdin.isatty():
-        return typer.prompt("value", hide_input=True, err=True)
+        return str(typer.prompt("value", hide_input=True, err=True))
     else:
         raw = sys.stdin.buffer.read()
     try:
