@@ -10,6 +10,12 @@ PORT ?= 50051
 DATA_DIR ?= .neoactions
 
 .PHONY: help install run test test-fast check lint typecheck proto proto-check client client-check bench clean
+.PHONY: buf-lint buf-breaking ts-test
+TS_DIR := clients/typescript
+BUF := $(TS_DIR)/node_modules/.bin/buf
+#: `make buf-breaking BUF_AGAINST=<buf input>`: what proto/ must stay compatible with
+#: (default: the newest v* tag, else the commit that put proto/ under buf)
+BUF_AGAINST ?=
 
 help:
 	@grep -E '^[a-z-]+:.*?## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -60,7 +66,26 @@ client: $(STAMP) ## regenerate the blocking client from the asyncio one
 client-check: $(STAMP) ## fail when the blocking client drifted from the asyncio one
 	$(BIN)/python scripts/gen_sync_client.py --check
 
-check: lint typecheck proto-check client-check test ## everything CI runs
+$(TS_DIR)/node_modules/.installed: $(TS_DIR)/package.json $(TS_DIR)/package-lock.json
+	cd $(TS_DIR) && npm ci --no-audit --no-fund
+	@touch $@
+
+buf-lint: $(TS_DIR)/node_modules/.installed ## buf lint of proto/ (rules: proto/buf.yaml)
+	$(BUF) lint proto
+
+buf-breaking: $(TS_DIR)/node_modules/.installed ## fail on a breaking change to proto/ (BUF_AGAINST=...)
+	@against='$(BUF_AGAINST)'; \
+	if [ -z "$$against" ]; then \
+	  base=$$(git describe --tags --abbrev=0 --match 'v*' 2>/dev/null || git log --diff-filter=A --format=%H -- proto/buf.yaml | tail -1); \
+	  against=".git#ref=$$base,subdir=proto"; \
+	fi; \
+	echo "buf breaking proto --against $$against"; \
+	$(BUF) breaking proto --against "$$against"
+
+ts-test: $(TS_DIR)/node_modules/.installed $(STAMP) ## the TypeScript client's suite (builds it, runs real servers)
+	cd $(TS_DIR) && npm test
+
+check: lint typecheck proto-check client-check buf-lint buf-breaking test ## everything CI runs
 
 bench: $(STAMP) ## benchmarks; results go to docs/benchmarks.md
 	$(BIN)/python -m bench
