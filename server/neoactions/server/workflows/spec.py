@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from neoactions.domain.errors import InvalidArgument
+from neoactions.domain.errors import FieldViolation, InvalidArgument
 from neoactions.domain.model import JSON, HandlerSpec, JSONObject, RetryPolicy
 
 #: what a step does; exactly one of these keys per step
@@ -393,11 +393,15 @@ def _naming(step: Step) -> Iterator[None]:
     try:
         yield
     except InvalidArgument as exc:
-        if f"step {step.name!r}" in exc.message:
+        named = f"step {step.name!r}"
+        if named in exc.message and all(named in v.description for v in exc.violations):
             raise
-        raise InvalidArgument(
-            f"step {step.name!r}: {exc.message}", reason=exc.reason, violations=list(exc.violations)
-        ) from None
+        violations = [
+            v if named in v.description else FieldViolation(v.field, f"{named}: {v.description}")
+            for v in exc.violations
+        ]
+        message = exc.message if named in exc.message else f"{named}: {exc.message}"
+        raise InvalidArgument(message, reason=exc.reason, violations=violations) from None
 
 
 __all__ = [
