@@ -281,7 +281,7 @@ async def serve(
 
 def run(settings: Settings, reuse_port: bool = False, on_ready: Callable[[Settings, int], None] = _announce) -> None:
     """Serve until a signal; with ``processes`` > 1, supervise that many serving processes."""
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format, settings.log_payloads)
     if settings.processes > 1:
         from neoactions.server.supervisor import supervise
 

@@ -6,13 +6,17 @@ attempt); each returns at once when neither tracing nor metrics is on.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from opentelemetry.trace import Span
 
+from neoactions.server import logjson
 from neoactions.server.telemetry import metrics, tracing
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from neoactions.domain.model import Attempt, Event, Execution
@@ -52,7 +56,8 @@ def matched(tenant: str, event: Event, executions: Sequence[Execution], started_
 
 
 def attempt_began(ex: Execution, attempt: Attempt) -> Span | None:
-    """The attempt's span (``None`` when tracing is off)."""
+    """The attempt's span (``None`` when tracing is off); this task's log lines name the execution."""
+    logjson.bind(tenant=ex.tenant, execution_id=ex.id, correlation_id=ex.correlation_id)
     return tracing.start_attempt(ex, attempt) if tracing.state.enabled else None
 
 
@@ -65,6 +70,9 @@ def runner_context(span: Span | None, given: dict[str, str]) -> dict[str, str]:
 def attempt_ended(span: Span | None, ex: Execution, attempt: Attempt) -> None:
     """The attempt is over (recorded, or cut short when ``attempt.finished_at`` is unset)."""
     finished = attempt.finished_at is not None
+    if logjson.PAYLOADS[0] and finished:
+        log.debug("attempt %d ended %s: input %r, output %r", attempt.number, ex.status.value, ex.input, attempt.output)
+    logjson.bind()
     if metrics.state.enabled and finished:
         metrics.attempt_started(ex, attempt)
         metrics.attempt_finished(ex, attempt, ex.status.value, ex.status.is_final)

@@ -15,6 +15,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from neoactions.domain.errors import NeoActionsError
 from neoactions.domain.model import Event, JSONObject, utcnow
@@ -40,7 +41,7 @@ _RECENT_ALERTS = 1000
 Publish = Callable[[str, list[Event]], Awaitable[object]]
 
 
-class AlertStore(StatsStore, EventStore):
+class AlertStore(StatsStore, EventStore, Protocol):
     """What the alert loop reads."""
 
 

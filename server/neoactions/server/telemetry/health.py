@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from datetime import timedelta
 
 from neoactions.server.settings import Settings
-from neoactions.server.telemetry.stats import ActionStats
+from neoactions.server.telemetry.stats import ActionStats, StatsReader, window
 
 
 class HealthLevel(enum.StrEnum):
@@ -88,4 +89,17 @@ def judge(stats: ActionStats, t: Thresholds) -> ActionHealth:
     return ActionHealth(stats.action, level, "; ".join(r for lv, r in found if lv is level), stats)
 
 
-__all__ = ["ActionHealth", "HealthLevel", "Thresholds", "judge"]
+async def action_health(reader: StatsReader, tenant: str, action: str, t: Thresholds) -> ActionHealth:
+    """The health of ``action`` over the health window ending now."""
+    start, end = window(None, None, timedelta(seconds=t.window_seconds))
+    return judge(await reader.action_stats(tenant, action, start, end), t)
+
+
+async def tenant_health(reader: StatsReader, tenant: str, t: Thresholds) -> list[ActionHealth]:
+    """The health of every action with executions in the health window ending now."""
+    start, end = window(None, None, timedelta(seconds=t.window_seconds))
+    _, actions = await reader.overview(tenant, start, end)
+    return [judge(a, t) for a in actions if a.action]
+
+
+__all__ = ["ActionHealth", "HealthLevel", "Thresholds", "action_health", "judge", "tenant_health"]
