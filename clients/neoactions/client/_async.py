@@ -16,8 +16,8 @@ from neoactions.client import _cloudevents as _ce
 from neoactions.client import _deadletters as _dl
 from neoactions.client import _replay as _rp
 from neoactions.client import _requests as rq
-from neoactions.client._auth import auth_interceptors, resolve_api_key
-from neoactions.client._config import CHANNEL_OPTIONS, DEFAULT_TARGET, DEFAULT_TIMEOUT
+from neoactions.client._auth import open_async_channel, resolve_api_key
+from neoactions.client._config import DEFAULT_TARGET, DEFAULT_TIMEOUT
 from neoactions.client._errors import translated
 from neoactions.client._eventstream import DEFAULT_MAX_IN_FLIGHT, EventStream
 from neoactions.client._stats import (
@@ -117,12 +117,9 @@ class AsyncClient:
         # the bearer token of every call: the argument, NEOACTIONS_API_KEY, the user's profile,
         # or a local embedded server's admin.key (see _auth.py); a given channel brings its own
         self.api_key = resolve_api_key(api_key, target, data_dir) if channel is None else api_key
-        interceptors = auth_interceptors(self.api_key) if channel is None else []
         # TLS when a CA or a client certificate is given (see _tls.py); plaintext otherwise
         tls = channel_credentials(tls_ca, tls_cert, tls_key) if channel is None else None
-        if channel is None and tls is not None:
-            channel = grpc.aio.secure_channel(target, tls, options=CHANNEL_OPTIONS, interceptors=interceptors)
-        self._channel = channel or grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS, interceptors=interceptors)
+        self._channel = channel or open_async_channel(target, tls, self.api_key)
         self._events = events_pb2_grpc.EventServiceStub(self._channel)
         self._actions = actions_pb2_grpc.ActionServiceStub(self._channel)
         self._executions = executions_pb2_grpc.ExecutionServiceStub(self._channel)

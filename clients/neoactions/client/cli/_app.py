@@ -10,7 +10,17 @@ import typer
 
 from neoactions.client._auth import profile as login_profile
 from neoactions.client._config import DEFAULT_TARGET
-from neoactions.client.cli import actions, audit, deadletters, executions, keys, secrets, tenants
+from neoactions.client.cli import (
+    actions,
+    audit,
+    deadletters,
+    eventstore,
+    executions,
+    keys,
+    plugins,
+    secrets,
+    tenants,
+)
 from neoactions.client.cli._context import CliState
 from neoactions.client.cli._globals import GlobalOptionsAnywhere
 from neoactions.client.cli.apply import apply
@@ -116,12 +126,14 @@ app.command()(publish)
 app.command("test-event")(test_event)
 app.command()(executions.execute)
 app.add_typer(actions.app, name="actions")
+app.add_typer(eventstore.app, name="events")
 app.add_typer(executions.app, name="executions")
 app.add_typer(deadletters.app, name="dlq")
 app.add_typer(tenants.app, name="tenants")
 app.add_typer(secrets.app, name="secrets")
 app.add_typer(audit.app, name="audit")
 app.add_typer(keys.app, name="keys")
+app.add_typer(plugins.app, name="plugins")
 app.command()(keys.login)
 
 __all__ = ["app", "installed_version"]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from neoactions.client.cli import _render
 from neoactions.client.cli._context import CliState, JsonOpt, TenantOpt
+from neoactions.client.cli.eventstore import backtest, backtest_output
 
 app = typer.Typer(help="Inspect and manage actions.", no_args_is_help=True)
 
@@ -91,6 +93,36 @@ def enable(ctx: typer.Context, name: NameArg, tenant: TenantOpt = None, json_: J
 def disable(ctx: typer.Context, name: NameArg, tenant: TenantOpt = None, json_: JsonOpt = False) -> None:
     """Stop an action from matching events (it keeps its history)."""
     _toggle(ctx, name, False, tenant, json_)
+
+
+@app.command()
+def test(
+    ctx: typer.Context,
+    file: Annotated[
+        Path,
+        typer.Option("--file", "-f", exists=True, dir_okay=False, help="The actions to test (declarative YAML)."),
+    ],
+    against_history: Annotated[
+        bool, typer.Option("--against-history", help="Evaluate them against the stored events (a backtest).")
+    ] = False,
+    since: Annotated[
+        str | None, typer.Option(help="Stored events at or after: an age (24h, 7d), a date or an ISO time.")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="Stored events before this time.")] = None,
+    type_pattern: Annotated[str, typer.Option("--type", help="Only stored events of this type pattern.")] = "",
+    max_events: Annotated[int, typer.Option(min=0, help="Read at most this many events (0: all).")] = 0,
+    tenant: TenantOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """What the actions of FILE (saved or not) would have matched among the stored events."""
+    if not against_history:
+        raise typer.BadParameter(
+            "only --against-history is supported here: test one event with test-event", param_hint="--against-history"
+        )
+    state = CliState.of(ctx, tenant=tenant, json=json_)
+    with state.client() as client:
+        report = backtest(client, file, since, until, type_pattern, max_events)
+    backtest_output(report, state.json)
 
 
 __all__ = ["app"]
