@@ -20,7 +20,7 @@ SOURCE = CLIENT / "_async.py"
 TARGET = CLIENT / "_sync.py"
 
 #: names the token rewrite renames beyond unasync's own table
-NAMES = {"AsyncClient": "Client"}
+NAMES = {"AsyncClient": "Client", "open_async_channel": "open_sync_channel"}
 
 #: what a token rewrite cannot say: the texts that describe the asyncio client
 TEXTS = (

@@ -79,8 +79,11 @@ def make_run_server(tmp_path: Path) -> Iterator[str]:
     """What ``make run PORT=... DATA_DIR=...`` runs, on a free port and a fresh data directory."""
     port = _free_port()
     log = (tmp_path / "server.log").open("w")
+    # ``make run`` keeps its data in ``.neoactions`` of the repository's folder, where the CLI
+    # of the "Try it" commands runs too (and finds the server's first admin key)
+    data_dir = tmp_path / "clone" / ".neoactions"
     proc = subprocess.Popen(
-        [str(VENV / "bin" / "neoactions"), "serve", "--port", str(port), "--data-dir", str(tmp_path / "data")],
+        [str(VENV / "bin" / "neoactions"), "serve", "--port", str(port), "--data-dir", str(data_dir)],
         stdout=subprocess.PIPE,
         stderr=log,
         text=True,
@@ -116,7 +119,7 @@ def test_readme_block_parses_into_known_commands() -> None:
 
 def test_try_it_runs_as_pasted(make_run_server: str, tmp_path: Path) -> None:
     work = tmp_path / "clone"
-    work.mkdir()
+    work.mkdir(exist_ok=True)
     (work / ".venv").symlink_to(VENV)  # "from the repository's folder", without writing into it
     # The README says: another port than 50051 → NEOACTIONS_SERVER; a terminal of 80 columns
     env = {**_clean_env(), "NEOACTIONS_SERVER": make_run_server, "COLUMNS": str(WIDTH), "TERM": "dumb"}
@@ -139,6 +142,7 @@ def test_try_it_runs_as_pasted(make_run_server: str, tmp_path: Path) -> None:
     listed = subprocess.run(
         [str(VENV / "bin" / "neoactions"), "executions", "list", "--json"],
         env=env,
+        cwd=work,
         capture_output=True,
         text=True,
         timeout=60,

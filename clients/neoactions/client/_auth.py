@@ -12,10 +12,12 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import grpc
 import yaml
+
+from neoactions.client._config import CHANNEL_OPTIONS
 
 #: the config file ``neoactions login`` writes (under ``$XDG_CONFIG_HOME`` when set)
 CONFIG_NAME = "neoactions/config.yaml"
@@ -132,6 +134,78 @@ def auth_interceptors(api_key: str | None) -> list[grpc.aio.ClientInterceptor]:
     return [_UnaryUnary(pairs), _UnaryStream(pairs), _StreamUnary(pairs), _StreamStream(pairs)]
 
 
+class _Fields(NamedTuple):
+    method: str
+    timeout: float | None
+    metadata: Any
+    credentials: Any
+    wait_for_ready: bool | None
+    compression: Any
+
+
+class _SyncDetails(_Fields, grpc.ClientCallDetails):  # type: ignore[misc]
+    """The details of a blocking call, with the key added to its metadata."""
+
+
+_SYNC_INTERCEPTORS: tuple[type, ...] = (
+    grpc.UnaryUnaryClientInterceptor,
+    grpc.UnaryStreamClientInterceptor,
+    grpc.StreamUnaryClientInterceptor,
+    grpc.StreamStreamClientInterceptor,
+)
+
+
+class _SyncMetadata(*_SYNC_INTERCEPTORS):  # type: ignore[misc]
+    """:class:`_Metadata` for grpc's blocking channel."""
+
+    def __init__(self, pairs: Sequence[tuple[str, str]]) -> None:
+        self._pairs = tuple(pairs)
+
+    def _details(self, d: Any) -> Any:
+        metadata = [*(d.metadata or ()), *self._pairs]
+        return _SyncDetails(
+            d.method,
+            d.timeout,
+            metadata,
+            d.credentials,
+            getattr(d, "wait_for_ready", None),
+            getattr(d, "compression", None),
+        )
+
+    def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        return continuation(self._details(client_call_details), request)
+
+    def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        return continuation(self._details(client_call_details), request)
+
+    def intercept_stream_unary(self, continuation: Any, client_call_details: Any, request_iterator: Any) -> Any:
+        return continuation(self._details(client_call_details), request_iterator)
+
+    def intercept_stream_stream(self, continuation: Any, client_call_details: Any, request_iterator: Any) -> Any:
+        return continuation(self._details(client_call_details), request_iterator)
+
+
+def open_async_channel(
+    target: str, credentials: grpc.ChannelCredentials | None, api_key: str | None
+) -> grpc.aio.Channel:
+    """The asyncio client's channel: TLS with ``credentials`` (plaintext without), sending ``api_key``."""
+    interceptors = auth_interceptors(api_key)
+    if credentials is not None:
+        return grpc.aio.secure_channel(target, credentials, options=CHANNEL_OPTIONS, interceptors=interceptors)
+    return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS, interceptors=interceptors)
+
+
+def open_sync_channel(target: str, credentials: grpc.ChannelCredentials | None, api_key: str | None) -> grpc.Channel:
+    """:func:`open_async_channel` for the blocking client."""
+    if credentials is not None:
+        channel = grpc.secure_channel(target, credentials, options=CHANNEL_OPTIONS)
+    else:
+        channel = grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
+    if not api_key:
+        return channel
+    return grpc.intercept_channel(channel, _SyncMetadata([("authorization", f"Bearer {api_key}")]))
+
+
 def authorized_channel(
     target: str, api_key: str | None = None, *, options: Sequence[tuple[str, Any]] | None = None
 ) -> grpc.aio.Channel:
@@ -147,6 +221,8 @@ __all__ = [
     "config_path",
     "is_local",
     "local_key_files",
+    "open_async_channel",
+    "open_sync_channel",
     "profile",
     "read_config",
     "resolve_api_key",
