@@ -66,7 +66,7 @@ from neoactions.server.runners import (
     Result,
     Suspend,
 )
-from neoactions.server.secrets import Masker, Secrets, SecretUnavailable, secret_names
+from neoactions.server.secrets import Masker, Secrets, SecretUnavailable, attempt_secret_names
 from neoactions.server.store import AttemptFinish, AttemptStart, Store
 from neoactions.server.templating import ConfigRenderer, TemplateRenderBusy, TemplateRenderError
 
@@ -317,7 +317,7 @@ class AttemptRunner:
         secrets: dict[str, str] = {}
         if self._secrets is not None:
             try:
-                names = secret_names(plan.handler.config, handler_type.raw_config_keys)
+                names = attempt_secret_names(plan.handler.config, handler_type.raw_config_keys)
                 secrets = await self._secrets.values(ex.tenant, names)
             except SecretUnavailable as exc:
                 return Failure.of("secret_error", str(exc))

@@ -4,6 +4,7 @@
 from neoactions.server.secrets.crypto import Keyring, MasterKeyError, key_id
 from neoactions.server.secrets.masking import LOG_VALUES, MASK, NO_MASK, Masker
 from neoactions.server.secrets.references import (
+    attempt_secret_names,
     check_sensitive,
     is_reference_only,
     referenced_secrets,
@@ -21,6 +22,7 @@ __all__ = [
     "MasterKeyError",
     "SecretUnavailable",
     "Secrets",
+    "attempt_secret_names",
     "check_name",
     "check_sensitive",
     "is_reference_only",

@@ -12,6 +12,7 @@ authorization scheme word (``Bearer {{ secrets.api_token }}``), never a literal.
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 
@@ -116,6 +117,26 @@ def secret_names(config: JSON, raw_keys: frozenset[str] = frozenset()) -> frozen
     return frozenset(found)
 
 
+#: configs seen by attempts (by identity: a stored action's config is one object, kept by the
+#: catalog) -> the secrets they name; the config is held too, so its id is not reused
+_BY_CONFIG: OrderedDict[int, tuple[JSON, frozenset[str]]] = OrderedDict()
+_BY_CONFIG_KEPT = 4096
+
+
+def attempt_secret_names(config: JSON, raw_keys: frozenset[str] = frozenset()) -> frozenset[str]:
+    """:func:`secret_names` for an attempt's config, remembered per config object."""
+    key = id(config)
+    found = _BY_CONFIG.get(key)
+    if found is not None and found[0] is config:
+        _BY_CONFIG.move_to_end(key)
+        return found[1]
+    names = secret_names(config, raw_keys)
+    _BY_CONFIG[key] = (config, names)
+    if len(_BY_CONFIG) > _BY_CONFIG_KEPT:
+        _BY_CONFIG.popitem(last=False)
+    return names
+
+
 def is_reference_only(text: str) -> bool:
     """Whether ``text`` holds secret references and nothing else but an authorization scheme
     word (``Bearer {{ secrets.token }}``); an empty value holds no credential either."""
@@ -178,6 +199,7 @@ def check_sensitive(config: JSON, sensitive_paths: Iterable[str], path: str = "h
 __all__ = [
     "NAME_RULE",
     "SECRET_NAME",
+    "attempt_secret_names",
     "check_sensitive",
     "is_reference_only",
     "referenced_secrets",
