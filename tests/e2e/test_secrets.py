@@ -261,3 +261,25 @@ async def _run_echo(target: str, tenant: str) -> None:
         await c.create_action(action)
         ran = await c.run("echo", {})
         assert ran.output == {"token": "***", "header": "Bearer ***", "***": "as a key", "nested": [{"t": "***"}]}
+
+
+async def test_only_admins_manage_secrets_and_only_the_admin_tenant_rotates(
+    client: AsyncClient, secrets_server: SecretsServer
+) -> None:
+    from neoactions.domain.errors import PermissionDenied
+
+    target, tenant = secrets_server.proc.target, client.tenant
+    keys = {role: (await client.create_api_key(f"{role}-key", role))[1] for role in ("admin", "writer", "reader")}
+    async with AsyncClient(target, tenant=tenant, api_key=keys["admin"], timeout=30) as admin:
+        await admin.set_secret("by_tenant_admin", "v1")
+        assert [s.name async for s in admin.iter_secrets()] == ["by_tenant_admin"]
+        with pytest.raises((PermissionDenied, NotFound)):
+            await admin.rotate_master_key()
+        with pytest.raises((PermissionDenied, NotFound)):  # another tenant's secrets do not exist for it
+            await admin.list_secrets(tenant="admin")
+    for role in ("writer", "reader"):
+        async with AsyncClient(target, tenant=tenant, api_key=keys[role], timeout=30) as other:
+            with pytest.raises(PermissionDenied):
+                await other.set_secret("x", "v")
+            with pytest.raises(PermissionDenied):
+                await other.list_secrets()
