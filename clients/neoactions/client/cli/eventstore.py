@@ -169,7 +169,7 @@ def replay(
             _dry_run(report, state.json)
             return
         # a dry run first: its count of events is the progress bar's total
-        total = None if state.json or detach else client.replay_events(**selection, dry_run=True).events_scanned  # type: ignore[union-attr]
+        total = None if state.json or detach else client.replay_events(**selection, dry_run=True).events_scanned
         job = client.replay_events(**selection, events_per_second=rate)
         assert isinstance(job, _rp.ReplayJob)
         if not detach:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TypeVar
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -20,7 +20,7 @@ DEFAULT_MAX_IN_FLIGHT = 4
 
 
 async def ordered(
-    source: AsyncIterator[T], work: Callable[[T], Awaitable[R]], max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    source: AsyncIterator[T], work: Callable[[T], Coroutine[Any, Any, R]], max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
 ) -> AsyncIterator[R | Exception]:
     """``work`` of each item of ``source``, in order; an item whose work raised an ``Exception``
     yields the exception (the stream goes on). At most ``max_in_flight`` items are in work."""

@@ -134,7 +134,7 @@ class MemoryEventArchive:
         job = t.replay_jobs.get(key) if key is not None else None
         if job is None:
             raise replay_not_found(tenant, job_id)
-        return dataclasses.replace(job, spec=_copy(job.spec), progress=_copy(job.progress))
+        return _job_copy(job)
 
     async def update_replay_job(self, tenant: str, job_id: str, progress: dict[str, Any], state: ReplayState) -> bool:
         t = await self._tables(tenant)
@@ -152,19 +152,22 @@ class MemoryEventArchive:
             raise replay_not_found(tenant, job_id)
         if job.state is ReplayState.RUNNING:
             job.state, job.updated_at = ReplayState.CANCELLED, utcnow()
-        return dataclasses.replace(job, spec=_copy(job.spec), progress=_copy(job.progress))
+        return _job_copy(job)
 
     # --- retention ---------------------------------------------------------------------
 
     async def get_retention(self, tenant: str) -> RetentionPolicy:
         t = await self._tables(tenant)
         policy = t.retention
-        return dataclasses.replace(policy) if isinstance(policy, RetentionPolicy) else RetentionPolicy()
+        if not isinstance(policy, RetentionPolicy):
+            return RetentionPolicy()
+        return RetentionPolicy(policy.events_seconds, policy.executions_seconds, policy.updated_at)
 
     async def set_retention(self, tenant: str, policy: RetentionPolicy) -> RetentionPolicy:
         t = await self._tables(tenant)
-        t.retention = RetentionPolicy(policy.events_seconds, policy.executions_seconds, utcnow())
-        return dataclasses.replace(t.retention)
+        stored = RetentionPolicy(policy.events_seconds, policy.executions_seconds, utcnow())
+        t.retention = stored
+        return dataclasses.replace(stored)
 
     async def delete_events_before(self, tenant: str, before: datetime, limit: int) -> int:
         cutoff = to_micros(before)
@@ -206,6 +209,10 @@ class MemoryEventArchive:
         out.tables["action_versions"] = TableUsage(len(t.versions), sum(len(v.spec) for v in t.versions.values()))
         out.total_bytes = sum(u.bytes for u in out.tables.values())
         return out
+
+
+def _job_copy(job: ReplayJobRecord) -> ReplayJobRecord:
+    return ReplayJobRecord(job.id, job.state, _copy(job.spec), _copy(job.progress), job.created_at, job.updated_at)
 
 
 def _copy(doc: dict[str, Any]) -> dict[str, Any]:

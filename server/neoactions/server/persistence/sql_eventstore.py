@@ -157,8 +157,8 @@ class SqlEventArchive:
         return ReplayJobRecord(
             id=str(row[0]),
             state=ReplayState(row[1]),
-            spec=d.dec_json(row[2]),  # type: ignore[arg-type]
-            progress=d.dec_json(row[3]),  # type: ignore[arg-type]
+            spec=d.dec_json(row[2]),
+            progress=d.dec_json(row[3]),
             created_at=d.dec_time(row[4]),
             updated_at=d.dec_time(row[5]),
         )
