@@ -195,6 +195,10 @@ class Dashboard:
                 return await handler(request, session)
             except NeoActionsError as exc:
                 return self.render(request, "error.html", session, status=http_status(exc), error=exc)
+            except Exception:
+                log.exception("dashboard %s %s failed", request.method, request.url.path)
+                error = NeoActionsError("internal error; see the server's log", reason="INTERNAL")
+                return self.render(request, "error.html", session, status=500, error=error)
 
         return endpoint
 
@@ -309,7 +313,7 @@ class Dashboard:
             metadata=doc.get("metadata", {}) if isinstance(doc.get("metadata", {}), dict) else {},
         )
         [(explanation, _)] = await self._engine.test_event(session.caller, session.tenant, event, name)
-        return await self.action(request, session, explained=explanation.to_dict(), tested=text)
+        return await self.action(request, session, explained={"error": "", **explanation.to_dict()}, tested=text)
 
     # --- executions ------------------------------------------------------------------
     def _filter(self, request: Request) -> ExecutionFilter:
@@ -440,6 +444,34 @@ class Dashboard:
 
     # --- stats ---------------------------------------------------------------------
     async def stats(self, request: Request, session: Session) -> Response:
+        """Per action: the engine's stats and health over the last hour, and the success rate of
+        each of the last 12 hours (``GetOverview``); without it, counts from ``list_executions``."""
+        overview = getattr(self._engine, "get_overview", None)
+        if overview is None:
+            return await self._counted_stats(request, session)
+        now = utcnow()
+        total, actions, health = await overview(session.caller, session.tenant, now - timedelta(hours=1), now)
+        levels = {h.action: h for h in health}
+        chart = []
+        for back in range(11, -1, -1):
+            end = now - timedelta(hours=back)
+            hour, _, _ = await overview(session.caller, session.tenant, end - timedelta(hours=1), end)
+            ended = hour.succeeded + hour.failed
+            chart.append(
+                {
+                    "hour": end.strftime("%H:%M"),
+                    "ok": hour.succeeded,
+                    "bad": hour.failed,
+                    "rate": 100.0 * hour.succeeded / ended if ended else 0.0,
+                    "empty": not ended,
+                    "p95": hour.p95_seconds * 1000,
+                }
+            )
+        return self.render(
+            request, "stats.html", session, total=total, actions=actions, health=levels, chart=chart, sampled=0
+        )
+
+    async def _counted_stats(self, request: Request, session: Session) -> Response:
         """Per action: counts by status, success rate and mean duration over the last executions,
         and an hourly success-rate chart (from ``list_executions``: the latest 1,000)."""
         since = utcnow() - timedelta(hours=24)
@@ -484,7 +516,9 @@ class Dashboard:
             {"hour": h, "ok": c["ok"], "bad": c["bad"], "rate": 100.0 * c["ok"] / max(1, c["ok"] + c["bad"])}
             for h, c in sorted(hours.items())
         ]
-        return self.render(request, "stats.html", session, table=table, chart=chart, sampled=len(rows))
+        return self.render(
+            request, "counted_stats.html", session, table=table, chart=chart, sampled=len(rows), total=None
+        )
 
     # --- admin pages (when the engine has them) ----------------------------------------
     async def keys(self, request: Request, session: Session) -> Response:
@@ -508,9 +542,7 @@ class Dashboard:
         op = getattr(self._engine, "list_plugins", None)
         if op is None:
             raise InvalidArgument("this server has no plugin support", reason="NOT_AVAILABLE")
-        page = await op(session.caller, session.tenant, _PAGE, "")
-        items = getattr(page, "items", page)
-        return self.render(request, "plugins.html", session, plugins=items)
+        return self.render(request, "plugins.html", session, plugins=await op(session.caller, session.tenant))
 
 
 __all__ = ["KEY_COOKIE", "STATIC_DIR", "TEMPLATES_DIR", "TENANT_COOKIE", "Dashboard", "Session", "csrf_token"]

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 #: headers every response carries; the dashboard's pages add a strict Content-Security-Policy
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
+    (b"referrer-policy", b"same-origin"),
     (b"x-frame-options", b"DENY"),
 ]
 CSP = (
@@ -87,6 +87,7 @@ def build_app(engine: Engine, settings: Settings, stopping: asyncio.Event | None
         Route("/v1/webhooks/{source}", gateway.webhook, methods=["POST"]),
         Route("/openapi.json", openapi_json, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/favicon.ico", lambda request: Response(status_code=204), methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         *dashboard.routes(),
     ]
