@@ -4,15 +4,18 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -20,6 +23,8 @@ from datetime import datetime
 from pathlib import Path
 
 import asyncpg
+
+from neoactions.domain.keys import new_token
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_DSN = os.environ.get("BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -55,6 +60,16 @@ def free_port() -> int:
 
 def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+#: every server the benchmarks start creates its first admin key from this file, and every
+#: bench client sends it: the benchmarks measure the service as it is deployed, with API keys
+_KEY_DIR = Path(tempfile.mkdtemp(prefix="neoactions-bench-"))
+atexit.register(shutil.rmtree, _KEY_DIR, True)
+BENCH_KEY = new_token()[0]
+(_KEY_DIR / "admin.key").write_text(BENCH_KEY + "\n")
+os.environ.setdefault("NEOACTIONS_BOOTSTRAP_KEY_FILE", str(_KEY_DIR / "admin.key"))
+os.environ.setdefault("NEOACTIONS_API_KEY", BENCH_KEY)
 
 
 def child_env(**extra: str) -> dict[str, str]:

@@ -145,8 +145,12 @@ async def running(settings: Settings, reuse_port: bool = False) -> AsyncIterator
             await relay.start()
             stack.push_async_callback(relay.aclose)
             bus = relay
-        await _bootstrap_key(store, settings)
-        engine = Engine(store, registry, bus, settings, changes, queue, flow, access=KeyAccess())
+        secured = settings.authentication == "api_keys"
+        if secured:
+            await _bootstrap_key(store, settings)
+        else:
+            log.warning("authentication is off (authentication: none): every caller may do everything")
+        engine = Engine(store, registry, bus, settings, changes, queue, flow, access=KeyAccess() if secured else None)
         engine.keys.start()
         stack.push_async_callback(engine.keys.aclose)
         # one feed for action and plugin changes made by other processes
@@ -158,7 +162,7 @@ async def running(settings: Settings, reuse_port: bool = False) -> AsyncIterator
         _freeze_startup_objects()
 
         server = grpc.aio.server(
-            interceptors=[*observability.interceptors(), Authentication(engine.keys)],
+            interceptors=[*observability.interceptors(), *([Authentication(engine.keys)] if secured else [])],
             options=[
                 ("grpc.max_receive_message_length", settings.max_message_bytes),
                 ("grpc.max_send_message_length", settings.max_message_bytes),
@@ -211,9 +215,7 @@ async def running(settings: Settings, reuse_port: bool = False) -> AsyncIterator
         yield Running(engine, server, port, http_port, observability.metrics_port)
 
 
-async def _serve_http(
-    stack: contextlib.AsyncExitStack, engine: Engine, settings: Settings, reuse_port: bool
-) -> int:
+async def _serve_http(stack: contextlib.AsyncExitStack, engine: Engine, settings: Settings, reuse_port: bool) -> int:
     """The HTTP surface (docs/http.md) when ``http_port`` is set, in this event loop; it stops
     taking requests first at shutdown. Returns its port (0: none)."""
     if settings.http_port < 0 or settings.role == "worker":

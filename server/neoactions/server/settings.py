@@ -116,6 +116,9 @@ class Settings:
     #: on a first start with no key; default: ``<data_dir>/admin.key`` on the embedded store,
     #: printed once on standard output with PostgreSQL
     bootstrap_key_file: str = ""
+    #: ``api_keys`` (every call needs a key: SPEC §9) or ``none``: no authentication at all,
+    #: every caller may do everything — only on a loopback host, for benchmarks and experiments
+    authentication: str = "api_keys"
     #: plugins (docs/plugins.md): registries (folders or HTTP(S) URLs of an ``index.json``),
     #: the public-key files of trusted plugin signers (comma-separated in the environment), and
     #: whether unsigned or untrusted plugins may be installed anyway
@@ -143,6 +146,10 @@ class Settings:
             raise ValueError("visibility_timeout_seconds must be >= lease_seconds")
         if self.dedup_window_seconds < 0:
             raise ValueError("dedup_window_seconds must not be negative")
+        if self.authentication not in ("api_keys", "none"):
+            raise ValueError(f"authentication must be api_keys or none, not {self.authentication!r}")
+        if self.authentication == "none" and self.host not in ("127.0.0.1", "::1", "localhost"):
+            raise ValueError("authentication none is allowed only on a loopback host (127.0.0.1, ::1, localhost)")
         if self.processes < 1:
             raise ValueError("processes must be at least 1")
         if self.log_format not in ("auto", "json", "text"):
