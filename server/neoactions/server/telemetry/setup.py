@@ -38,7 +38,7 @@ class Observability:
         ``OTEL_*`` value raises ``ValueError`` naming it."""
         s = self.settings
         if not tracing.state.enabled:
-            self._owns_tracing = tracing.configure_from_environment() is not None
+            self._owns_tracing = tracing.configure_from_environment(role=s.role) is not None
         if s.metrics_port >= 0 and not metrics.state.enabled:
             self.metrics_port = metrics.serve(
                 s.metrics_host, s.metrics_port, s.metrics_action_labels, s.metrics_max_actions

@@ -66,7 +66,7 @@ def uninstall() -> None:
         provider.shutdown()
 
 
-def configure_from_environment(environ: Mapping[str, str] | None = None) -> TracerProvider | None:
+def configure_from_environment(environ: Mapping[str, str] | None = None, role: str = "") -> TracerProvider | None:
     """Set tracing up from the ``OTEL_*`` variables; ``None`` (and nothing installed) when no
     exporter is configured or ``OTEL_SDK_DISABLED`` is true. ``ValueError`` names a bad value."""
     env = os.environ if environ is None else environ
@@ -84,7 +84,14 @@ def configure_from_environment(environ: Mapping[str, str] | None = None) -> Trac
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
     # the sampler comes from OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG (the SDK reads them)
-    provider = TracerProvider(resource=Resource.create({"service.name": env.get("OTEL_SERVICE_NAME", "neoactions")}))
+    # which process made a span: its pid and its role (api, worker, all); OTEL_RESOURCE_ATTRIBUTES adds more
+    attributes: dict[str, str | int] = {
+        "service.name": env.get("OTEL_SERVICE_NAME", "neoactions"),
+        "process.pid": os.getpid(),
+    }
+    if role:
+        attributes["neoactions.role"] = role
+    provider = TracerProvider(resource=Resource.create(attributes))
     for name in names:
         exporter: SpanExporter
         if name == "console":
