@@ -103,7 +103,7 @@ class Dispatcher:
         finished: Callable[[Execution], None] | None = None,
     ) -> None:
         self._store = store
-        #: told when an execution run here ends (a workflow's step wakes its run)
+        #: told when an execution run here ends or suspends (a workflow's step wakes its run)
         self._finished = finished
         #: attempts of one series cut by their process stopping before the execution is given up
         #: (dead-lettered): a handler that kills its process must not loop across restarts
@@ -308,7 +308,7 @@ class Dispatcher:
                 break
             # the retry is stored and this process keeps the lease: the wait is only a wake-up
             await asyncio.sleep(max(0.0, (due - utcnow()).total_seconds()))
-        if ex.status.is_final and self._finished is not None:
+        if self._finished is not None and (ex.status.is_final or ex.status is ExecutionStatus.WAITING):
             self._finished(ex)
         if job.delivery is not None and self._acks is not None:
             self._acks.add(job.delivery)

@@ -17,7 +17,7 @@ import dataclasses
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -114,6 +114,8 @@ class Workflows:
         self._waits: dict[str, WaitIndex] = {}
         self._wait_rows: dict[str, dict[str, StepRun]] = {}
         self._background: set[asyncio.Task[None]] = set()
+        #: runs that news came for while they were driving: woken once their suspension is recorded
+        self._pending_wakes: dict[tuple[str, str], None] = {}
 
     # --- the handler type ------------------------------------------------------------------
     def handler_type(self) -> HandlerType:
@@ -304,18 +306,26 @@ class Workflows:
 
     # --- waking runs ---------------------------------------------------------------------
     def child_finished(self, ex: Execution) -> None:
-        """An execution ended: if it is a workflow step, its run drives again."""
-        if not ex.parent_execution_id:
+        """An execution ended (or suspended): if it is a workflow step, its run drives again;
+        if it is a run that news came for while it was driving, it drives again now."""
+        if ex.status is ExecutionStatus.WAITING:
+            if self._pending_wakes.pop((ex.tenant, ex.id), None) is not None:
+                self._spawn(self._wake_run(ex.tenant, ex.id))
             return
-        task = asyncio.ensure_future(self._wake_run(ex.tenant, ex.parent_execution_id))
+        if ex.parent_execution_id:
+            self._spawn(self._wake_run(ex.tenant, ex.parent_execution_id))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
     async def _wake_run(self, tenant: str, run_id: str) -> None:
         """Wake the run; if it is mid-drive, wake it once that drive has suspended it (the drive
         may have read the store before the news). A run final, or due already, needs nothing."""
-        delay = 0.005
-        for _ in range(200):
+        key = (tenant, run_id)
+        delay = 0.05
+        for _ in range(100):
             try:
                 ex = await self.store.wake_execution(tenant, run_id, utcnow())
             except NotFound:
@@ -330,12 +340,18 @@ class Workflows:
                     if state is None or state.status is not ExecutionStatus.WAITING:
                         return
                     continue
+                # mid-drive: woken when this process records its suspension (the fast way), or
+                # by this loop when it is driven elsewhere (the slow way)
+                self._pending_wakes[key] = None
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 0.5)
+                if key not in self._pending_wakes:
+                    return  # the suspension was recorded here and woke it
+                delay = min(delay * 2, 1.0)
                 continue
             except NeoActionsError as exc:
                 log.warning("workflow run %s could not be woken (its timer will): %s", run_id, exc)
                 return
+            self._pending_wakes.pop(key, None)
             self._bus.publish(ExecutionUpdate.about(ex, UpdateKind.SCHEDULED, message="woken: a step changed"))
             self._due.due(ex, utcnow())
             return
