@@ -10,7 +10,7 @@ PORT ?= 50051
 DATA_DIR ?= .neoactions
 
 .PHONY: help install run test test-fast check lint typecheck proto proto-check client client-check bench clean
-.PHONY: buf-lint buf-breaking ts-test
+.PHONY: buf-lint buf-breaking ts-test plugins-registry
 TS_DIR := clients/typescript
 BUF := $(TS_DIR)/node_modules/.bin/buf
 #: `make buf-breaking BUF_AGAINST=<buf input>`: what proto/ must stay compatible with
@@ -86,6 +86,9 @@ ts-test: $(TS_DIR)/node_modules/.installed $(STAMP) ## the TypeScript client's s
 	cd $(TS_DIR) && npm test
 
 check: lint typecheck proto-check client-check buf-lint buf-breaking test ## everything CI runs
+
+plugins-registry: $(STAMP) ## build, sign and publish the example plugins into plugins/registry/build
+	$(BIN)/python plugins/registry/build.py plugins/registry/build
 
 bench: $(STAMP) ## benchmarks; results go to docs/benchmarks.md
 	$(BIN)/python -m bench

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -169,7 +169,7 @@ class CaseResult:
 
 
 def _cases(
-    directory: Path, type_names: Sequence[str], examples: dict[str, Sequence[dict[str, Any]]]
+    directory: Path, type_names: Sequence[str], examples: Mapping[str, Sequence[dict[str, Any]]]
 ) -> list[tuple[str, str, dict[str, Any]]]:
     cases = [(t, f"example {i + 1}", dict(e)) for t in type_names for i, e in enumerate(examples.get(t, ()))]
     for path in sorted((directory / "tests").glob("*.json")):

@@ -683,7 +683,7 @@ class Engine:
 
     async def list_plugins(self, caller: Caller, tenant: str, include_builtin: bool = True) -> list[PluginInfo]:
         await self.enter(caller, tenant, Permission.READ)
-        return self.plugins.list(include_builtin)
+        return self.plugins.listed(include_builtin)
 
     async def get_plugin(self, caller: Caller, tenant: str, name: str) -> PluginInfo:
         await self.enter(caller, tenant, Permission.READ)

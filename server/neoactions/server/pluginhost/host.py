@@ -169,7 +169,7 @@ class PluginHost:
     def installed_versions(self, name: str) -> list[str]:
         return sorted((v for n, v in self._loaded if n == name), key=parse_version)
 
-    def list(self, include_builtin: bool = True) -> list[PluginInfo]:
+    def listed(self, include_builtin: bool = True) -> list[PluginInfo]:
         out = [self._info(name) for name in sorted({n for n, _ in self._loaded})]
         if include_builtin:
             out += self._builtins()
