@@ -216,6 +216,11 @@ async def test_rotation_re_encrypts_and_secrets_still_resolve(
             assert base64.b64decode(key_file.read_text()) == new and rotation.persisted
         else:
             assert not rotation.persisted  # the key came from NEOACTIONS_MASTER_KEY
+    if secrets_server.store == "sqlite":
+        secrets_server.proc.restart()  # reads the rotated key file
+        async with AsyncClient(secrets_server.proc.target, tenant=client.tenant, timeout=30) as again:
+            ran = await again.run("echo", {"n": 2})
+            assert ran.status is ExecutionStatus.SUCCEEDED and ran.output["token"] == "***"
 
 
 def test_cli_sets_from_stdin_or_a_file_lists_and_deletes(secrets_server: SecretsServer, tmp_path: Path) -> None:
