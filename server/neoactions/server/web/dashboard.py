@@ -16,7 +16,6 @@ import hashlib
 import hmac
 import json
 import logging
-from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -35,11 +34,11 @@ from neoactions.domain.errors import (
     PermissionDenied,
     Unauthenticated,
 )
-from neoactions.domain.model import FINAL_STATUSES, Event, ExecutionStatus, ExecutionUpdate, utcnow
+from neoactions.domain.model import Event, ExecutionStatus, ExecutionUpdate, utcnow
 from neoactions.server.access import Caller, Permission
 from neoactions.server.bus import UpdateFilter
 from neoactions.server.engine import Engine
-from neoactions.server.store import ExecutionFilter
+from neoactions.server.store import AuditFilter, ExecutionFilter
 from neoactions.server.web.gateway import authenticate, request_id
 from neoactions.server.web.problems import http_status
 
@@ -145,14 +144,8 @@ class Dashboard:
         ]
 
     def render(self, request: Request, name: str, session: Session | None, status: int = 200, **ctx: Any) -> Response:
-        features = {
-            "keys": hasattr(self._engine, "list_api_keys"),
-            "audit": hasattr(self._engine, "list_audit_entries"),
-            "plugins": hasattr(self._engine, "list_plugins"),
-        }
         html = self._env.get_template(name).render(
             session=session,
-            features=features,
             path=request.url.path,
             notice=request.query_params.get("notice", "")[:300],
             Permission=Permission,
@@ -444,18 +437,17 @@ class Dashboard:
 
     # --- stats ---------------------------------------------------------------------
     async def stats(self, request: Request, session: Session) -> Response:
-        """Per action: the engine's stats and health over the last hour, and the success rate of
-        each of the last 12 hours (``GetOverview``); without it, counts from ``list_executions``."""
-        overview = getattr(self._engine, "get_overview", None)
-        if overview is None:
-            return await self._counted_stats(request, session)
+        """Per action: the engine's stats and health over the last hour, and the success rate and
+        p95 of each of the last 12 hours (``GetOverview``)."""
         now = utcnow()
-        total, actions, health = await overview(session.caller, session.tenant, now - timedelta(hours=1), now)
+        total, actions, health = await self._engine.get_overview(
+            session.caller, session.tenant, now - timedelta(hours=1), now
+        )
         levels = {h.action: h for h in health}
         chart = []
         for back in range(11, -1, -1):
             end = now - timedelta(hours=back)
-            hour, _, _ = await overview(session.caller, session.tenant, end - timedelta(hours=1), end)
+            hour, _, _ = await self._engine.get_overview(session.caller, session.tenant, end - timedelta(hours=1), end)
             ended = hour.succeeded + hour.failed
             chart.append(
                 {
@@ -471,78 +463,23 @@ class Dashboard:
             request, "stats.html", session, total=total, actions=actions, health=levels, chart=chart, sampled=0
         )
 
-    async def _counted_stats(self, request: Request, session: Session) -> Response:
-        """Per action: counts by status, success rate and mean duration over the last executions,
-        and an hourly success-rate chart (from ``list_executions``: the latest 1,000)."""
-        since = utcnow() - timedelta(hours=24)
-        rows: list[Any] = []
-        token = ""
-        while len(rows) < 1000:
-            page = await self._engine.list_executions(
-                session.caller, session.tenant, ExecutionFilter(start_time=since), 200, token
-            )
-            rows.extend(page.items)
-            token = page.next_page_token
-            if not token:
-                break
-        per_action: dict[str, Counter[str]] = {}
-        durations: dict[str, list[float]] = {}
-        hours: dict[str, Counter[str]] = {}
-        for ex in rows:
-            name = ex.action_name or "(inline)"
-            per_action.setdefault(name, Counter())[ex.status.value] += 1
-            if ex.started_at and ex.finished_at:
-                durations.setdefault(name, []).append((ex.finished_at - ex.started_at).total_seconds() * 1000)
-            if ex.status in FINAL_STATUSES:
-                hours.setdefault(ex.created_at.strftime("%H:00"), Counter())[
-                    "ok" if ex.status is ExecutionStatus.SUCCEEDED else "bad"
-                ] += 1
-        table = []
-        for name, counts in sorted(per_action.items()):
-            finished = sum(v for k, v in counts.items() if k not in ("pending", "scheduled", "running", "waiting"))
-            ds = sorted(durations.get(name, []))
-            table.append(
-                {
-                    "action": name,
-                    "total": sum(counts.values()),
-                    "succeeded": counts.get("succeeded", 0),
-                    "failed": finished - counts.get("succeeded", 0),
-                    "rate": (100.0 * counts.get("succeeded", 0) / finished) if finished else None,
-                    "p50": ds[len(ds) // 2] if ds else None,
-                    "p95": ds[min(len(ds) - 1, int(len(ds) * 0.95))] if ds else None,
-                }
-            )
-        chart = [
-            {"hour": h, "ok": c["ok"], "bad": c["bad"], "rate": 100.0 * c["ok"] / max(1, c["ok"] + c["bad"])}
-            for h, c in sorted(hours.items())
-        ]
-        return self.render(
-            request, "counted_stats.html", session, table=table, chart=chart, sampled=len(rows), total=None
-        )
-
     # --- admin pages (when the engine has them) ----------------------------------------
     async def keys(self, request: Request, session: Session) -> Response:
-        op = getattr(self._engine, "list_api_keys", None)
-        if op is None:
-            raise InvalidArgument("this server has no API keys", reason="NOT_AVAILABLE")
-        page = await op(session.caller, session.tenant, _PAGE, request.query_params.get("page", ""))
+        page = await self._engine.list_api_keys(
+            session.caller, session.tenant, _PAGE, request.query_params.get("page", "")
+        )
         return self.render(request, "keys.html", session, keys=page.items, next_page=page.next_page_token)
 
     async def audit(self, request: Request, session: Session) -> Response:
-        op = getattr(self._engine, "list_audit_entries", None)
-        if op is None:
-            raise InvalidArgument("this server has no audit log", reason="NOT_AVAILABLE")
-        from neoactions.server import store
-
-        flt = store.AuditFilter(kind=request.query_params.get("kind", ""))  # type: ignore[attr-defined]
-        page = await op(session.caller, session.tenant, flt, _PAGE, request.query_params.get("page", ""))
+        flt = AuditFilter(kind=request.query_params.get("kind", ""))
+        page = await self._engine.list_audit_entries(
+            session.caller, session.tenant, flt, _PAGE, request.query_params.get("page", "")
+        )
         return self.render(request, "audit.html", session, entries=page.items, next_page=page.next_page_token)
 
     async def plugins(self, request: Request, session: Session) -> Response:
-        op = getattr(self._engine, "list_plugins", None)
-        if op is None:
-            raise InvalidArgument("this server has no plugin support", reason="NOT_AVAILABLE")
-        return self.render(request, "plugins.html", session, plugins=await op(session.caller, session.tenant))
+        plugins = await self._engine.list_plugins(session.caller, session.tenant)
+        return self.render(request, "plugins.html", session, plugins=plugins)
 
 
 __all__ = ["KEY_COOKIE", "STATIC_DIR", "TEMPLATES_DIR", "TENANT_COOKIE", "Dashboard", "Session", "csrf_token"]

@@ -64,10 +64,7 @@ def bearer(authorization: str) -> str:
 
 async def authenticate(engine: Engine, token: str, rid: str) -> Caller:
     """The caller holding ``token`` (``Unauthenticated`` for a missing, wrong or revoked key)."""
-    auth: Callable[[str, str], Awaitable[Caller]] | None = getattr(engine, "authenticate", None)
-    if auth is None:  # a service without API keys admits every caller (OpenAccess)
-        return Caller(request_id=rid)
-    return await auth(token, rid)
+    return await engine.authenticate(token, rid)
 
 
 async def read_body(request: Request, limit: int) -> bytes:
