@@ -37,6 +37,13 @@ def serve(
         Path | None,
         typer.Option(help="Mutual TLS: accept only clients with a certificate signed by this CA (PEM)."),
     ] = None,
+    bootstrap_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where the first admin API key goes on a first start (a key already in the file is used)"
+            " (default: <data-dir>/admin.key; printed once with PostgreSQL)."
+        ),
+    ] = None,
     config: Annotated[
         Path | None,
         typer.Option("--config", "-c", exists=True, dir_okay=False, help="A YAML file of settings."),
@@ -61,6 +68,7 @@ def serve(
             tls_cert=str(tls_cert) if tls_cert else None,
             tls_key=str(tls_key) if tls_key else None,
             tls_client_ca=str(tls_client_ca) if tls_client_ca else None,
+            bootstrap_key_file=str(bootstrap_key_file) if bootstrap_key_file else None,
         )
     except (ValueError, TypeError) as exc:
         raise typer.BadParameter(str(exc)) from None
