@@ -27,6 +27,7 @@ import {
   type ExecutionUpdate,
   InlineActionSchema,
 } from "./gen/neoactions/v1/executions_pb.js";
+import { ApiKeyService, type ApiKey } from "./gen/neoactions/v1/keys_pb.js";
 import { TenantService, type Tenant } from "./gen/neoactions/v1/tenants_pb.js";
 import { loadFile, parseAction, parseDocuments, type ActionDocument } from "./declarative.js";
 import { FailedPrecondition, Internal, InvalidArgument, NotFound, translate, type FieldViolation, type NeoActionsError } from "./errors.js";
@@ -181,6 +182,7 @@ export class NeoActionsClient {
   private readonly actions: ServiceClient<typeof ActionService>;
   private readonly executions: ServiceClient<typeof ExecutionService>;
   private readonly tenants: ServiceClient<typeof TenantService>;
+  private readonly keys: ServiceClient<typeof ApiKeyService>;
 
   constructor(options: ClientOptions = {}) {
     this.tenant = options.tenant ?? ADMIN_TENANT;
@@ -191,6 +193,7 @@ export class NeoActionsClient {
     this.actions = createClient(ActionService, transport);
     this.executions = createClient(ExecutionService, transport);
     this.tenants = createClient(TenantService, transport);
+    this.keys = createClient(ApiKeyService, transport);
   }
 
   /** Close the connection; calls still open end with an error. */
@@ -215,11 +218,11 @@ export class NeoActionsClient {
     return out;
   }
 
-  private async call<T>(run: () => Promise<T>): Promise<T> {
+  private async call<T>(run: () => Promise<T>, options?: CallOptions): Promise<T> {
     try {
       return await run();
     } catch (err) {
-      throw translate(err);
+      throw translate(err, options?.signal);
     }
   }
 
@@ -232,7 +235,7 @@ export class NeoActionsClient {
     try {
       for await (const item of start(controller.signal)) yield item;
     } catch (err) {
-      throw translate(err);
+      throw translate(err, outer);
     } finally {
       outer?.removeEventListener("abort", onAbort);
       controller.abort(); // left early: end the call on the server too
@@ -250,13 +253,13 @@ export class NeoActionsClient {
   /** Publish one event given as an {@link EventInput}. */
   async publishEvent(event: EventInput, options: PublishOptions = {}): Promise<PublishResult> {
     const request = { parent: this.parent(options), event: eventMessage(event), wait: options.wait ?? false, requestId: options.requestId ?? "" };
-    return publishResult(await this.call(() => this.events.publishEvent(request, this.opts(options))));
+    return publishResult(await this.call(() => this.events.publishEvent(request, this.opts(options)), options));
   }
 
   /** Publish a batch of events of one tenant in one call (one transaction on the server). */
   async publishMany(events: EventInput[], options: CallOptions = {}): Promise<PublishResult[]> {
     const messages = events.map((e, i) => eventMessage(e, `events[${i}]`));
-    const response = await this.call(() => this.events.publishEvents({ parent: this.parent(options), events: messages }, this.opts(options)));
+    const response = await this.call(() => this.events.publishEvents({ parent: this.parent(options), events: messages }, this.opts(options)), options);
     return response.results.map(publishResult);
   }
 
@@ -274,7 +277,7 @@ export class NeoActionsClient {
   }
 
   async getEvent(eventId: string, options: CallOptions = {}): Promise<Event> {
-    return this.call(() => this.events.getEvent({ name: this.child("events", eventId, options) }, this.opts(options)));
+    return this.call(() => this.events.getEvent({ name: this.child("events", eventId, options) }, this.opts(options)), options);
   }
 
   /** One page of the events matching the filters. */
@@ -291,7 +294,7 @@ export class NeoActionsClient {
       startTime: filter.startTime ? timestampFromDate(filter.startTime) : undefined,
       endTime: filter.endTime ? timestampFromDate(filter.endTime) : undefined,
     };
-    const response = await this.call(() => this.events.listEvents(request, this.opts(filter)));
+    const response = await this.call(() => this.events.listEvents(request, this.opts(filter)), filter);
     return { items: response.events, nextPageToken: response.nextPageToken };
   }
 
@@ -301,13 +304,13 @@ export class NeoActionsClient {
   async createAction(action: ActionInput, options: CallOptions & { validateOnly?: boolean } = {}): Promise<Action> {
     const doc = isDocument(action) ? action : parseAction(action);
     const request = { parent: this.parent(options), actionId: doc.name, action: doc.action, validateOnly: options.validateOnly ?? false };
-    return this.call(() => this.actions.createAction(request, this.opts(options)));
+    return this.call(() => this.actions.createAction(request, this.opts(options)), options);
   }
 
   /** The current version of an action, or an exact `version`. */
   async getAction(name: string, options: CallOptions & { version?: number } = {}): Promise<Action> {
     const request = { name: this.child("actions", name, options), version: BigInt(options.version ?? 0) };
-    return this.call(() => this.actions.getAction(request, this.opts(options)));
+    return this.call(() => this.actions.getAction(request, this.opts(options)), options);
   }
 
   /** One page of the tenant's actions, by name; every filter given must hold. */
@@ -323,7 +326,7 @@ export class NeoActionsClient {
       search: filter.search ?? "",
     };
     if (filter.enabled !== undefined) request.enabled = filter.enabled;
-    const response = await this.call(() => this.actions.listActions(request, this.opts(filter)));
+    const response = await this.call(() => this.actions.listActions(request, this.opts(filter)), filter);
     return { items: response.actions, nextPageToken: response.nextPageToken };
   }
 
@@ -341,19 +344,19 @@ export class NeoActionsClient {
       expectedVersion: BigInt(options.expectedVersion ?? 0),
       validateOnly: options.validateOnly ?? false,
     };
-    return this.call(() => this.actions.updateAction(request, this.opts(options)));
+    return this.call(() => this.actions.updateAction(request, this.opts(options)), options);
   }
 
   async deleteAction(name: string, options: CallOptions = {}): Promise<void> {
-    await this.call(() => this.actions.deleteAction({ name: this.child("actions", name, options) }, this.opts(options)));
+    await this.call(() => this.actions.deleteAction({ name: this.child("actions", name, options) }, this.opts(options)), options);
   }
 
   async enableAction(name: string, options: CallOptions = {}): Promise<Action> {
-    return this.call(() => this.actions.enableAction({ name: this.child("actions", name, options) }, this.opts(options)));
+    return this.call(() => this.actions.enableAction({ name: this.child("actions", name, options) }, this.opts(options)), options);
   }
 
   async disableAction(name: string, options: CallOptions = {}): Promise<Action> {
-    return this.call(() => this.actions.disableAction({ name: this.child("actions", name, options) }, this.opts(options)));
+    return this.call(() => this.actions.disableAction({ name: this.child("actions", name, options) }, this.opts(options)), options);
   }
 
   /**
@@ -452,7 +455,7 @@ export class NeoActionsClient {
   }
 
   async getExecution(executionId: string, options: CallOptions = {}): Promise<Execution> {
-    return this.call(() => this.executions.getExecution({ name: this.child("executions", executionId, options) }, this.opts(options)));
+    return this.call(() => this.executions.getExecution({ name: this.child("executions", executionId, options) }, this.opts(options)), options);
   }
 
   /** One page of executions matching the filters. */
@@ -470,7 +473,7 @@ export class NeoActionsClient {
       startTime: filter.startTime ? timestampFromDate(filter.startTime) : undefined,
       endTime: filter.endTime ? timestampFromDate(filter.endTime) : undefined,
     };
-    const response = await this.call(() => this.executions.listExecutions(request, this.opts(filter)));
+    const response = await this.call(() => this.executions.listExecutions(request, this.opts(filter)), filter);
     return { items: response.executions, nextPageToken: response.nextPageToken };
   }
 
@@ -494,25 +497,25 @@ export class NeoActionsClient {
   /** Cancel an unfinished execution ({@link FailedPrecondition} `EXECUTION_FINISHED` if it ended). */
   async cancelExecution(executionId: string, reason = "", options: CallOptions = {}): Promise<Execution> {
     const request = { name: this.child("executions", executionId, options), reason };
-    return this.call(() => this.executions.cancelExecution(request, this.opts(options)));
+    return this.call(() => this.executions.cancelExecution(request, this.opts(options)), options);
   }
 
   /** A new attempt series of a failed, timed-out, cancelled or dead-lettered execution. */
   async retryExecution(executionId: string, options: CallOptions = {}): Promise<Execution> {
-    return this.call(() => this.executions.retryExecution({ name: this.child("executions", executionId, options) }, this.opts(options)));
+    return this.call(() => this.executions.retryExecution({ name: this.child("executions", executionId, options) }, this.opts(options)), options);
   }
 
   /** One page of the dead-letter queue, newest first. */
   async listDeadLetters(filter: PageOptions & DeadLetterQuery = {}): Promise<Page<Execution>> {
     const request = { parent: this.parent(filter), pageSize: filter.pageSize ?? 0, pageToken: filter.pageToken ?? "", filter: deadLetterFilter(filter) };
-    const response = await this.call(() => this.executions.listDeadLetters(request, this.opts(filter)));
+    const response = await this.call(() => this.executions.listDeadLetters(request, this.opts(filter)), filter);
     return { items: response.executions, nextPageToken: response.nextPageToken };
   }
 
   /** Requeue every dead letter matching the filter (each as `retryExecution` does); how many. */
   async requeueDeadLetters(filter: CallOptions & DeadLetterQuery = {}): Promise<number> {
     const request = { parent: this.parent(filter), filter: deadLetterFilter(filter) };
-    const response = await this.call(() => this.executions.requeueDeadLetters(request, this.opts(filter)));
+    const response = await this.call(() => this.executions.requeueDeadLetters(request, this.opts(filter)), filter);
     return Number(response.requeuedCount);
   }
 
@@ -520,13 +523,51 @@ export class NeoActionsClient {
 
   /** Create a tenant (`[a-z][a-z0-9_]{0,40}`); admin only. */
   async createTenant(slug: string, displayName = "", options: CallOptions = {}): Promise<Tenant> {
-    return this.call(() => this.tenants.createTenant({ tenantId: slug, tenant: { displayName } }, this.opts(options)));
+    return this.call(() => this.tenants.createTenant({ tenantId: slug, tenant: { displayName } }, this.opts(options)), options);
   }
 
   async listTenants(options: PageOptions = {}): Promise<Page<Tenant>> {
     const request = { pageSize: options.pageSize ?? 0, pageToken: options.pageToken ?? "" };
-    const response = await this.call(() => this.tenants.listTenants(request, this.opts(options)));
+    const response = await this.call(() => this.tenants.listTenants(request, this.opts(options)), options);
     return { items: response.tenants, nextPageToken: response.nextPageToken };
+  }
+
+  /** Remove a tenant, everything it holds and its API keys (an admin of `admin` only). */
+  async deleteTenant(slug: string, options: CallOptions = {}): Promise<void> {
+    await this.call(() => this.tenants.deleteTenant({ name: `tenants/${slug}` }, this.opts(options)), options);
+  }
+
+  // --- API keys ----------------------------------------------------------------
+
+  /**
+   * Create an API key with a role (`admin`, `writer`, `reader`, `publisher`) in the tenant.
+   * The returned `key` is the bearer token: shown only here, the server keeps its hash.
+   */
+  async createApiKey(
+    role: string,
+    options: CallOptions & { displayName?: string; ttlSeconds?: number; publishRate?: number } = {},
+  ): Promise<{ apiKey: ApiKey; key: string }> {
+    const request = {
+      parent: this.parent(options),
+      role,
+      displayName: options.displayName ?? "",
+      ttl: options.ttlSeconds ? { seconds: BigInt(Math.floor(options.ttlSeconds)), nanos: 0 } : undefined,
+      publishRate: options.publishRate ?? 0,
+    };
+    const response = await this.call(() => this.keys.createApiKey(request, this.opts(options)), options);
+    if (response.apiKey === undefined) throw new Internal("the server answered CreateApiKey without the key", { reason: "MALFORMED_RESPONSE" });
+    return { apiKey: response.apiKey, key: response.key };
+  }
+
+  async listApiKeys(options: PageOptions = {}): Promise<Page<ApiKey>> {
+    const request = { parent: this.parent(options), pageSize: options.pageSize ?? 0, pageToken: options.pageToken ?? "" };
+    const response = await this.call(() => this.keys.listApiKeys(request, this.opts(options)), options);
+    return { items: response.apiKeys, nextPageToken: response.nextPageToken };
+  }
+
+  /** Revoke a key (its id or `tenants/{t}/apiKeys/{id}`); revoking twice is not an error. */
+  async revokeApiKey(key: string, options: CallOptions = {}): Promise<ApiKey> {
+    return this.call(() => this.keys.revokeApiKey({ name: this.child("apiKeys", key, options) }, this.opts(options)), options);
   }
 }
 

@@ -208,9 +208,16 @@ export function fromConnectError(err: ConnectError): NeoActionsError {
   return new cls(message, { reason: reason || undefined, metadata, violations, code: err.code, cause: err });
 }
 
-/** Any thrown value as a {@link NeoActionsError} (an `AbortError` as {@link Cancelled}). */
-export function translate(err: unknown): unknown {
+/**
+ * A thrown value as a {@link NeoActionsError}. `CANCELLED` is {@link Cancelled} only when the
+ * caller's own `signal` ended the call; otherwise the connection was cut (an HTTP/2 stream
+ * reset, a plaintext client at a TLS port): {@link Unavailable}, to be retried.
+ */
+export function translate(err: unknown, signal?: AbortSignal): unknown {
   if (err instanceof NeoActionsError) return err;
-  if (err instanceof ConnectError) return fromConnectError(err);
-  return err;
+  if (!(err instanceof ConnectError)) return err;
+  if (err.code === Code.Canceled && !signal?.aborted) {
+    return new Unavailable(`the connection ended the call: ${err.rawMessage}`, { reason: "CONNECTION_CLOSED", code: err.code, cause: err });
+  }
+  return fromConnectError(err);
 }

@@ -36,3 +36,4 @@ export * from "./gen/neoactions/v1/actions_pb.js";
 export * from "./gen/neoactions/v1/events_pb.js";
 export * from "./gen/neoactions/v1/executions_pb.js";
 export * from "./gen/neoactions/v1/tenants_pb.js";
+export * from "./gen/neoactions/v1/keys_pb.js";
