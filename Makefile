@@ -7,6 +7,8 @@ STAMP := $(VENV)/.installed
 PROTO_FILES := $(shell find proto -name '*.proto')
 #: `make run PORT=50052 DATA_DIR=/tmp/na`: the port `make run` serves on and its data directory
 PORT ?= 50051
+#: `make run HTTP_PORT=8081`: the port of the dashboard and HTTP ingest (`HTTP_PORT=-1`: no HTTP)
+HTTP_PORT ?= 8080
 DATA_DIR ?= .neoactions
 
 .PHONY: help install run test test-fast check lint typecheck proto proto-check client client-check bench clean
@@ -32,8 +34,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install neoactions with its dev tools
 
-run: $(STAMP) ## serve on the embedded store (no PostgreSQL or Redis needed); PORT=50051 DATA_DIR=.neoactions
-	$(BIN)/neoactions serve --port $(PORT) --data-dir $(DATA_DIR)
+run: $(STAMP) ## serve on the embedded store (no PostgreSQL or Redis needed); PORT=50051 HTTP_PORT=8080 DATA_DIR=.neoactions
+	$(BIN)/neoactions serve --port $(PORT) --http-port $(HTTP_PORT) --data-dir $(DATA_DIR)
 
 test: $(STAMP) ## run the whole test suite
 	$(BIN)/pytest -q
