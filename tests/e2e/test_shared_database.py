@@ -55,3 +55,23 @@ async def test_changes_reach_the_other_process(server: ServerProcess, second_ser
         await matched_within(b, 1)
         await a.delete_action("notify")
         await matched_within(b, 0)
+
+
+async def test_a_key_revoked_through_one_process_is_refused_by_the_other_within_a_second(
+    server: ServerProcess, second_server: ServerProcess
+) -> None:
+    from neoactions.domain.errors import Unauthenticated
+
+    async with AsyncClient(server.target) as admin:
+        key, token = await admin.create_api_key("shared", "reader")
+        async with AsyncClient(second_server.target, api_key=token) as elsewhere:
+            await elsewhere.list_actions()  # the other process has read (and cached) the key
+            await admin.revoke_api_key(key.id)
+            revoked_at = time.monotonic()
+            while True:
+                try:
+                    await elsewhere.list_actions()
+                except Unauthenticated:
+                    break
+                assert time.monotonic() - revoked_at < 1.0, "the other process still took the revoked key"
+                await asyncio.sleep(0.05)
