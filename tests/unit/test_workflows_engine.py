@@ -359,3 +359,23 @@ async def _eventually_async(check: Callable[[], Any], within: float = 5.0) -> No
             if await check():
                 return
             await asyncio.sleep(0.01)
+
+
+async def test_execute_streams_a_workflow_across_its_waits_to_its_end(rig: _Rig) -> None:
+    await rig.workflow(
+        {
+            "steps": [
+                {"name": "nap", "wait": "100ms"},
+                {"name": "after", "handler": {"type": "note", "config": {"tag": "after"}}, "depends_on": ["nap"]},
+            ]
+        }
+    )
+    kinds: list[UpdateKind] = []
+    steps: list[str] = []
+    async with asyncio.timeout(10):
+        async for update, _token in rig.engine.execute(Caller(), ADMIN_TENANT, {}, action_name="flow"):
+            kinds.append(update.kind)
+            if update.step:
+                steps.append(f"{update.kind.value}:{update.step}")
+    assert UpdateKind.SUSPENDED in kinds and kinds[-1] is UpdateKind.SUCCEEDED
+    assert "step_waiting:nap" in steps and "step_succeeded:after" in steps
