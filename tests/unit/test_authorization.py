@@ -199,3 +199,11 @@ async def test_bootstrap_takes_the_token_an_operator_put_in_the_file(tmp_path: o
     await store.open()
     assert await bootstrap(store, path) == (chosen, path)
     assert (await KeyRing(store).authenticate(chosen)).role is Role.ADMIN
+
+
+def test_the_services_own_work_passes_the_key_policy_in_every_tenant() -> None:
+    from neoactions.server.access import SERVICE
+
+    for tenant in ("shop", ADMIN_TENANT):
+        for permission in Permission:
+            KeyAccess().check(SERVICE, tenant, permission)

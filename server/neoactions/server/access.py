@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
+from neoactions.domain.model import ADMIN_TENANT
+
 
 class Permission(StrEnum):
     """What an operation needs, in the words of SPEC §9's roles."""
@@ -68,8 +70,9 @@ class Caller:
     role: Role | None = None
 
 
-#: the caller of work the service starts itself (retries, schedules, replays)
-SERVICE = Caller(principal="service")
+#: the caller of work the service starts itself (retries, schedules, replays, alerts): it
+#: acts in every tenant, as the admin tenant's admin does
+SERVICE = Caller(principal="service", home_tenant=ADMIN_TENANT, principal_name="neoactions", role=Role.ADMIN)
 
 
 class AccessPolicy(Protocol):
