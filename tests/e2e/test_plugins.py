@@ -5,6 +5,7 @@ install must be refused; a second process sharing PostgreSQL follows an install.
 from __future__ import annotations
 
 import asyncio
+import base64
 import importlib.util
 import json
 import shutil
@@ -107,6 +108,8 @@ class Registries:
         return {
             "NEOACTIONS_PLUGIN_REGISTRIES": f"{self.good},{self.bad}",
             "NEOACTIONS_TRUSTED_PLUGIN_KEYS": str(self.trusted),
+            # secrets on PostgreSQL need a master key (the embedded store makes its own)
+            "NEOACTIONS_MASTER_KEY": base64.b64encode(b"plugins-e2e-master-key-32-bytes!").decode(),
         }
 
 
@@ -247,6 +250,16 @@ async def test_granted_capability_installs(plugin_server: ServerProcess) -> None
         needy = await admin.install_plugin("needy", grants=["secret:SLACK_TOKEN"])
         assert needy["granted_capabilities"] == ["secret:SLACK_TOKEN"]
         assert (await admin.get_plugin("needy"))["requested_capabilities"] == ["secret:SLACK_TOKEN"]
+        # its config may render only the secrets granted to it
+        await admin.set_secret("SLACK_TOKEN", "xoxb-granted")
+        await admin.set_secret("OTHER", "not-for-plugins")
+        handler = {"type": "needy", "config": {"token": "{{ secrets.OTHER }}"}}
+        with pytest.raises(InvalidArgument) as refused:
+            await admin.create_action(_action(f"needy-{uuid.uuid4().hex[:6]}", handler, "a.b"))
+        assert refused.value.reason == "PLUGIN_SECRET_NOT_GRANTED"
+        assert refused.value.violations[0].field.endswith("handler.config.token"), refused.value.violations
+        handler["config"] = {"token": "{{ secrets.SLACK_TOKEN }}"}
+        await admin.create_action(_action(f"needy-{uuid.uuid4().hex[:6]}", handler, "a.b"), validate_only=True)
         await _uninstall_all(admin)
 
 

@@ -146,7 +146,7 @@ class PluginHost:
                 try:
                     manifest = parse_manifest(row.manifest)
                     artifact = await self._store.get_plugin_artifact(row.artifact_sha256)
-                    types = await self._build(manifest, artifact)
+                    types = await self._build(manifest, artifact, row.grants)
                     await self._activate(row, types)
                 except NeoActionsError as exc:
                     log.error("plugin %s %s cannot be loaded here: %s", row.name, row.version, exc.message)
@@ -325,13 +325,14 @@ class PluginHost:
             )
         self._check_type_names(manifest)
         async with self._lock:
-            types = await self._build(manifest, fetched.artifact)
+            kept = [g for g in grants if g in manifest.capabilities.grants_needed()]
+            types = await self._build(manifest, fetched.artifact, kept)
             row = InstalledPlugin(
                 name=name,
                 version=version,
                 manifest=manifest.document,
                 artifact_sha256=manifest.artifact_sha256,
-                grants=[g for g in grants if g in manifest.capabilities.grants_needed()],
+                grants=kept,
                 registry=found.location,
                 signed_by=signed_by,
                 installed_by=by,
@@ -402,9 +403,9 @@ class PluginHost:
                     reason="PLUGIN_TYPE_CONFLICT",
                 )
 
-    async def _build(self, manifest: Manifest, artifact: bytes) -> list[HandlerType]:
+    async def _build(self, manifest: Manifest, artifact: bytes, grants: Sequence[str]) -> list[HandlerType]:
         if manifest.kind == "wasm":
-            return await wasm_handler_types(manifest, artifact, self._registry)
+            return await wasm_handler_types(manifest, artifact, self._registry, grants)
         raise FailedPrecondition(
             f"{manifest.kind} plugins are not supported by this server", reason="PLUGIN_KIND_UNSUPPORTED"
         )

@@ -14,16 +14,24 @@ import asyncio
 import json
 import os
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from neoactions.domain.errors import FailedPrecondition
+from neoactions.domain.errors import FailedPrecondition, InvalidArgument
 from neoactions.domain.model import JSON, JSONObject
 from neoactions.plugins import wasmjs
 from neoactions.plugins.manifest import HandlerTypeSpec, Manifest
-from neoactions.server.runners import ExecutionContext, HandlerRegistry, HandlerType, Runner, RunnerUpdate
+from neoactions.server.runners import (
+    ConfigValidator,
+    ExecutionContext,
+    HandlerRegistry,
+    HandlerType,
+    Runner,
+    RunnerUpdate,
+)
+from neoactions.server.secrets.references import referenced_secrets
 
 #: the guest config keys the plugin host sets (an action's own config may not)
 RESERVED_KEYS = frozenset({"language", "source", "module", "limits"})
@@ -71,7 +79,9 @@ def _write_module(module_dir: Path, digest: str, artifact: bytes) -> None:
     os.replace(tmp, path)
 
 
-async def wasm_handler_types(manifest: Manifest, artifact: bytes, registry: HandlerRegistry) -> list[HandlerType]:
+async def wasm_handler_types(
+    manifest: Manifest, artifact: bytes, registry: HandlerRegistry, grants: Sequence[str] = ()
+) -> list[HandlerType]:
     """The handler types of a verified wasm plugin, not yet registered."""
     if "wasm" not in registry:
         raise FailedPrecondition("this server has no wasm runner: it cannot run wasm plugins", reason="NO_WASM_RUNNER")
@@ -88,11 +98,36 @@ async def wasm_handler_types(manifest: Manifest, artifact: bytes, registry: Hand
     limits = _limits(manifest, registry.settings)
     if limits:
         program["limits"] = limits
-    return [_handler_type(manifest, spec, base.runner, program, source) for spec in manifest.handler_types]
+    guard = secrets_guard(manifest.name, [g.removeprefix("secret:") for g in grants if g.startswith("secret:")])
+    return [_handler_type(manifest, spec, base.runner, program, source, guard) for spec in manifest.handler_types]
+
+
+def secrets_guard(plugin: str, granted: Sequence[str]) -> ConfigValidator:
+    """A config check: the config may name (``{{ secrets.NAME }}``) only the secrets granted
+    to the plugin at install; an action naming another is refused when it is saved."""
+    allowed = frozenset(granted)
+
+    def check(config: JSONObject) -> None:
+        for field, names in referenced_secrets(config, "config").items():
+            refused = sorted(names - allowed)
+            if refused:
+                raise InvalidArgument.field(
+                    field.removeprefix("config."),
+                    f"plugin {plugin} was not granted the secret(s) {', '.join(refused)}"
+                    f" (granted: {', '.join(sorted(allowed)) or 'none'})",
+                    reason="PLUGIN_SECRET_NOT_GRANTED",
+                )
+
+    return check
 
 
 def _handler_type(
-    manifest: Manifest, spec: HandlerTypeSpec, runner: Runner, program: JSONObject, source: str | None
+    manifest: Manifest,
+    spec: HandlerTypeSpec,
+    runner: Runner,
+    program: JSONObject,
+    source: str | None,
+    guard: ConfigValidator,
 ) -> HandlerType:
     own = dict(program)
     if source is not None:
@@ -106,6 +141,7 @@ def _handler_type(
         version=manifest.version,
         config_schema=schema,
         description=spec.description or manifest.description,
+        validate=guard,
     )
 
 
