@@ -18,7 +18,7 @@ import grpc
 import httpx
 import pytest
 
-from neoactions.client import AsyncClient
+from neoactions.client import AsyncClient, authorized_channel
 from tests.conftest import FIXTURES, ROOT, require_postgres
 from tests.e2e.conftest import ServerProcess, _create_database, _drop_database
 
@@ -149,16 +149,7 @@ async def fresh_tenant(target: str) -> AsyncIterator[AsyncClient]:
 @asynccontextmanager
 async def grpc_channel(target: str) -> AsyncIterator[grpc.aio.Channel]:
     """A raw channel whose calls carry the session's key."""
-    key = api_key()
-
-    class _Key(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
-        async def intercept_unary_unary(self, continuation, details, request):  # type: ignore[no-untyped-def]
-            if key:
-                metadata = [*(details.metadata or []), ("authorization", f"Bearer {key}")]
-                details = details._replace(metadata=metadata)
-            return await continuation(details, request)
-
-    async with grpc.aio.insecure_channel(target, interceptors=[_Key()]) as ch:
+    async with authorized_channel(target) as ch:
         yield ch
 
 
