@@ -417,6 +417,8 @@ class Driver:
             first = failed[0]
             await self._s.cancel_children(d.run, [r for r in d.rows.values() if r.status is StepStatus.RUNNING])
             for r in d.rows.values():
+                if r.wait is not None and r.status is StepStatus.WAITING:
+                    self._s.forget_wait(d.ctx.tenant, r)
                 if not r.status.is_final:
                     _finish(r, StepStatus.CANCELLED, d.now, None, ExecutionError("cancelled", "the workflow failed"))
                     d.put(r)
@@ -471,10 +473,10 @@ class Driver:
         """Rows first (they name the children), then the children, then the waits' index entries."""
         s = self._s
         await s.store.save_workflow_steps(d.ctx.tenant, list(d.changed.values()))
-        if d.children:
-            await s.start_children(d.run, d.children)
         for row in d.new_waits:
             s.remember_wait(d.ctx.tenant, row)
+        if d.children:
+            await s.start_children(d.run, d.children)
         for row in d.changed.values():
             s.announce_step(d.run, row)
 
