@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -87,7 +88,9 @@ async def test_action_changes_are_listed_with_who_and_the_request(server: Server
             await reader.list_audit_entries()
 
 
-def test_the_cli_lists_the_audit_log(server: ServerProcess) -> None:
+# the stores are held to the log above; the CLI only renders it: the embedded store is enough
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_the_cli_lists_the_audit_log(server: ServerProcess, tmp_path: Path) -> None:
     runner = CliRunner(env={"NEOACTIONS_SERVER": None, "NEOACTIONS_TENANT": None, "COLUMNS": "200"})
     tenant = f"t_{uuid.uuid4().hex[:12]}"
 
@@ -97,13 +100,12 @@ def test_the_cli_lists_the_audit_log(server: ServerProcess) -> None:
         return done.output
 
     cli("tenants", "create", tenant)
-    with runner.isolated_filesystem():
-        with open("actions.yaml", "w") as f:
-            f.write(
-                "actions:\n  - name: big-order-alert\n    trigger: {event_types: [orders.created]}\n"
-                '    handler: {type: python, config: {function: "shop.handlers:alert"}}\n'
-            )
-        cli("--tenant", tenant, "apply", "actions.yaml")
+    declared = tmp_path / "actions.yaml"
+    declared.write_text(
+        "actions:\n  - name: big-order-alert\n    trigger: {event_types: [orders.created]}\n"
+        '    handler: {type: python, config: {function: "shop.handlers:alert"}}\n'
+    )
+    cli("--tenant", tenant, "apply", "-f", str(declared))
     cli("--tenant", tenant, "actions", "disable", "big-order-alert")
 
     table = cli("--tenant", tenant, "audit", "list", "--since", "1h")
