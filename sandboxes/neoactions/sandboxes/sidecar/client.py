@@ -6,12 +6,13 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import grpc
 import jsonschema
 from google.protobuf.timestamp_pb2 import Timestamp
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from neoactions.domain.model import JSON, ExecutionError, JSONObject
 from neoactions.handler.v1 import handler_pb2 as pb
@@ -24,6 +25,7 @@ from neoactions.server.runners import (
     Result,
     RunnerUpdate,
 )
+from neoactions.server.telemetry import tracing
 
 #: gRPC codes after which another attempt may succeed
 RETRYABLE_CODES = frozenset(
@@ -169,8 +171,31 @@ class HandlerClient:
         """One ``Execute`` call: logs/progress, then exactly one Result or Failure.
 
         The call's deadline is the attempt's, less ``reserve`` seconds kept to
-        report a timeout before the caller's own clock runs out.
+        report a timeout before the caller's own clock runs out. With tracing on, the call
+        is a gRPC client span, child of the attempt, sent to the handler as its parent.
         """
+        if not tracing.state.enabled:
+            async for update in self._execute(config, data, ctx, reserve):
+                yield update
+            return
+        attributes = {"rpc.system": "grpc", "rpc.service": "neoactions.handler.v1.Handler", "rpc.method": "Execute"}
+        span = tracing.start_child(
+            ctx.trace_context, "neoactions.handler.v1.Handler/Execute", SpanKind.CLIENT, attributes
+        )
+        try:
+            async for update in self._execute(
+                config, data, replace(ctx, trace_context=tracing.headers_of(span)), reserve
+            ):
+                if isinstance(update, Failure) and span.is_recording():
+                    span.set_attribute("error.type", update.error.type)
+                    span.set_status(Status(StatusCode.ERROR, update.error.type))
+                yield update
+        finally:
+            span.end()
+
+    async def _execute(
+        self, config: JSONObject, data: JSON, ctx: ExecutionContext, reserve: float
+    ) -> AsyncIterator[RunnerUpdate]:
         timeout = ctx.remaining_seconds() - reserve
         if timeout <= 0:
             yield timed_out("the deadline passed before the handler was called")

@@ -255,6 +255,15 @@ def client_span(
         yield span, headers_of(span)
 
 
+def start_child(trace_context: Mapping[str, str], name: str, kind: SpanKind, attributes: Mapping[str, Any]) -> Span:
+    """A span (not made current: for async generators, whose context cannot be attached across
+    yields), child of the context a runner was handed; the caller ends it. Tracing must be on."""
+    span = _tracer().start_span(name, context=context_from(trace_context), kind=kind)
+    if span.is_recording():
+        span.set_attributes(dict(attributes))
+    return span
+
+
 def current_ids() -> tuple[str, str]:
     """``(trace id, span id)`` of the current span as hex, ``("", "")`` when none (log lines)."""
     if not state.enabled:
@@ -278,6 +287,7 @@ __all__ = [
     "matched",
     "publishing",
     "start_attempt",
+    "start_child",
     "state",
     "traceparent",
     "uninstall",
