@@ -641,8 +641,9 @@ class AsyncClient:
         return _ce.from_event(await self.get_event(event_id, tenant=tenant))
 
     def event_stream(self, *, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT, tenant: str | None = None) -> EventStream:
-        """A ``StreamEvents`` stream: ``async with client.event_stream() as s: event_id = await s.send(...)``.
-        Asyncio only (the blocking client raises ``FailedPrecondition``: use ``publish_many``)."""
+        """A ``StreamEvents`` stream, used as an async context manager whose ``send`` returns each
+        event's id (see :class:`~neoactions.client._eventstream.EventStream`). Asyncio only: the
+        blocking client raises ``FailedPrecondition`` (use ``publish_many``)."""
         return EventStream(self._events.StreamEvents, rq.parent(self._tenant(tenant)), None, max_in_flight)
 
     async def replay_events(
