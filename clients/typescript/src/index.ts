@@ -30,7 +30,7 @@ export {
 export { loadFile, parseAction, parseDocuments, parseYaml, type ActionDocument } from "./declarative.js";
 export * from "./errors.js";
 export { eventMessage, fromCloudEvent, type CloudEvent, type EventInput } from "./events.js";
-export { API_KEY_ENV, DEFAULT_TARGET, DEFAULT_TIMEOUT_MS, type ConnectionOptions, type TlsOptions } from "./transport.js";
+export { API_KEY_ENV, DEFAULT_TARGET, SERVER_ENV, TLS_CA_ENV, DEFAULT_TIMEOUT_MS, type ConnectionOptions, type TlsOptions } from "./transport.js";
 // the generated messages and enums the calls take and return
 export * from "./gen/neoactions/v1/actions_pb.js";
 export * from "./gen/neoactions/v1/events_pb.js";

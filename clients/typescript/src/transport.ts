@@ -4,6 +4,7 @@
  */
 import type * as http2 from "node:http2";
 import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
 import type { Interceptor, Transport } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 
@@ -13,6 +14,10 @@ export const DEFAULT_TARGET = "127.0.0.1:50051";
 export const DEFAULT_TIMEOUT_MS = 60_000;
 /** The environment variable holding the API key when the options give none. */
 export const API_KEY_ENV = "NEOACTIONS_API_KEY";
+/** The environment variable naming the server when the options give no target (as the CLI's). */
+export const SERVER_ENV = "NEOACTIONS_SERVER";
+/** The environment variable naming a CA file (PEM) to trust: TLS, as the CLI's `--tls-ca`. */
+export const TLS_CA_ENV = "NEOACTIONS_TLS_CA";
 /** The largest message sent or received, as the Python client's channel allows. */
 export const MAX_MESSAGE_BYTES = 32 * 1024 * 1024;
 
@@ -28,12 +33,14 @@ export interface TlsOptions {
 }
 
 export interface ConnectionOptions {
-  /** `host:port`, or a URL: `http://host:port` (plaintext), `https://host:port` (TLS). */
+  /** `host:port`, or a URL: `http://host:port` (plaintext), `https://host:port` (TLS).
+   * Default: `$NEOACTIONS_SERVER`, else `127.0.0.1:50051`. */
   target?: string;
   /** The API key sent as `authorization: Bearer <key>`; default: `$NEOACTIONS_API_KEY`.
    * An empty string sends no key. */
   apiKey?: string;
-  /** TLS (`true`, or certificates). A `https://` target implies it; default: plaintext. */
+  /** TLS (`true`, or certificates). A `https://` target implies it; default: TLS trusting
+   * `$NEOACTIONS_TLS_CA` when that is set, else plaintext. */
   tls?: boolean | TlsOptions;
   /** Metadata sent with every call (`x-request-id` is added per call when absent). */
   headers?: Record<string, string>;
@@ -59,10 +66,12 @@ function authInterceptor(apiKey: string, headers: Record<string, string>): Inter
 
 /** A gRPC transport for the options, and the session it runs on (to close it). */
 export function openTransport(options: ConnectionOptions): { transport: Transport; session: Http2SessionManager } {
-  const target = options.target ?? DEFAULT_TARGET;
-  const useTls = Boolean(options.tls) || target.startsWith("https://");
+  const target = options.target || process.env[SERVER_ENV] || DEFAULT_TARGET;
+  const caFile = process.env[TLS_CA_ENV];
+  const tlsOption = options.tls ?? (caFile ? { ca: readFileSync(caFile) } : false);
+  const useTls = Boolean(tlsOption) || target.startsWith("https://");
   const url = baseUrl(target, useTls);
-  const tls = typeof options.tls === "object" ? options.tls : {};
+  const tls = typeof tlsOption === "object" ? tlsOption : {};
   const nodeOptions: http2.SecureClientSessionOptions = {};
   if (useTls) {
     if (tls.ca !== undefined) nodeOptions.ca = tls.ca;

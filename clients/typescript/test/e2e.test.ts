@@ -5,9 +5,12 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { promisify } from "node:util";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import {
   DeadlineExceeded,
   ExecutionStatus,
@@ -294,6 +297,27 @@ describe("dead letters", () => {
       assert.ok(requeued.length > 0);
     } finally {
       watch.close();
+    }
+  });
+});
+
+describe("README", () => {
+  test("the quick start runs as pasted", async () => {
+    const pkg = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+    const readme = readFileSync(join(pkg, "README.md"), "utf8");
+    const section = readme.slice(readme.indexOf("## Quick start"));
+    const script = /<<'JS'\n([\s\S]*?)\nJS\n/.exec(section)?.[1];
+    assert.ok(script, "the quick start's script (a heredoc JS block)");
+    const file = join(pkg, `.quickstart-test-${process.pid}.mjs`);
+    writeFileSync(file, script);
+    try {
+      const env = { ...process.env, NEOACTIONS_SERVER: server.target, NEOACTIONS_API_KEY: server.adminKey };
+      const { stdout } = await promisify(execFile)(process.execPath, [file], { cwd: pkg, env, timeout: 60_000 });
+      assert.match(stdout, /ts-big-order-alert: created/);
+      assert.match(stdout, /outputs \[/);
+      assert.match(stdout, /^SUCCEEDED /m);
+    } finally {
+      rmSync(file, { force: true });
     }
   });
 });
