@@ -81,7 +81,6 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
             events=[convert.event_to_pb(e) for e in page.items], next_page_token=page.next_page_token
         )
 
-
     @streaming
     async def StreamEvents(
         self, request_iterator: AsyncIterator[events_pb2.StreamEventsRequest], context: grpc.aio.ServicerContext
