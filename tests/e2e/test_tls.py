@@ -140,3 +140,7 @@ def test_the_cli_speaks_mutual_tls_from_its_options_and_environment(mtls_server:
     refused = runner.invoke(app, ["--server", mtls_server.target, "--tls-ca", str(pki.ca.pem), "tenants", "list"])
     assert refused.exit_code == 1
     assert refused.output.count("\n") == 1 and "error" in refused.output.lower()
+    assert "--tls-cert/--tls-key" in refused.output, "the hint says what to pass"
+    # a plaintext CLI at a TLS server: the same hint, not "is the server running?"
+    plain = runner.invoke(app, ["--server", mtls_server.target, "tenants", "list"])
+    assert plain.exit_code == 1 and "pass --tls-ca" in plain.output

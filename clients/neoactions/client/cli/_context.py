@@ -95,11 +95,20 @@ class CliState:
 
 #: what gRPC says when nothing answers at the address (no neoactions error details)
 _UNREACHABLE = ("failed to connect", "dns resolution failed", "connection refused", "socket closed", "connect failed")
+#: what gRPC says when the TCP connection opened but TLS did not agree (a plaintext client of a TLS
+#: server, or the reverse; an untrusted certificate; a missing client certificate)
+_TLS_MISMATCH = ("socket closed", "handshake failed", "ssl")
 
 
 def with_hint(exc: NeoActionsError, server: str, timeout: float) -> NeoActionsError:
     """A connection-level failure said in the user's words, with what to check; other errors as they are."""
     message = exc.message.lower()
+    if exc.reason == "UNAVAILABLE" and not exc.metadata and any(m in message for m in _TLS_MISMATCH):
+        return Unavailable(
+            f"the server at {server} closed the connection before answering: if it serves TLS, pass --tls-ca"
+            " (and --tls-cert/--tls-key when it requires client certificates); if it does not, drop --tls-*",
+            reason="UNAVAILABLE",
+        )
     if exc.reason == "UNAVAILABLE" and not exc.metadata and any(m in message for m in _UNREACHABLE):
         return Unavailable(
             f"cannot reach the server at {server}: is `neoactions serve` running at {server}?"
