@@ -7,8 +7,8 @@ configuration records its change in one line, after the change is stored::
     await self.audit.record(caller, tenant, "secret.set", name, {"created": True})
 
 Kinds are ``<object>.<verb>``: ``action.create|update|delete|enable|disable``,
-``key.create|revoke``, ``secret.set|delete``, ``tenant.create|delete`` (recorded in the
-admin tenant), ``plugin.install|update|uninstall``. The change is redacted before it is
+``key.create|revoke``, ``secret.set|delete``; in the admin tenant ``tenant.create|delete``,
+``secret.rotate_master_key`` and ``plugin.install|update|uninstall``. The change is redacted before it is
 stored (:func:`neoactions.domain.audit.redact`): pass what changed, never a secret's value
 (a field named ``value``, ``password``, ``token``... is masked anyway).
 """
