@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from neoactions.domain.errors import InvalidArgument
@@ -80,3 +82,23 @@ def test_the_wait_index_finds_exactly_the_waits_an_event_satisfies() -> None:
     assert sorted(index.match({**envelope, "type": "payments.refunded"})) == ["any/pay/-1", "run42/pay/-1"]
     index.remove("run42/pay/-1")
     assert index.match(envelope) == [] and len(index) == 1000
+
+
+def test_the_proto_workflow_spec_says_what_the_yaml_says() -> None:
+    import yaml
+
+    from neoactions.domain.workflows_pb import workflow_config_from_pb, workflow_config_to_pb
+    from neoactions.v1 import workflows_pb2
+
+    doc = yaml.safe_load(
+        Path(__file__).parents[2].joinpath("docs/workflows.md").read_text().split("```yaml")[1].split("```")[0]
+    )
+    config = doc["actions"][1]["handler"]["config"]
+    config["error_handling"] = {"mode": "retry_then_dead_letter", "dead_letter_action": "notify-ops"}
+    config["steps"][0]["retry_policy"] = {"max_retries": 2, "backoff": "fixed", "initial_delay_ms": 10}
+    msg = workflow_config_to_pb(config)
+    wire = workflows_pb2.WorkflowSpec.FromString(msg.SerializeToString())
+    again = workflow_config_from_pb(wire)
+    assert parse_workflow(again) == parse_workflow(config)
+    assert [s.name for s in wire.steps][:3] == ["welcome", "score", "set-tier"]
+    assert wire.steps[3].wait_for_event.conditions[0].field == "data.customer_id"
