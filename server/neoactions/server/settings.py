@@ -49,6 +49,9 @@ class Settings:
     #: largest accepted event (data + metadata JSON), bytes
     max_event_bytes: int = 256 * 1024
     max_batch_events: int = 1000
+    #: a replay job re-publishes at most this many stored events a second (a token bucket), so
+    #: live traffic keeps its share; a ReplayEvents request may ask for less
+    replay_events_per_second: float = 1000.0
     #: largest gRPC message the server receives or sends, bytes
     max_message_bytes: int = 32 * 1024 * 1024
     #: actions one tenant may have (creating one more is RESOURCE_EXHAUSTED)
@@ -169,7 +172,10 @@ class Settings:
             raise ValueError("max_interrupted_attempts must be at least 1")
         if min(self.cel_cost_budget, self.max_cel_list_items, self.max_cel_input_values) < 1:
             raise ValueError("cel_cost_budget, max_cel_list_items and max_cel_input_values must be >= 1")
-        for name in ("template_max_range", "template_max_length", "template_max_steps", "template_max_seconds"):
+        for name in (
+            "template_max_range", "template_max_length", "template_max_steps", "template_max_seconds",
+            "replay_events_per_second",
+        ):  # fmt: skip
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0")
         if self.processes > 1:

@@ -198,6 +198,7 @@ class Engine:
             self.outbox,
             self.scheduler.wakeup if settings.runs_work else None,
             self.tenant_slugs,
+            settings.replay_events_per_second,
         )
         self._tenants: set[str] = set()
         self._tenants_read = 0.0

@@ -11,7 +11,7 @@ from neoactions.domain.model import Action, Execution, ExecutionMode, ExecutionS
 from neoactions.server.bus import UpdateBus
 from neoactions.server.eventstore.backtest import BacktestReport, Candidate, backtest
 from neoactions.server.eventstore.port import EventSelection, ReplayJobRecord
-from neoactions.server.eventstore.replay import Replayer, ReplayReport, ReplayRequest
+from neoactions.server.eventstore.replay import DEFAULT_EVENTS_PER_SECOND, Replayer, ReplayReport, ReplayRequest
 from neoactions.server.eventstore.retention import RetentionKeeper
 from neoactions.server.matching import Matcher
 from neoactions.server.store import Store
@@ -35,6 +35,7 @@ class EventStoreTools:
         outbox: Outbox,
         scheduler_wakeup: Wakeup | None,
         tenants: Callable[[], Awaitable[list[str]]],
+        replay_events_per_second: float = DEFAULT_EVENTS_PER_SECOND,
     ) -> None:
         self._store = store
         self._matcher = matcher
@@ -42,7 +43,7 @@ class EventStoreTools:
         self._bus = bus
         self._outbox = outbox
         self._wakeup = scheduler_wakeup
-        self.replayer = Replayer(store, matcher, self._created)
+        self.replayer = Replayer(store, matcher, self._created, replay_events_per_second)
         self.retention = RetentionKeeper(store, tenants)
 
     async def _created(self, tenant: str, executions: list[Execution]) -> None:
