@@ -84,6 +84,7 @@ EXECUTION_FIELDS = (
     "correlation_id",
     "causation_id",
     "parent_execution_id",
+    "replay_of",
     "priority",
     "mode",
     "attempt_count",
