@@ -112,31 +112,58 @@ def init(name: str, kind: str = "wasm", parent: Path = Path()) -> Path:
 
 
 def build(directory: Path) -> Path:
-    """Build the artifact (a wasm module: the runner's QuickJS with ``handler.js`` inside) and
-    record its sha256 and size in the manifest; a signature over the old artifact is dropped."""
+    """Build the artifact and record its sha256 and size in the manifest; a signature over the
+    old artifact is dropped. wasm: the runner's QuickJS with ``handler.js`` inside; container:
+    ``docker build`` of the directory's ``Dockerfile``, then ``docker save`` of that image."""
     document = _raw_manifest(directory)
     kinds = {t.get("kind") for t in document.get("handler_types") or [] if isinstance(t, dict)}
-    if kinds != {"wasm"}:
+    if kinds == {"wasm"}:
+        data, kind, suffix = _wasm_module(directory), "wasm-module", "wasm"
+    elif kinds == {"container"}:
+        data, kind, suffix = _image_archive(directory, document), "container-image", "tar"
+    else:
         raise FailedPrecondition(
-            f"this version builds wasm plugins only (the manifest says {', '.join(sorted(map(str, kinds)))})",
+            f"this version builds wasm and container plugins (the manifest says {', '.join(sorted(map(str, kinds)))})",
             reason="PLUGIN_KIND_UNSUPPORTED",
         )
+    artifact = dict(document.get("artifact") or {})
+    artifact.setdefault("file", f"{document.get('name', 'plugin')}.{suffix}")
+    artifact.update(sha256=sha256(data), kind=kind, size=len(data))
+    document["artifact"] = artifact
+    document.pop("signature", None)
+    parse_manifest(document)  # refuse to write a manifest that would not install
+    out = directory / str(artifact["file"])
+    out.write_bytes(data)
+    _write_manifest(directory, document)
+    return out
+
+
+def _wasm_module(directory: Path) -> bytes:
     source_path = directory / JS_SOURCE
     try:
         source = source_path.read_text("utf-8")
     except OSError as exc:
         raise FailedPrecondition(f"cannot read the handler source {source_path} ({exc.strerror})") from None
-    module = wasmjs.embed(wasmjs.quickjs_runtime(), source)
-    artifact = dict(document.get("artifact") or {})
-    artifact.setdefault("file", f"{document.get('name', 'plugin')}.wasm")
-    artifact.update(sha256=sha256(module), kind="wasm-module", size=len(module))
-    document["artifact"] = artifact
-    document.pop("signature", None)
-    parse_manifest(document)  # refuse to write a manifest that would not install
-    out = directory / str(artifact["file"])
-    out.write_bytes(module)
-    _write_manifest(directory, document)
-    return out
+    return wasmjs.embed(wasmjs.quickjs_runtime(), source)
+
+
+def _image_archive(directory: Path, document: dict[str, Any]) -> bytes:
+    """``docker build`` the plugin's Dockerfile as ``neoactions-plugin/NAME:VERSION`` and
+    ``docker save`` it (nothing is pulled: the base must be local, e.g. ``FROM scratch``)."""
+    import docker
+
+    if not (directory / "Dockerfile").is_file():
+        raise FailedPrecondition(f"{directory / 'Dockerfile'} is missing: a container plugin is built from it")
+    tag = f"neoactions-plugin/{document.get('name', 'plugin')}:{document.get('version', '0.0.0')}"
+    try:
+        client = docker.from_env()
+        try:
+            client.images.build(path=str(directory), tag=tag, rm=True, pull=False)
+            return b"".join(client.images.get(tag).save(named=True))
+        finally:
+            client.close()
+    except docker.errors.DockerException as exc:
+        raise FailedPrecondition(f"docker could not build {tag}: {exc}", reason="DOCKER_BUILD_FAILED") from None
 
 
 def sign_plugin(directory: Path, key_file: Path) -> str:
@@ -183,7 +210,9 @@ async def run_tests(directory: Path) -> list[CaseResult]:
     from datetime import timedelta
 
     from neoactions.domain.model import utcnow
+    from neoactions.sandboxes.container import register as register_container
     from neoactions.sandboxes.wasm import register as register_wasm
+    from neoactions.server.pluginhost.container import container_handler_types
     from neoactions.server.pluginhost.wasm import wasm_handler_types
     from neoactions.server.runners import ExecutionContext, Failure, HandlerRegistry, Result
 
@@ -198,9 +227,15 @@ async def run_tests(directory: Path) -> list[CaseResult]:
     results: list[CaseResult] = []
     with tempfile.TemporaryDirectory(prefix="neoactions-plugin-test-") as data_dir:
         registry = HandlerRegistry({"data_dir": data_dir, "wasm_warm": ()})
-        register_wasm(registry)
+        grants = manifest.capabilities.grants_needed()  # a local test grants what the plugin asks
         try:
-            types = {t.name: t for t in await wasm_handler_types(manifest, artifact, registry)}
+            if manifest.kind == "container":
+                register_container(registry)
+                built = await container_handler_types(manifest, artifact, registry, grants)
+            else:
+                register_wasm(registry)
+                built = await wasm_handler_types(manifest, artifact, registry, grants)
+            types = {t.name: t for t in built}
             for type_name, label, case in _cases(directory, manifest.type_names(), examples):
                 handler_type = types.get(type_name)
                 if handler_type is None:

@@ -33,6 +33,7 @@ from neoactions.plugins.registry import Fetched, Registry, RegistryEntry, resolv
 from neoactions.plugins.signing import TrustedKeys
 from neoactions.plugins.versions import RangeError, parse_range, parse_version
 from neoactions.server.changes import ActionChangeFeed, LocalChangeFeed
+from neoactions.server.pluginhost.container import container_handler_types
 from neoactions.server.pluginhost.port import PluginStore
 from neoactions.server.pluginhost.wasm import wasm_handler_types
 from neoactions.server.runners import HandlerRegistry, HandlerType
@@ -41,8 +42,8 @@ log = logging.getLogger(__name__)
 
 #: the change-feed "tenant" of plugin changes (no tenant slug contains ``*``)
 TOPIC = "*plugins"
-#: kinds this server installs (container and python-sidecar plugins are not supported yet)
-SUPPORTED_KINDS = ("wasm",)
+#: kinds this server installs (python-sidecar plugins are not supported yet)
+SUPPORTED_KINDS = ("wasm", "container")
 
 #: ``(tenant, action)`` of the enabled actions using any of the given handler types
 ActionsUsing = Callable[[Sequence[str]], Awaitable[list[tuple[str, str]]]]
@@ -406,6 +407,8 @@ class PluginHost:
     async def _build(self, manifest: Manifest, artifact: bytes, grants: Sequence[str]) -> list[HandlerType]:
         if manifest.kind == "wasm":
             return await wasm_handler_types(manifest, artifact, self._registry, grants)
+        if manifest.kind == "container":
+            return await container_handler_types(manifest, artifact, self._registry, grants)
         raise FailedPrecondition(
             f"{manifest.kind} plugins are not supported by this server", reason="PLUGIN_KIND_UNSUPPORTED"
         )

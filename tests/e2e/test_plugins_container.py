@@ -1,0 +1,129 @@
+"""Container plugins through a real server and real Docker, on both stores: a ``docker save``
+archive published to a registry, verified and installed, ``docker load``-ed by the container
+runner; the container has no network unless the egress its manifest requests is granted."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+import tests.integration.dockerenv  # noqa: F401 - labels every container of this test session
+from neoactions.client import AsyncClient
+from neoactions.domain.errors import FailedPrecondition
+from neoactions.domain.model import ExecutionStatus
+from neoactions.plugins import authoring, registry, signing
+from neoactions.plugins.manifest import MANIFEST_FILE
+from tests.conftest import ROOT, require_service
+from tests.e2e.conftest import ServerProcess, module_server
+
+HANDLER_C = ROOT / "tests" / "integration" / "images" / "oneshot" / "handler.c"
+DOCKERFILE = 'FROM scratch\nCOPY handler /handler\nUSER 65534:65534\nENTRYPOINT ["/handler"]\n'
+
+
+def _docker_ready() -> bool:
+    if shutil.which("docker") is None or shutil.which("gcc") is None:
+        return False
+    up = subprocess.run(["bash", str(ROOT / "scripts" / "docker-up.sh")], capture_output=True, timeout=600)
+    return up.returncode == 0
+
+
+def _gateway() -> str:
+    out = subprocess.run(
+        ["docker", "network", "inspect", "bridge", "--format", "{{json .IPAM.Config}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    ipam = json.loads(out)[0]
+    return str(ipam.get("Gateway") or next(ipaddress.ip_network(ipam["Subnet"]).hosts()))
+
+
+def _container_plugin(work: Path, name: str, binary: Path, network: list[str]) -> Path:
+    directory = work / name
+    directory.mkdir()
+    shutil.copy(binary, directory / "handler")
+    (directory / "Dockerfile").write_text(DOCKERFILE)
+    manifest = {
+        "name": name,
+        "version": "1.0.0",
+        "description": "the test one-shot handler (echo, probe, net) as a plugin",
+        "handler_types": [{"name": name.replace("-", "."), "kind": "container", "mode": "oneshot"}],
+        "artifact": {"file": f"{name}.tar", "sha256": "0" * 64},
+        "capabilities": {"memory_mb": 64, **({"network": network} if network else {})},
+    }
+    (directory / MANIFEST_FILE).write_text(yaml.safe_dump(manifest, sort_keys=False))
+    authoring.build(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def container_registry(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
+    require_service("Docker", _docker_ready(), "docker-up.sh failed or gcc is missing")
+    base = tmp_path_factory.mktemp("container-plugins")
+    binary = base / "handler"
+    subprocess.run(["gcc", "-static", "-O2", "-o", str(binary), str(HANDLER_C)], check=True, capture_output=True)
+    private, public = signing.keygen(base / "keys")
+    gateway = _gateway()
+    for name, network in (("probe-sealed", []), ("probe-egress", [gateway])):
+        plugin = _container_plugin(base, name, binary, network)
+        authoring.sign_plugin(plugin, private)
+        registry.publish(plugin, base / "registry")
+    return base / "registry", public, gateway
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def container_server(
+    request: pytest.FixtureRequest,
+    container_registry: tuple[Path, Path, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ServerProcess]:
+    folder, public, _ = container_registry
+    env = {"NEOACTIONS_PLUGIN_REGISTRIES": str(folder), "NEOACTIONS_TRUSTED_PLUGIN_KEYS": str(public)}
+    with module_server(request.param, tmp_path_factory.mktemp(f"cplugins-{request.param}"), env) as server:
+        yield server
+
+
+@pytest.fixture
+def listener() -> Iterator[int]:
+    server = socket.create_server(("0.0.0.0", 0))
+    try:
+        yield server.getsockname()[1]
+    finally:
+        server.close()
+
+
+async def test_container_plugins_run_sealed_unless_egress_is_granted(
+    container_server: ServerProcess, container_registry: tuple[Path, Path, str], listener: int
+) -> None:
+    _, _, gateway = container_registry
+    probe = {"mode": "net", "host": gateway, "port": listener}
+    async with AsyncClient(container_server.target, timeout=120) as admin:
+        for plugin in await admin.list_plugins(installed_only=True):
+            await admin.uninstall_plugin(plugin["name"], force=True)
+        sealed = await admin.install_plugin("probe-sealed")
+        assert sealed["kind"] == "container" and sealed["signed_by"]
+        ran = await admin.run({"type": "probe.sealed", "config": {}}, {"mode": "probe"})
+        assert ran.status is ExecutionStatus.SUCCEEDED, ran
+        assert ran.output["uid"] == 65534 and ran.output["root_writable"] is False  # hardened as any container
+        ran = await admin.run({"type": "probe.sealed", "config": {}}, probe)
+        assert ran.status is ExecutionStatus.SUCCEEDED and ran.output["connected"] is False, ran.output
+
+        with pytest.raises(FailedPrecondition) as refused:
+            await admin.install_plugin("probe-egress")
+        assert refused.value.reason == "PLUGIN_CAPABILITY_NOT_GRANTED" and f"net:{gateway}" in refused.value.message
+        assert [p["name"] for p in await admin.list_plugins(installed_only=True)] == ["probe-sealed"]
+
+        egress = await admin.install_plugin("probe-egress", grants=[f"net:{gateway}"])
+        assert egress["granted_capabilities"] == [f"net:{gateway}"]
+        ran = await admin.run({"type": "probe.egress", "config": {}}, probe)
+        assert ran.status is ExecutionStatus.SUCCEEDED and ran.output == {"connected": True}, ran.output
+        for name in ("probe-sealed", "probe-egress"):
+            await admin.uninstall_plugin(name)
