@@ -559,7 +559,7 @@ async def test_slack_and_sms_presets() -> None:
                 "to": "+15550002",
                 "body": "your code is 1234",
             }
-            registry.get("sms").check_config(sms_cfg)
+            registry.get("sms").check_config(dict(sms_cfg, auth_token="{{ secrets.twilio_token }}"))
             sms = [u async for u in registry.get("sms").runner.execute(sms_cfg, {}, make_ctx())][-1]
     finally:
         await registry.aclose()
@@ -577,11 +577,16 @@ def test_config_validation() -> None:
     registry = HandlerRegistry()
     register(registry)
     http = registry.get("http")
-    http.check_config({"url": "https://example.com/hook", "webhook": {"secrets": [OLD_SECRET, NEW_SECRET]}})
+    rotating = ["{{ secrets.new_whsec }}", "{{ secrets.old_whsec }}"]
+    http.check_config({"url": "https://example.com/hook", "webhook": {"secrets": rotating}})
     http.check_config({"url": "{{ vars.base }}/hook", "webhook": {"secrets": "{{ secrets.wh }}"}})  # rendered later
     bad: list[tuple[dict[str, Any], str]] = [
         ({"url": "ftp://example.com/x"}, "handler.config.url"),
         ({"url": "https://x.test", "webhook": {"secrets": ["plain"]}}, "handler.config.webhook.secrets[0]"),
+        # credentials are secret references only (a literal, even a well-formed one, is refused)
+        ({"url": "https://x.test", "webhook": {"secrets": [OLD_SECRET]}}, "handler.config.webhook.secrets[0]"),
+        ({"url": "https://x.test", "auth": {"type": "bearer", "token": "t"}}, "handler.config.auth.token"),
+        ({"url": "https://x.test", "headers": {"authorization": "Basic eA=="}}, "handler.config.headers.authorization"),
         ({"url": "https://x.test", "method": "BREW"}, "handler.config.method"),
         ({"url": "https://x.test", "surprise": 1}, "handler.config"),
         ({"url": "https://x.test", "auth": {"type": "bearer"}}, "handler.config.auth"),

@@ -123,3 +123,34 @@ def test_log_lines_mask_values_attempts_used() -> None:
     line = json.loads(JsonLogFormatter().format(record))
     assert line["message"] == "sent ***"
     assert "pw-for-the-log-test" not in line["exception"] and "login failed for ***" in line["exception"]
+
+
+def test_a_handler_types_check_refuses_literals_in_its_credential_fields() -> None:
+    from neoactions.sandboxes.aws_lambda import register as register_lambda
+    from neoactions.sandboxes.email import register as register_email
+    from neoactions.sandboxes.http import register as register_http
+    from neoactions.server.runners import HandlerRegistry
+
+    registry = HandlerRegistry()
+    for register in (register_http, register_email, register_lambda):
+        register(registry)
+    email = {"host": "smtp.test", "from": "a@b.c", "to": "d@e.f", "subject": "s", "text": "t", "username": "u"}
+    creds = {"access_key_id": "{{ secrets.aws_id }}", "secret_access_key": "{{ secrets.aws_key }}"}
+    registry.get("email").check_config(dict(email, password="{{ secrets.smtp_password }}"))
+    registry.get("lambda").check_config({"function_name": "f", "credentials": creds})
+    for handler_type, config, field in [
+        ("email", dict(email, password="hunter2"), "handler.config.password"),
+        (
+            "lambda",
+            {"function_name": "f", "credentials": dict(creds, secret_access_key="wJalr")},
+            "handler.config.credentials.secret_access_key",
+        ),
+        (
+            "sms",
+            {"account_sid": "AC1", "auth_token": "tok", "from": "+1", "to": "+2", "body": "b"},
+            "handler.config.auth_token",
+        ),
+    ]:
+        with pytest.raises(InvalidArgument) as refused:
+            registry.get(handler_type).check_config(config)
+        assert refused.value.violations[0].field == field

@@ -31,6 +31,7 @@ import jsonschema
 from neoactions.domain.errors import FieldViolation, InvalidArgument
 from neoactions.domain.model import JSON, ExecutionError, JSONObject, utcnow
 from neoactions.plugins.versions import RangeError, parse_range
+from neoactions.server.secrets.references import check_sensitive
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +188,8 @@ class HandlerType:
                     reason=exc.reason if exc.reason != "INVALID_ARGUMENT" else "INVALID_HANDLER_CONFIG",
                     violations=violations or [FieldViolation(path, exc.message)],
                 ) from None
+        # credentials: secret references only, so a saved config never holds one
+        check_sensitive(config, self.sensitive_config_paths, path)
 
 
 def _join(prefix: str, parts: Any) -> str:
