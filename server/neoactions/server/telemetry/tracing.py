@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, Status, StatusCode, TraceFlags, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 if TYPE_CHECKING:
@@ -121,8 +121,19 @@ def _otlp_exporter(env: Mapping[str, str]) -> Any:
 
 def context_from(carrier: Mapping[str, str]) -> otel_context.Context | None:
     """The remote parent a ``traceparent`` (and ``tracestate``) in ``carrier`` names, else ``None``."""
-    if not carrier.get("traceparent"):
+    value = carrier.get("traceparent")
+    if not value:
         return None
+    if len(carrier) == 1 and len(value) == 55 and value.startswith("00-") and value[35] == value[52] == "-":
+        # the common case (an execution's stored context): parsed here, without the propagator's regex
+        try:
+            trace_id, span_id, flags = int(value[3:35], 16), int(value[36:52], 16), int(value[53:55], 16)
+        except ValueError:
+            return None
+        if not trace_id or not span_id:
+            return None
+        parent = SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(flags))
+        return trace.set_span_in_context(NonRecordingSpan(parent))
     ctx = _PROPAGATOR.extract(dict(carrier))
     return ctx if trace.get_current_span(ctx).get_span_context().is_valid else None
 
@@ -135,7 +146,11 @@ def headers_of(span: Span) -> dict[str, str]:
 
 
 def traceparent(span: Span) -> str:
-    return headers_of(span).get("traceparent", "")
+    """The W3C ``traceparent`` naming ``span`` as the parent (``""`` for an invalid span)."""
+    ctx = span.get_span_context()
+    if not ctx.is_valid:
+        return ""
+    return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
 
 
 def _tracer() -> Tracer:
@@ -179,52 +194,40 @@ def matched(event: Event, executions: Sequence[Execution], started_ns: int) -> N
     its attempts (``Execution.trace_context``, stored with it)."""
     tracer = _tracer()
     now = time.time_ns()
-    span = tracer.start_span("match", start_time=started_ns)
-    if span.is_recording():
-        span.set_attributes(
-            {
-                "neoactions.event.id": event.id,
-                "neoactions.event.type": event.type,
-                "neoactions.matched": len(executions),
-            }
-        )
+    # few attributes, given at the start: these spans are made for every event and execution,
+    # and each attribute costs its validation
+    span = tracer.start_span(
+        "match",
+        start_time=started_ns,
+        attributes={"neoactions.event.id": event.id, "neoactions.matched": len(executions)},
+    )
     span.end(now)
     for ex in executions:
-        schedule = tracer.start_span(f"schedule {ex.action_name}", start_time=now, kind=SpanKind.PRODUCER)
-        if schedule.is_recording():
-            schedule.set_attributes(
-                {
-                    "neoactions.execution.id": ex.id,
-                    "neoactions.action": ex.action_name,
-                    "neoactions.execution.mode": ex.mode.value,
-                    "messaging.operation.type": "create",
-                    "messaging.message.id": ex.id,
-                }
-            )
+        schedule = tracer.start_span(
+            f"schedule {ex.action_name}",
+            start_time=now,
+            kind=SpanKind.PRODUCER,
+            attributes={"messaging.message.id": ex.id, "neoactions.execution.mode": ex.mode.value},
+        )
         ex.trace_context = traceparent(schedule)
-        schedule.end()
+        schedule.end(now)
 
 
 def start_attempt(ex: Execution, attempt: Attempt) -> Span:
     """The span of one attempt (a messaging ``process``), child of the execution's schedule
     span wherever it runs. End it with :func:`end_attempt`."""
     parent = context_from({"traceparent": ex.trace_context}) if ex.trace_context else None
-    span = _tracer().start_span(f"attempt {ex.action_name or ex.handler_type}", context=parent, kind=SpanKind.CONSUMER)
-    if span.is_recording():
-        span.set_attributes(
-            {
-                "messaging.system": "neoactions",
-                "messaging.operation.type": "process",
-                "messaging.message.id": ex.id,
-                "neoactions.tenant": ex.tenant,
-                "neoactions.execution.id": ex.id,
-                "neoactions.action": ex.action_name,
-                "neoactions.handler_type": ex.handler_type,
-                "neoactions.attempt": attempt.number,
-                "neoactions.correlation_id": ex.correlation_id,
-            }
-        )
-    return span
+    return _tracer().start_span(
+        f"attempt {ex.action_name or ex.handler_type}",
+        context=parent,
+        kind=SpanKind.CONSUMER,
+        attributes={
+            "messaging.operation.type": "process",
+            "neoactions.execution.id": ex.id,
+            "neoactions.handler_type": ex.handler_type,
+            "neoactions.attempt": attempt.number,
+        },
+    )
 
 
 def end_attempt(span: Span, outcome: str, error: str = "") -> None:
