@@ -740,6 +740,7 @@ class Engine:
     async def _cancel(self, tenant: str, execution_id: str, reason: str) -> Execution:
         error = ExecutionError("cancelled", reason or "cancelled through the API")
         ex = await self.store.cancel_execution(tenant, execution_id, error)
+        telemetry.metrics.execution_ended(ex, ExecutionStatus.CANCELLED.value)
         self.dispatcher.cancel_local(tenant, execution_id)
         self.bus.publish(ExecutionUpdate.about(ex, UpdateKind.CANCELLED, error=error, attempt=ex.attempt_count))
         await self.workflows.cancel_steps(ex)
