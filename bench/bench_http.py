@@ -25,7 +25,7 @@ from pathlib import Path
 
 import httpx
 
-from bench._procs import BENCH_KEY, free_port, load_average, server
+from bench._procs import BENCH_KEY, cpu_seconds, free_port, load_average, server
 from neoactions.client import authorized_channel
 from neoactions.v1 import events_pb2, events_pb2_grpc
 
@@ -56,16 +56,25 @@ def _pb_event(seq: int) -> events_pb2.Event:
     )
 
 
+#: the server's process id, whose CPU time each measurement reads
+_SERVER_PID = 0
+#: server CPU seconds of the last measurement
+_LAST_CPU = [0.0]
+
+
 async def _drive(requests: int, send: Callable[[int], Awaitable[None]]) -> float:
-    """Seconds to send ``requests`` requests, ``IN_FLIGHT`` at a time."""
+    """Seconds to send ``requests`` requests, ``IN_FLIGHT`` at a time (the server's CPU seconds
+    meanwhile go to ``_LAST_CPU``)."""
     queue = iter(range(requests))
 
     async def worker() -> None:
         for i in queue:
             await send(i)
 
+    cpu = cpu_seconds(_SERVER_PID)
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(IN_FLIGHT)))
+    _LAST_CPU[0] = cpu_seconds(_SERVER_PID) - cpu
     return time.perf_counter() - started
 
 
@@ -105,28 +114,40 @@ async def _http(base: str, batch: int, events: int) -> float:
 
 
 async def _run() -> str:
+    global _SERVER_PID
     results: dict[tuple[str, str], list[float]] = {}
+    cpu: dict[tuple[str, str], list[float]] = {}
     load_before = load_average()
     with tempfile.TemporaryDirectory(prefix="bench-http-") as folder:
         tmp = Path(folder)
         http_port = free_port()
         srv = server(str(tmp / "data"), tmp / "server.log", tmp / "starts.txt", http_port=str(http_port))
         srv.start()
+        _SERVER_PID = srv.pid
         base = f"http://127.0.0.1:{http_port}"
         try:
             for _ in range(ROUNDS):
                 for shape, batch, events in (("batch", BATCH, BATCH_EVENTS), ("single", 1, SINGLE_EVENTS)):
-                    results.setdefault(("grpc", shape), []).append(await _grpc(srv.target, batch, events))
-                    results.setdefault(("http", shape), []).append(await _http(base, batch, events))
+                    for door in ("grpc", "http"):
+                        rate = await (
+                            _grpc(srv.target, batch, events) if door == "grpc" else _http(base, batch, events)
+                        )
+                        results.setdefault((door, shape), []).append(rate)
+                        cpu.setdefault((door, shape), []).append(_LAST_CPU[0] * 1e6 / events)
         finally:
             srv.stop()
 
-    rows = ["| shape | gRPC events/s | HTTP events/s | HTTP / gRPC |", "|---|---:|---:|---:|"]
+    rows = [
+        "| shape | gRPC events/s | HTTP events/s | HTTP / gRPC | server CPU µs/event gRPC | HTTP | HTTP / gRPC |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     labels = {"batch": f"batches of {BATCH}", "single": "one event per request"}
     for shape in ("batch", "single"):
         g = statistics.median(results[("grpc", shape)])
         h = statistics.median(results[("http", shape)])
-        rows.append(f"| {labels[shape]} | {g:,.0f} | {h:,.0f} | {h / g:.2f} |")
+        cg = statistics.median(cpu[("grpc", shape)])
+        ch = statistics.median(cpu[("http", shape)])
+        rows.append(f"| {labels[shape]} | {g:,.0f} | {h:,.0f} | {h / g:.2f} | {cg:,.0f} | {ch:,.0f} | {ch / cg:.2f} |")
     each = "; ".join(
         f"{door} {shape}: " + ", ".join(f"{v:,.0f}" for v in values) for (door, shape), values in results.items()
     )
