@@ -22,7 +22,7 @@ from google.protobuf.message_factory import GetMessageClass
 
 from neoactions.client import authorized_channel
 from neoactions.server.api.servicers import SERVICE_NAMES
-from neoactions.v1 import actions_pb2, events_pb2, executions_pb2, tenants_pb2
+from neoactions.v1 import actions_pb2, audit_pb2, events_pb2, executions_pb2, tenants_pb2
 from tests.adversarial.harness import assert_alive, stays_responsive
 from tests.e2e.conftest import ServerProcess
 
@@ -33,7 +33,7 @@ CONCURRENCY = 16
 #: codes that mean the server, not the request, was at fault
 FORBIDDEN = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
 
-_FILES = (events_pb2, actions_pb2, executions_pb2, tenants_pb2)
+_FILES = (events_pb2, actions_pb2, executions_pb2, tenants_pb2, audit_pb2)
 UUID = "0190f1c2-7a1b-7c3d-8e4f-0123456789ab"
 
 STRINGS = [
