@@ -44,7 +44,9 @@ async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
 
 
 def _action(name: str = "ship", **config: Any) -> Action:
-    return Action(name=name, trigger=Trigger(["order.created"]), handler=HandlerSpec("noop", config), tenant=ADMIN_TENANT)
+    return Action(
+        name=name, trigger=Trigger(["order.created"]), handler=HandlerSpec("noop", config), tenant=ADMIN_TENANT
+    )
 
 
 async def _log(engine: Engine, tenant: str = ADMIN_TENANT, **flt: Any) -> list[AuditEntry]:
