@@ -169,3 +169,13 @@ async def test_usage_counts_rows(store: ContractStore) -> None:
     assert usage.tables["events"].rows == 7
     assert usage.tables["executions"].rows == 0
     assert usage.total_bytes >= 0
+
+
+async def test_deleting_events_forgets_their_dedup_keys(store: ContractStore) -> None:
+    old, kept = ev(1, idempotency_key="k-old"), ev(100, idempotency_key="k-kept")
+    since = T0 - timedelta(days=1)
+    await store.append("admin", [old], [], dedup_since=since)
+    await store.append("admin", [kept], [], dedup_since=since)
+    assert await store.delete_events_before("admin", T0 + timedelta(seconds=50), 10) == 1
+    found = await store.find_duplicates("admin", [old.dedup_key(), kept.dedup_key()], since)
+    assert found == {kept.dedup_key(): kept.id}

@@ -173,8 +173,13 @@ class MemoryEventArchive:
         cutoff = to_micros(before)
         t = await self._tables(tenant)
         old = sorted((r["time"], r["id"]) for r in t.events.values() if r["time"] < cutoff)[:limit]
-        for _, event_id in old:
+        gone = {event_id for _, event_id in old}
+        for event_id in gone:
             del t.events[event_id]
+        if gone:
+            # a dedup key would answer a redelivery with an event that is gone
+            for key in [k for k, (event_id, _) in t.dedup.items() if event_id in gone]:
+                del t.dedup[key]
         return len(old)
 
     async def delete_executions_before(self, tenant: str, before: datetime, limit: int) -> int:

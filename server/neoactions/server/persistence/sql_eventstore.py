@@ -249,6 +249,10 @@ class SqlEventArchive:
                 f" WHERE time < $1 ORDER BY time, id LIMIT {int(limit)}) RETURNING id",
                 d.enc_time(before),
             )
+            if rows:
+                # a dedup key would answer a redelivery with an event that is gone
+                ids = d.enc_ids([str(r[0]) for r in rows])
+                await tx.execute(f"DELETE FROM {q.prefix}event_dedup WHERE event_id {d.in_ids('$1')}", ids)
         return len(rows)
 
     async def delete_executions_before(self, tenant: str, before: datetime, limit: int) -> int:

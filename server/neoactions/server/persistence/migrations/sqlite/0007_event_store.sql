@@ -24,3 +24,5 @@ CREATE TABLE retention_policy (
 );
 -- retention removes finished executions by age
 CREATE INDEX executions_finished ON executions (finished_at) WHERE finished_at IS NOT NULL;
+-- retention deletes the dedup keys of the events it deletes (a redelivery is then new)
+CREATE INDEX event_dedup_event ON event_dedup (event_id);
