@@ -328,6 +328,16 @@ class Dispatcher:
             for a in ex.attempts
             if a.number > ex.attempt_base and a is not previous and a.error is not None and a.error.type == INTERRUPTED
         )
+        if ex.handler_type == "workflow":
+            # a workflow run's attempts are drives, each ending in a suspension: only cuts in a
+            # row since its last completed drive count (a run lives through many restarts)
+            cuts = 1
+            for a in sorted(ex.attempts, key=lambda a: a.number, reverse=True):
+                if a is previous or a.number <= ex.attempt_base:
+                    continue
+                if a.error is None or a.error.type != INTERRUPTED:
+                    break
+                cuts += 1
         given_up = cuts >= self._max_interruptions
         message = "the process running this attempt stopped"
         if given_up:
