@@ -42,6 +42,17 @@ ACTIONS_YAML = """actions:
     trigger: {event_types: [orders.refused]}
     handler: {type: python, config: {function: "shop.handlers:boom"}}
     retry_policy: {max_retries: 1, backoff: fixed, initial_delay_ms: 50, jitter: false}
+  - name: onboard
+    trigger: {event_types: [customers.created]}
+    handler:
+      type: workflow
+      config:
+        steps:
+          - name: greet
+            handler: {type: python, config: {function: "shop.handlers:alert"}}
+          - name: notify
+            handler: {type: python, config: {function: "shop.handlers:alert"}}
+            depends_on: [greet]
 """
 
 
@@ -179,7 +190,7 @@ def test_the_dashboard_in_a_browser(browser: Any, site: tuple[WebServerProcess, 
     _css(driver, "#apply button")[0].click()
     eventually_sync(lambda: "applied" in _text(driver, ".notice"), within=10, what="applied notice")
     names = [row.get_attribute("data-name") for row in _css(driver, "#actions-table tbody tr")]
-    assert names == ["order-alert", "refuse-order"]
+    assert sorted(names) == ["onboard", "order-alert", "refuse-order"]
     driver.save_screenshot(str(shots / "actions.png"))
 
     # the live list: an event published through HTTP ingest appears without a reload
@@ -221,6 +232,17 @@ def test_the_dashboard_in_a_browser(browser: Any, site: tuple[WebServerProcess, 
     driver.save_screenshot(str(shots / "dead-letters.png"))
     _css(driver, f"#dead-letters-table tr[data-id='{dead_id}'] button")[0].click()
     eventually_sync(lambda: _text(driver, ".notice"), until=lambda t: dead_id in t, within=10, what="requeued notice")
+
+    # a workflow run shows its step tree
+    run_id = _publish(base, keys.publisher, keys.tenant, "customers.created", {"email": "ada@example.com"})
+
+    def steps_done() -> list[str]:
+        driver.get(f"{base}/executions/{run_id}")
+        return [li.text.split()[1] if len(li.text.split()) > 1 else "" for li in _css(driver, "#steps li")]
+
+    eventually_sync(steps_done, until=lambda s: s == ["succeeded", "succeeded"], within=20, interval=0.5, what="steps")
+    assert [li.text.split()[0] for li in _css(driver, "#steps li")] == ["greet", "notify"]
+    driver.save_screenshot(str(shots / "workflow.png"))
 
     # test an event against an action: the explanation
     driver.get(base + "/actions/order-alert")

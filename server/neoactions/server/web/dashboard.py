@@ -400,7 +400,7 @@ class Dashboard:
 
     async def execution(self, request: Request, session: Session) -> Response:
         ex = await self._engine.get_execution(session.caller, session.tenant, request.path_params["id"])
-        steps = getattr(ex, "steps", None)
+        steps = await self._engine.workflow_steps(session.caller, session.tenant, ex.id)
         return self.render(
             request,
             "execution.html",
