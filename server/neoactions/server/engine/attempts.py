@@ -66,7 +66,7 @@ from neoactions.server.runners import (
     Result,
     Suspend,
 )
-from neoactions.server.secrets import Masker, Secrets, SecretUnavailable, attempt_secret_names
+from neoactions.server.secrets import NO_MASK, Masker, Secrets, SecretUnavailable, attempt_secret_names
 from neoactions.server.store import AttemptFinish, AttemptStart, Store
 from neoactions.server.templating import ConfigRenderer, TemplateRenderBusy, TemplateRenderError
 
@@ -315,15 +315,15 @@ class AttemptRunner:
         ex.handler_version = handler_type.version
         envelope = job.envelope if job.envelope is not None else await self._envelope(ex)
         secrets: dict[str, str] = {}
+        masker = NO_MASK
         if self._secrets is not None:
             try:
                 names = attempt_secret_names(plan.handler.config, handler_type.raw_config_keys)
-                secrets = await self._secrets.values(ex.tenant, names)
+                secrets, masker = await self._secrets.opened(ex.tenant, names)
             except SecretUnavailable as exc:
                 return Failure.of("secret_error", str(exc))
             except NeoActionsError as exc:
                 return Failure.of("secret_error", exc.message, retryable=isinstance(exc, Unavailable))
-        masker = Masker(secrets.values())
         try:
             config = await self._renderer.render_async(
                 plan.handler.config,

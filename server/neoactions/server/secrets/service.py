@@ -18,7 +18,7 @@ from neoactions.domain.secrets import MasterKeyRotation, SecretInfo
 from neoactions.server.persistence import tokens
 from neoactions.server.secrets.crypto import KEY_BYTES, Keyring, MasterKeyError, write_key_file
 from neoactions.server.secrets.keys import KeySource, load_keys
-from neoactions.server.secrets.masking import LOG_VALUES
+from neoactions.server.secrets.masking import LOG_VALUES, NO_MASK, Masker
 from neoactions.server.secrets.references import NAME_RULE, SECRET_NAME, check_sensitive, referenced_secrets
 from neoactions.server.settings import Settings
 from neoactions.server.store import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, SecretStore, StoredSecret
@@ -38,6 +38,7 @@ class _Opened:
     values: dict[str, str]
     missing: frozenset[str]
     at: float
+    masker: Masker
 
 
 def _info(tenant: str, s: StoredSecret) -> SecretInfo:
@@ -142,8 +143,12 @@ class Secrets:
     async def values(self, tenant: str, names: frozenset[str]) -> dict[str, str]:
         """The values of ``names`` for an attempt to render (kept briefly in this process).
         ``SecretUnavailable`` when one is missing or does not open."""
+        return (await self.opened(tenant, names))[0]
+
+    async def opened(self, tenant: str, names: frozenset[str]) -> tuple[dict[str, str], Masker]:
+        """:meth:`values`, and the :class:`Masker` of those values."""
         if not names:
-            return {}
+            return {}, NO_MASK
         key = (tenant, names)
         now = time.monotonic()
         opened = self._opened.get(key)
@@ -157,7 +162,7 @@ class Secrets:
                 raise SecretUnavailable(str(exc)) from None
             except FailedPrecondition as exc:
                 raise SecretUnavailable(exc.message) from None
-            opened = _Opened(values, frozenset(names - values.keys()), now)
+            opened = _Opened(values, frozenset(names - values.keys()), now, Masker(values.values()))
             if len(self._opened) > 10_000:
                 self._opened.clear()
             self._opened[key] = opened
@@ -165,7 +170,7 @@ class Secrets:
         if opened.missing:
             missing = sorted(opened.missing)[0]
             raise SecretUnavailable(f"secret {missing!r} does not exist (deleted after the action was saved?)")
-        return opened.values
+        return opened.values, opened.masker
 
     # --- rotation ------------------------------------------------------------------------
     async def rotate(self, tenants: Sequence[str], new_key: bytes = b"") -> MasterKeyRotation:
