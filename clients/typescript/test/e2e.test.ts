@@ -88,6 +88,22 @@ describe("publish, fan-out, stored results", () => {
     const stored = await client.getAction("big-order-alert");
     assert.equal(stored.description, "tell ops about big orders");
     assert.deepEqual(stored.tags, ["orders"]);
+
+    writeFileSync(file, ACTIONS_YAML.replace("tell ops about big orders", "tell sales").replace("shop.handlers:quick\"}", "shop.handlers:quick\"}\n    enabled: false"));
+    const dry = await client.apply(file, { dryRun: true });
+    assert.deepEqual(
+      dry.map((r) => [r.outcome, r.changed]),
+      [
+        ["updated", ["description"]],
+        ["updated", ["enabled"]],
+      ],
+    );
+    assert.equal((await client.getAction("big-order-alert")).description, "tell ops about big orders", "a dry run stores nothing");
+    const applied = await client.apply(file);
+    assert.equal(applied[0]?.action.description, "tell sales");
+    assert.equal(applied[0]?.action.version, stored.version + 1n);
+    assert.equal(applied[1]?.action.enabled, false);
+    await client.enableAction("every-order");
   });
 
   test("an event fans out to both actions; the watch sees each run end and the store holds the results", async () => {
