@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from store_backends import ContractStore
 
+from neoactions.domain.errors import PermissionDenied
 from neoactions.domain.ids import new_id
 from neoactions.domain.model import (
     ADMIN_TENANT,
@@ -30,7 +31,7 @@ from neoactions.domain.model import (
     Trigger,
     utcnow,
 )
-from neoactions.server.access import Caller
+from neoactions.server.access import Caller, Permission
 from neoactions.server.bus import InProcessUpdateBus
 from neoactions.server.engine import Engine
 from neoactions.server.eventstore.port import EventSelection, ReplayJobRecord, ReplayState, RetentionPolicy
@@ -290,3 +291,28 @@ async def test_retention_removes_exactly_what_is_older_while_events_are_publishe
     assert (await store.get_execution(ADMIN_TENANT, unfinished_old.id)).status is ExecutionStatus.PENDING
     usage = await engine.usage(CALLER, ADMIN_TENANT)
     assert usage.tables["events"].rows == len(kept) + len(published)
+
+
+class _ReadOnly:
+    """A reader's key: READ only."""
+
+    def check(self, caller: Caller, tenant: str, permission: Permission) -> None:
+        if permission is not Permission.READ:
+            raise PermissionDenied(f"{permission.value} is not allowed", reason="ROLE_NOT_ALLOWED")
+
+
+async def test_a_reader_may_dry_run_and_backtest_but_not_replay_or_set_retention(
+    engine: Engine, store: ContractStore
+) -> None:
+    await with_actions(engine)
+    await store_history(store, history(20))
+    engine.access = _ReadOnly()
+    dry = await engine.replay_events(CALLER, ADMIN_TENANT, EventSelection(), dry_run=True)
+    assert isinstance(dry, ReplayReport) and dry.events_scanned == 20
+    report = await engine.backtest(CALLER, ADMIN_TENANT, definitions()[:1], [], EventSelection())
+    assert report.events_scanned == 20
+    with pytest.raises(PermissionDenied):
+        await engine.replay_events(CALLER, ADMIN_TENANT, EventSelection())
+    with pytest.raises(PermissionDenied):
+        await engine.set_retention(CALLER, ADMIN_TENANT, RetentionPolicy(86400, 0))
+    assert await all_executions(store) == []
