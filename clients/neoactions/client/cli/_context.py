@@ -63,8 +63,8 @@ class CliState:
         return {name: path for name, path in given.items() if path}
 
     def connection(self) -> dict[str, Any]:
-        """The client's connection arguments: TLS and the API key."""
-        return {**self.tls(), "api_key": self.api_key or None}
+        """The client's connection arguments: TLS and the API key (only those that are set)."""
+        return {**self.tls(), **({"api_key": self.api_key} if self.api_key else {})}
 
     @contextlib.contextmanager
     def client(self) -> Iterator[Client]:
