@@ -10,6 +10,7 @@ import {
   ActionSchema,
   ActionService,
   type Action,
+  type ActionTestResult,
   HandlerSchema,
   type ListActionsRequestSchema,
 } from "./gen/neoactions/v1/actions_pb.js";
@@ -416,6 +417,23 @@ export class NeoActionsClient {
       results.push({ name: step.doc.name, outcome, action, dryRun: false, changed: step.changed });
     }
     return results;
+  }
+
+  /** Explain which actions an event would trigger and why (each pattern and condition with
+   * the value it saw); with `execute`, the matched ones run for real. */
+  async testEvent(
+    type: string,
+    data: Record<string, JsonValue> = {},
+    options: CallOptions & { metadata?: Record<string, JsonValue>; source?: string; action?: string; execute?: boolean } = {},
+  ): Promise<ActionTestResult[]> {
+    const request = {
+      parent: this.parent(options),
+      event: { type, source: options.source ?? "", dataJson: JSON.stringify(data), metadataJson: options.metadata ? JSON.stringify(options.metadata) : "" },
+      action: options.action ?? "",
+      execute: options.execute ?? false,
+    };
+    const response = await this.call(() => this.actions.testAction(request, this.opts(options)), options);
+    return response.results;
   }
 
   // --- executions --------------------------------------------------------------

@@ -14,6 +14,7 @@ import { fileURLToPath } from "node:url";
 import {
   DeadlineExceeded,
   ExecutionStatus,
+  FailedPrecondition,
   ExecutionUpdate_Kind as Kind,
   InvalidArgument,
   NotFound,
@@ -281,6 +282,46 @@ describe("typed errors", () => {
       })(),
       (err: unknown) => err instanceof DeadlineExceeded && err instanceof Unavailable,
     );
+  });
+});
+
+describe("explain, cancel, retry", () => {
+  test("testEvent says which actions match and why", async () => {
+    const results = await client.testEvent("orders.created", { amount: 50 });
+    const alert = results.find((r) => r.action.endsWith("/big-order-alert"));
+    assert.ok(alert);
+    assert.equal(alert.matched, false);
+    assert.equal(alert.reason, "conditions_not_met");
+    assert.equal(alert.conditions[0]?.actualJson, "50");
+  });
+
+  test("a running execution is cancelled once; cancelling it again is a FailedPrecondition; retry starts it again", async () => {
+    await client.createAction({
+      name: "slow",
+      trigger: { event_types: ["slow.started"] },
+      handler: { type: "python", config: { function: "shop.handlers:quick", sleep: 30 } },
+    });
+    const correlationId = `cancel-${Date.now()}`;
+    const watch = new LiveWatch(client, correlationId);
+    try {
+      await watch.ready();
+      const published = await client.publish("slow.started", { n: 1 }, { correlationId });
+      const executionId = published.executions[0]?.id ?? "";
+      await watch.collect((got) => got.some((u) => u.kind === Kind.STARTED));
+      const cancelled = await client.cancelExecution(executionId, "no longer needed");
+      assert.equal(cancelled.status, ExecutionStatus.CANCELLED);
+      await assert.rejects(client.cancelExecution(executionId), (err: unknown) => {
+        assert.ok(err instanceof FailedPrecondition);
+        assert.equal(err.reason, "EXECUTION_FINISHED");
+        return true;
+      });
+      const retried = await client.retryExecution(executionId);
+      assert.equal(retried.id, executionId);
+      assert.notEqual(retried.status, ExecutionStatus.CANCELLED);
+      await client.cancelExecution(executionId, "done testing");
+    } finally {
+      watch.close();
+    }
   });
 });
 
