@@ -179,3 +179,15 @@ async def test_deleting_events_forgets_their_dedup_keys(store: ContractStore) ->
     assert await store.delete_events_before("admin", T0 + timedelta(seconds=50), 10) == 1
     found = await store.find_duplicates("admin", [old.dedup_key(), kept.dedup_key()], since)
     assert found == {kept.dedup_key(): kept.id}
+
+
+async def test_stale_running_replay_jobs_are_failed(store: ContractStore) -> None:
+    now = datetime.now(UTC)
+    stale = ReplayJobRecord(new_id(), ReplayState.RUNNING, {}, {"events_scanned": 3}, now, now - timedelta(hours=1))
+    fresh = ReplayJobRecord(new_id(), ReplayState.RUNNING, {}, {}, now, now)
+    for job in (stale, fresh):
+        await store.create_replay_job("admin", job)
+    assert await store.fail_stale_replay_jobs("admin", now - timedelta(minutes=5), "gone") == 1
+    got = await store.get_replay_job("admin", stale.id)
+    assert got.state is ReplayState.FAILED and got.progress == {"events_scanned": 3, "error": "gone"}
+    assert (await store.get_replay_job("admin", fresh.id)).state is ReplayState.RUNNING

@@ -113,6 +113,10 @@ class EventArchive(Protocol):
     async def cancel_replay_job(self, tenant: str, job_id: str) -> ReplayJobRecord:
         """Mark a running job cancelled (a final job is returned as is). ``NotFound`` (REPLAY_NOT_FOUND)."""
 
+    async def fail_stale_replay_jobs(self, tenant: str, before: datetime, error: str) -> int:
+        """Mark failed (with ``error``) the running jobs whose progress was last recorded before
+        ``before``: their process died without saying so. Returns how many."""
+
     async def get_retention(self, tenant: str) -> RetentionPolicy: ...
 
     async def set_retention(self, tenant: str, policy: RetentionPolicy) -> RetentionPolicy: ...

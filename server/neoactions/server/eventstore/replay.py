@@ -15,7 +15,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from neoactions.domain.errors import InvalidArgument, NeoActionsError, NotFound
@@ -35,6 +35,10 @@ DEFAULT_EVENTS_PER_SECOND = 1000.0
 MAX_SAMPLE = 100
 #: how often WatchReplay looks at the stored job
 WATCH_INTERVAL_SECONDS = 0.25
+#: a running job records progress at least every page (a second at the slowest rate): one not
+#: updated for this long lost its process
+STALE_AFTER_SECONDS = 300.0
+STALE_ERROR = "the process running the replay stopped; replaying again creates only the rest"
 
 
 @dataclass(slots=True)
@@ -262,6 +266,12 @@ class Replayer:
             log.warning("replay %s of tenant %s failed: %s", job.id, tenant, exc)
             progress["error"] = str(exc)
             await self._store.update_replay_job(tenant, job.id, progress, ReplayState.FAILED)
+
+    async def fail_stale(self, tenant: str) -> int:
+        """Jobs no process has recorded progress of for :data:`STALE_AFTER_SECONDS` are marked
+        failed (their process died without saying so), so watchers see them end."""
+        before = utcnow() - timedelta(seconds=STALE_AFTER_SECONDS)
+        return await self._store.fail_stale_replay_jobs(tenant, before, STALE_ERROR)
 
     async def get(self, tenant: str, job_id: str) -> ReplayJobRecord:
         return await self._store.get_replay_job(tenant, job_id)

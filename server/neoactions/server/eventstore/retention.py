@@ -48,8 +48,11 @@ class RetentionKeeper:
         tenants: Callable[[], Awaitable[list[str]]],
         interval_seconds: float = INTERVAL_SECONDS,
         batch: int = BATCH,
+        also: Callable[[str], Awaitable[object]] | None = None,
     ) -> None:
         self._store = store
+        #: other per-tenant upkeep run in the same sweep (stale replay jobs)
+        self._also = also
         self._tenants = tenants
         self._interval = interval_seconds
         self._batch = batch
@@ -79,6 +82,8 @@ class RetentionKeeper:
         while True:
             try:
                 for tenant in await self._tenants():
+                    if self._also is not None:
+                        await self._also(tenant)
                     removed = await self.apply(tenant)
                     if removed.events or removed.executions:
                         log.info(

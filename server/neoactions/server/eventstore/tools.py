@@ -44,7 +44,7 @@ class EventStoreTools:
         self._outbox = outbox
         self._wakeup = scheduler_wakeup
         self.replayer = Replayer(store, matcher, self._created, replay_events_per_second)
-        self.retention = RetentionKeeper(store, tenants)
+        self.retention = RetentionKeeper(store, tenants, also=self.replayer.fail_stale)
 
     async def _created(self, tenant: str, executions: list[Execution]) -> None:
         """Hand replayed executions on as a publish does: announce, queue, wake the scheduler."""

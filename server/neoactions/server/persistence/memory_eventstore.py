@@ -154,6 +154,14 @@ class MemoryEventArchive:
             job.state, job.updated_at = ReplayState.CANCELLED, utcnow()
         return _job_copy(job)
 
+    async def fail_stale_replay_jobs(self, tenant: str, before: datetime, error: str) -> int:
+        t = await self._tables(tenant)
+        stale = [j for j in t.replay_jobs.values() if j.state is ReplayState.RUNNING and j.updated_at < before]
+        for job in stale:
+            job.progress = {**job.progress, "error": error}
+            job.state, job.updated_at = ReplayState.FAILED, utcnow()
+        return len(stale)
+
     # --- retention ---------------------------------------------------------------------
 
     async def get_retention(self, tenant: str) -> RetentionPolicy:

@@ -216,6 +216,25 @@ class SqlEventArchive:
             )
         return await self.get_replay_job(tenant, job_id)
 
+    async def fail_stale_replay_jobs(self, tenant: str, before: datetime, error: str) -> int:
+        d = self.dialect
+        async with self._tx(tenant, write=True) as (tx, q):
+            rows = await tx.fetch(
+                f"SELECT id, progress FROM {q.prefix}replay_jobs WHERE state = 'running' AND updated_at < $1",
+                d.enc_time(before),
+            )
+            for row in rows:
+                progress = dict(d.dec_json(row[1]) or {})
+                progress["error"] = error
+                await tx.execute(
+                    f"UPDATE {q.prefix}replay_jobs SET state = 'failed', progress = $2, updated_at = $3"
+                    " WHERE id = $1 AND state = 'running'",
+                    row[0],
+                    d.enc_json(progress),
+                    d.enc_time(utcnow()),
+                )
+        return len(rows)
+
     # --- retention ---------------------------------------------------------------------
 
     async def get_retention(self, tenant: str) -> RetentionPolicy:
