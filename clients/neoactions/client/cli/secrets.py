@@ -62,8 +62,9 @@ def set_(
     tenant: TenantOpt = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Create a secret or give it a new value. The value is read from stdin or --from-file,
-    never from the command line (it would stay in the shell history); one trailing newline is dropped."""
+    """Create a secret or give it a new value, read from stdin or --from-file (never an argument).
+
+    A value on the command line would stay in the shell history. One trailing newline is dropped."""
     state = CliState.of(ctx, tenant=tenant, json=json_)
     value = _read_value(state, from_file)
     if not value:
