@@ -166,7 +166,7 @@ def test_server_tenant_timeout_and_json_reach_the_command_wherever_they_stand(
     seen: list[CliState] = []
 
     class Recorder:
-        def __init__(self, target: str, tenant: str, timeout: float | None = None) -> None:
+        def __init__(self, target: str, tenant: str, timeout: float | None = None, **_: Any) -> None:
             seen.append(CliState(target, tenant, False, timeout))
 
         def __enter__(self) -> Recorder:
