@@ -101,6 +101,8 @@ def test_masking_recurses_and_masks_short_and_json_escaped_values() -> None:
         "short": "x***y",
     }
     assert not Masker([]) and Masker([]).json(output) is output
+    # as a URL or a form body carries it
+    assert Masker(["a b/c&d"]).text("GET /x?k=a%20b%2Fc%26d and k=a+b%2Fc%26d") == "GET /x?k=*** and k=***"
 
 
 def test_recent_values_mask_log_text() -> None:

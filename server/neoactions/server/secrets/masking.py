@@ -3,8 +3,8 @@
 A :class:`Masker` holds the values of the secrets one attempt's config used; everything
 that attempt hands back — output, error, logs, progress messages — passes through it
 before it is stored or streamed. The value is also masked as it appears inside JSON text
-(quotes and backslashes escaped), and short values are masked too: a short secret is
-still a secret. :data:`LOG_VALUES` keeps the values resolved recently in this process so
+(quotes and backslashes escaped) or percent-encoded, and short values are masked too: a
+short secret is still a secret. :data:`LOG_VALUES` keeps the values resolved recently in this process so
 the JSON log formatter can mask them in any line, whoever logged it.
 """
 
@@ -16,16 +16,16 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 MASK = "***"
 
 
 def _forms(value: str) -> set[str]:
-    """The value and the ways it appears inside text that carried it (JSON-escaped)."""
-    forms = {value}
-    escaped = json.dumps(value)[1:-1]
-    forms.add(escaped)
-    forms.add(json.dumps(value, ensure_ascii=False)[1:-1])
+    """The value and the ways it appears inside text that carried it: JSON-escaped, and
+    percent-encoded (a URL's query or path, a form body)."""
+    forms = {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
+    forms |= {quote(value, safe=""), quote_plus(value, safe="")}
     return {f for f in forms if f}
 
 
