@@ -194,9 +194,9 @@ class Replayer:
     async def start(self, tenant: str, request: ReplayRequest) -> ReplayJobRecord:
         """Store a replay job and start it here; returns it (running)."""
         rate = request.events_per_second or self.max_events_per_second
-        if not 0 < rate <= self.max_events_per_second:
+        if not 1 <= rate <= self.max_events_per_second:
             raise InvalidArgument.field(
-                "events_per_second", f"must be between 0 and {self.max_events_per_second:g} (0: the server's default)"
+                "events_per_second", f"must be between 1 and {self.max_events_per_second:g} (0: the server's default)"
             )
         matching = self._matching(tenant, request.actions)
         now = utcnow()
