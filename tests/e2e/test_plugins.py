@@ -300,3 +300,65 @@ async def test_a_second_process_sharing_postgres_follows_installs(
             await asyncio.sleep(0.05)
         with pytest.raises(InvalidArgument):
             await b.run({"type": "json.transform", "config": config}, {})
+
+
+@pytest.fixture
+def fake_slack() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """A loopback stand-in for Slack's Web API recording what it was sent."""
+    import http.server
+    import threading
+
+    seen: list[dict[str, Any]] = []
+
+    class Slack(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.append({"path": self.path, "auth": self.headers["Authorization"], "body": body})
+            answer = json.dumps({"ok": True, "channel": body["channel"], "ts": "1700000000.000100"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args: Any) -> None:
+            return None
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slack)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/api", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_a_python_wheel_plugin_runs_as_a_warm_sidecar(
+    plugin_server: ServerProcess, fake_slack: tuple[str, list[dict[str, Any]]]
+) -> None:
+    base_url, seen = fake_slack
+    async with AsyncClient(plugin_server.target, timeout=120) as admin:
+        await _uninstall_all(admin)
+        with pytest.raises(FailedPrecondition) as refused:
+            await admin.install_plugin("slack-notify")
+        assert "net:slack.com" in refused.value.message and "secret:SLACK_TOKEN" in refused.value.message
+        installed = await admin.install_plugin("slack-notify", grants=["net:slack.com,secret:SLACK_TOKEN"])
+        assert installed["kind"] == "python-sidecar"
+        await admin.set_secret("SLACK_TOKEN", "xoxb-e2e-token")
+        config = {
+            "channel": "#signups",
+            "text": "New user {{ data.name }}",
+            "token": "{{ secrets.SLACK_TOKEN }}",
+            "base_url": base_url,
+        }
+        name = f"notify-{uuid.uuid4().hex[:6]}"
+        await admin.create_action(_action(name, {"type": "slack.post_message", "config": config}, "users.signed_up"))
+        published = await admin.publish("users.signed_up", {"name": "Ada"}, wait=True)
+        stored = await admin.get_execution(published.executions[0].id)
+        assert stored.status is ExecutionStatus.SUCCEEDED, stored
+        assert stored.output == {"ok": True, "channel": "#signups", "ts": "1700000000.000100"}
+        (request,) = seen
+        assert request["path"] == "/api/chat.postMessage" and request["auth"] == "Bearer xoxb-e2e-token"
+        assert request["body"] == {"channel": "#signups", "text": "New user Ada"}
+        removed = await admin.uninstall_plugin("slack-notify", force=True)
+        assert removed["disabled_actions"]

@@ -73,15 +73,18 @@ def init(name: str, kind: str = "wasm", parent: Path = Path()) -> Path:
         )
     if kind not in ("wasm", "container", "python"):
         raise InvalidArgument.field("kind", "wasm, container or python")
-    if kind != "wasm":
+    if kind == "container":
         raise FailedPrecondition(
-            f"{kind} plugins cannot be built yet; this version builds wasm (JavaScript) plugins",
+            "no container skeleton: write a Dockerfile (nothing is pulled: FROM scratch with a static binary,"
+            " or an image you imported) and a manifest with kind: container; then build, sign, publish",
             reason="PLUGIN_KIND_UNSUPPORTED",
         )
     directory = parent / name
     if directory.exists():
         raise FailedPrecondition(f"{directory} exists; choose another name or directory")
     type_name = name.replace("-", "_")
+    if kind == "python":
+        return _init_python(directory, name, type_name)
     document: dict[str, Any] = {
         "name": name,
         "version": "0.1.0",
@@ -111,6 +114,70 @@ def init(name: str, kind: str = "wasm", parent: Path = Path()) -> Path:
     return directory
 
 
+_PYPROJECT = """\
+[build-system]
+requires = ["hatchling"]
+build-backend = "hatchling.build"
+
+[project]
+name = "{name}"
+version = "0.1.0"
+description = "{name}: a neoactions plugin"
+requires-python = ">=3.11"
+# your handler's own dependencies go here: they are installed into the plugin's own
+# virtual environment, never into the server's
+dependencies = []
+
+[tool.hatch.build.targets.wheel]
+packages = ["{package}"]
+"""
+
+_HANDLER_PY = """\
+\"\"\"The {type_name} handler: returns its input unchanged (served by the neoactions SDK).\"\"\"
+
+from neoactions.plugins.sdk import handler
+
+
+@handler(name="{type_name}", version="0.1.0")
+def {package}(config, data, ctx):
+    ctx.log(f"{type_name} got {{data!r}}")
+    return data
+"""
+
+
+def _init_python(directory: Path, name: str, type_name: str) -> Path:
+    package = type_name
+    document: dict[str, Any] = {
+        "name": name,
+        "version": "0.1.0",
+        "description": f"{name}: returns its input unchanged (a new plugin)",
+        "license": "Apache-2.0",
+        "neoactions": ">=0.1",
+        "handler_types": [
+            {
+                "name": type_name,
+                "kind": "python-sidecar",
+                "entrypoint": f"{package}:{package}",
+                "description": "Returns the input it is given",
+                "config_schema": {"type": "object", "properties": {}, "additionalProperties": True},
+                "examples": [
+                    {"description": "the round trip", "input": {"hello": "world"}, "output": {"hello": "world"}}
+                ],
+            }
+        ],
+        "artifact": {"file": f"{package}-0.1.0-py3-none-any.whl", "sha256": "0" * 64, "kind": "python-wheel"},
+        "capabilities": {"memory_mb": 128, "timeout_seconds": 10},
+    }
+    (directory / package).mkdir(parents=True)
+    (directory / "tests").mkdir()
+    _write_manifest(directory, document)
+    (directory / "pyproject.toml").write_text(_PYPROJECT.format(name=package, package=package), "utf-8")
+    (directory / package / "__init__.py").write_text(_HANDLER_PY.format(type_name=type_name, package=package), "utf-8")
+    case = {"config": {}, "input": {"n": 1, "text": "round trip"}, "output": {"n": 1, "text": "round trip"}}
+    (directory / "tests" / "echo.json").write_text(json.dumps(case, indent=2) + "\n", "utf-8")
+    return directory
+
+
 def build(directory: Path) -> Path:
     """Build the artifact and record its sha256 and size in the manifest; a signature over the
     old artifact is dropped. wasm: the runner's QuickJS with ``handler.js`` inside; container:
@@ -121,6 +188,10 @@ def build(directory: Path) -> Path:
         data, kind, suffix = _wasm_module(directory), "wasm-module", "wasm"
     elif kinds == {"container"}:
         data, kind, suffix = _image_archive(directory, document), "container-image", "tar"
+    elif kinds == {"python-sidecar"}:
+        wheel_name, data = _wheel(directory)
+        document.setdefault("artifact", {})["file"] = wheel_name
+        kind, suffix = "python-wheel", "whl"
     else:
         raise FailedPrecondition(
             f"this version builds wasm and container plugins (the manifest says {', '.join(sorted(map(str, kinds)))})",
@@ -145,6 +216,29 @@ def _wasm_module(directory: Path) -> bytes:
     except OSError as exc:
         raise FailedPrecondition(f"cannot read the handler source {source_path} ({exc.strerror})") from None
     return wasmjs.embed(wasmjs.quickjs_runtime(), source)
+
+
+def _wheel(directory: Path) -> tuple[str, bytes]:
+    """``pip wheel`` of the plugin's ``pyproject.toml`` (its build backend must be installed here)."""
+    import subprocess
+    import sys
+
+    if not (directory / "pyproject.toml").is_file():
+        raise FailedPrecondition(f"{directory / 'pyproject.toml'} is missing: a python plugin is a wheel built from it")
+    with tempfile.TemporaryDirectory(prefix="neoactions-wheel-") as out:
+        done = subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-input",
+             "--disable-pip-version-check", "-w", out, str(directory.resolve())],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )  # fmt: skip
+        wheels = sorted(Path(out).glob("*.whl"))
+        if done.returncode != 0 or len(wheels) != 1:
+            raise FailedPrecondition(
+                f"building the wheel of {directory} failed: {done.stderr.strip()[-1000:]}", reason="WHEEL_BUILD_FAILED"
+            )
+        return wheels[0].name, wheels[0].read_bytes()
 
 
 def _image_archive(directory: Path, document: dict[str, Any]) -> bytes:
@@ -213,6 +307,7 @@ async def run_tests(directory: Path) -> list[CaseResult]:
     from neoactions.sandboxes.container import register as register_container
     from neoactions.sandboxes.wasm import register as register_wasm
     from neoactions.server.pluginhost.container import container_handler_types
+    from neoactions.server.pluginhost.python import python_handler_types
     from neoactions.server.pluginhost.wasm import wasm_handler_types
     from neoactions.server.runners import ExecutionContext, Failure, HandlerRegistry, Result
 
@@ -232,6 +327,10 @@ async def run_tests(directory: Path) -> list[CaseResult]:
             if manifest.kind == "container":
                 register_container(registry)
                 built = await container_handler_types(manifest, artifact, registry, grants)
+            elif manifest.kind == "python-sidecar":
+                built = await python_handler_types(manifest, artifact, registry, grants)
+                for sidecar in built:
+                    await registry.install(sidecar)  # starts its sidecar process
             else:
                 register_wasm(registry)
                 built = await wasm_handler_types(manifest, artifact, registry, grants)

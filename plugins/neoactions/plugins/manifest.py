@@ -72,6 +72,11 @@ MANIFEST_SCHEMA: dict[str, Any] = {
                         "pattern": r"^[A-Za-z_$][A-Za-z0-9_$]*$",
                         "description": "wasm (JavaScript) kind: the function to call; default main",
                     },
+                    "entrypoint": {
+                        "type": "string",
+                        "pattern": r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$",
+                        "description": "python-sidecar kind: module:attribute of the SDK handler the wheel serves",
+                    },
                     "description": {"type": "string", "maxLength": 1000},
                     "config_schema": _SCHEMA_DOC,
                     "input_schema": _SCHEMA_DOC,
@@ -165,6 +170,7 @@ class HandlerTypeSpec:
     kind: str
     mode: str = "oneshot"
     function: str = "main"
+    entrypoint: str = ""
     description: str = ""
     config_schema: dict[str, Any] = field(default_factory=lambda: {"type": "object"})
     input_schema: dict[str, Any] | None = None
@@ -240,6 +246,7 @@ def parse_manifest(document: Any, prefix: str = "manifest") -> Manifest:
             kind=t["kind"],
             mode=t.get("mode", "oneshot"),
             function=t.get("function", "main"),
+            entrypoint=t.get("entrypoint", ""),
             description=t.get("description", ""),
             config_schema=t.get("config_schema") or {"type": "object"},
             input_schema=t.get("input_schema"),
@@ -290,6 +297,10 @@ def _semantic_violations(doc: dict[str, Any], prefix: str) -> list[FieldViolatio
         seen.add(t["name"])
         if "mode" in t and t["kind"] != "container":
             out.append(FieldViolation(f"{where}.mode", "only container handler types have a mode"))
+        if t["kind"] == "python-sidecar" and not t.get("entrypoint"):
+            out.append(FieldViolation(f"{where}.entrypoint", "a python-sidecar handler type names its module:handler"))
+        if "entrypoint" in t and t["kind"] != "python-sidecar":
+            out.append(FieldViolation(f"{where}.entrypoint", "only python-sidecar handler types have an entrypoint"))
         for key in ("config_schema", "input_schema", "output_schema"):
             if key in t:
                 try:

@@ -35,6 +35,7 @@ from neoactions.plugins.versions import RangeError, parse_range, parse_version
 from neoactions.server.changes import ActionChangeFeed, LocalChangeFeed
 from neoactions.server.pluginhost.container import container_handler_types
 from neoactions.server.pluginhost.port import PluginStore
+from neoactions.server.pluginhost.python import python_handler_types
 from neoactions.server.pluginhost.wasm import wasm_handler_types
 from neoactions.server.runners import HandlerRegistry, HandlerType
 
@@ -42,8 +43,8 @@ log = logging.getLogger(__name__)
 
 #: the change-feed "tenant" of plugin changes (no tenant slug contains ``*``)
 TOPIC = "*plugins"
-#: kinds this server installs (python-sidecar plugins are not supported yet)
-SUPPORTED_KINDS = ("wasm", "container")
+#: kinds this server installs
+SUPPORTED_KINDS = ("wasm", "container", "python-sidecar")
 
 #: ``(tenant, action)`` of the enabled actions using any of the given handler types
 ActionsUsing = Callable[[Sequence[str]], Awaitable[list[tuple[str, str]]]]
@@ -409,6 +410,8 @@ class PluginHost:
             return await wasm_handler_types(manifest, artifact, self._registry, grants)
         if manifest.kind == "container":
             return await container_handler_types(manifest, artifact, self._registry, grants)
+        if manifest.kind == "python-sidecar":
+            return await python_handler_types(manifest, artifact, self._registry, grants)
         raise FailedPrecondition(
             f"{manifest.kind} plugins are not supported by this server", reason="PLUGIN_KIND_UNSUPPORTED"
         )
