@@ -13,6 +13,7 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import SpanKind
 
 from neoactions.domain.model import ADMIN_TENANT, Action, Event, ExecutionMode, ExecutionStatus, HandlerSpec, Trigger
@@ -162,3 +163,24 @@ async def test_tracing_off_passes_the_events_context_through(engine: Engine, web
     assert ex.trace_context == ""
     await eventually(lambda: len(webhook.requests) == 1, within=10.0)
     assert webhook.requests[0].headers["traceparent"] == parent
+
+
+async def test_a_trace_sampled_out_makes_no_spans_and_passes_its_context_on(
+    engine: Engine, webhook: LoopbackServer
+) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ALWAYS_OFF)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.install(provider)
+    try:
+        await engine.create_action(Caller(), _action("hook", HandlerSpec("http", {"url": f"{webhook.url}/hook"})))
+        [published] = await engine.publish(Caller(), ADMIN_TENANT, [Event("", ADMIN_TENANT, "orders.created", data={})])
+        [ex] = published.executions
+        await eventually(lambda: len(webhook.requests) == 1, within=10.0)
+    finally:
+        tracing.uninstall()
+    version, trace_id, _, flags = ex.trace_context.split("-")
+    assert version == "00" and int(trace_id, 16) and not int(flags, 16) & 1  # not sampled
+    sent = webhook.requests[0].headers["traceparent"].split("-")
+    assert sent[1] == trace_id and not int(sent[3], 16) & 1
+    assert exporter.get_finished_spans() == ()

@@ -140,9 +140,11 @@ def context_from(carrier: Mapping[str, str]) -> otel_context.Context | None:
 
 def headers_of(span: Span) -> dict[str, str]:
     """``{"traceparent": ..., ["tracestate": ...]}`` naming ``span`` as the parent."""
-    carrier: dict[str, str] = {}
-    _PROPAGATOR.inject(carrier, trace.set_span_in_context(span))
-    return carrier
+    out = {"traceparent": traceparent(span)}
+    state = span.get_span_context().trace_state
+    if state:
+        out["tracestate"] = state.to_header()
+    return out
 
 
 def traceparent(span: Span) -> str:
@@ -192,6 +194,14 @@ def matched(event: Event, executions: Sequence[Execution], started_ns: int) -> N
     """A ``match`` span for one event (with how many actions it matched) and a ``schedule``
     span per matched execution; each execution remembers its schedule span as the parent of
     its attempts (``Execution.trace_context``, stored with it)."""
+    current = trace.get_current_span()
+    if not current.is_recording() and current.get_span_context().is_valid:
+        # the publish was sampled out: so is everything under it; the executions carry its
+        # (unsampled) context on, and nothing is made
+        passed_on = traceparent(current)
+        for ex in executions:
+            ex.trace_context = passed_on
+        return
     tracer = _tracer()
     now = time.time_ns()
     # few attributes, given at the start: these spans are made for every event and execution,
@@ -217,6 +227,11 @@ def start_attempt(ex: Execution, attempt: Attempt) -> Span:
     """The span of one attempt (a messaging ``process``), child of the execution's schedule
     span wherever it runs. End it with :func:`end_attempt`."""
     parent = context_from({"traceparent": ex.trace_context}) if ex.trace_context else None
+    if parent is not None:
+        remote = trace.get_current_span(parent).get_span_context()
+        if not remote.trace_flags.sampled:
+            # sampled out where it was published: no span, the context passed on as it came
+            return NonRecordingSpan(remote)
     return _tracer().start_span(
         f"attempt {ex.action_name or ex.handler_type}",
         context=parent,
