@@ -202,7 +202,7 @@ def _emit(as_json: bool, doc: dict[str, Any], text: str) -> None:
 def init(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The plugin's name (and its one handler type's).")],
-    kind: Annotated[str, typer.Option(help="wasm (container and python are not built yet).")] = "wasm",
+    kind: Annotated[str, typer.Option(help="wasm or python (container: write a Dockerfile and a manifest).")] = "wasm",
     directory: Annotated[Path, typer.Option("--dir", help="Where to create NAME/.")] = Path(),
     json_: JsonOpt = False,
 ) -> None:
