@@ -71,7 +71,8 @@ def _publish(directory: Path, key: Path, to: Path) -> None:
 class Registries:
     def __init__(self, base: Path) -> None:
         self.base = base
-        self.good, trusted = _example_builder().build(base / "registry")
+        # the container example needs Docker: test_plugins_container.py installs it
+        self.good, trusted = _example_builder().build(base / "registry", kinds=("wasm", "python-sidecar"))
         self.key = self.good / "keys" / signing.PRIVATE_FILE
         self.trusted = trusted
         self.bad = base / "bad"

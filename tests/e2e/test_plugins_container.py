@@ -4,6 +4,7 @@ runner; the container has no network unless the egress its manifest requests is 
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import json
 import shutil
@@ -11,6 +12,7 @@ import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import yaml
@@ -64,13 +66,23 @@ def _container_plugin(work: Path, name: str, binary: Path, network: list[str]) -
     return directory
 
 
+def _example_builder() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("example_registry_build", ROOT / "plugins/registry/build.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope="module")
 def container_registry(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
+    """The example registry's container plugin, and two probes built from the test handler."""
     require_service("Docker", _docker_ready(), "docker-up.sh failed or gcc is missing")
     base = tmp_path_factory.mktemp("container-plugins")
     binary = base / "handler"
     subprocess.run(["gcc", "-static", "-O2", "-o", str(binary), str(HANDLER_C)], check=True, capture_output=True)
-    private, public = signing.keygen(base / "keys")
+    _, public = _example_builder().build(base / "registry", kinds=("container",))
+    private = base / "registry" / "keys" / signing.PRIVATE_FILE
     gateway = _gateway()
     for name, network in (("probe-sealed", []), ("probe-egress", [gateway])):
         plugin = _container_plugin(base, name, binary, network)
@@ -127,3 +139,25 @@ async def test_container_plugins_run_sealed_unless_egress_is_granted(
         assert ran.status is ExecutionStatus.SUCCEEDED and ran.output == {"connected": True}, ran.output
         for name in ("probe-sealed", "probe-egress"):
             await admin.uninstall_plugin(name)
+
+
+async def test_the_example_container_plugin_runs_from_an_action(container_server: ServerProcess) -> None:
+    async with AsyncClient(container_server.target, timeout=120) as admin:
+        found = {p["name"]: p for p in await admin.search_plugins("stats")}
+        assert found["text-stats"]["kind"] == "container"
+        await admin.install_plugin("text-stats", "^1")
+        action = {
+            "name": "article-stats",
+            "trigger": {"event_types": ["articles.published"]},
+            "handler": {"type": "text.stats", "version": "^1", "config": {"words_per_minute": 120}},
+            "execution_mode": "sync",
+        }
+        await admin.create_action(action)
+        published = await admin.publish("articles.published", {"text": "Hello world,\nthis is neoactions."}, wait=True)
+        stored = await admin.get_execution(published.executions[0].id)
+        assert stored.status is ExecutionStatus.SUCCEEDED, stored
+        assert stored.output == {"characters": 32, "words": 5, "lines": 2, "reading_seconds": 3}
+        assert stored.handler_version == "1.0.0"
+        removed = await admin.uninstall_plugin("text-stats", force=True)
+        assert removed["disabled_actions"] == ["admin/article-stats"]
+        await admin.delete_action("article-stats")
