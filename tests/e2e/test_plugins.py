@@ -182,6 +182,10 @@ async def test_search_install_apply_publish_and_uninstall(plugin_server: ServerP
             assert removed == {"removed_versions": ["1.0.0"], "disabled_actions": [f"{tenant}/greet"]}
             assert (await client.get_action("greet")).enabled is False
         assert [p["name"] for p in await admin.list_plugins(installed_only=True)] == []
+        # both are in the admin tenant's audit log, with what changed
+        audit = (await admin.list_audit_entries(kind="plugin", target="text-tools")).items
+        assert [e.kind for e in audit[:2]] == ["plugin.uninstall", "plugin.install"]
+        assert audit[1].change["version"] == "1.0.0" and audit[0].change["disabled_actions"] == [f"{tenant}/greet"]
 
 
 async def test_update_mid_run_keeps_in_flight_on_the_old_version(
