@@ -144,12 +144,35 @@ def _checking_stream(behavior: Callable[..., AsyncIterator[Any]]) -> Callable[..
     return checked
 
 
+def _checking_requests(behavior: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
+    """A bidirectional stream whose requests that do not decode end it with ``INVALID_ARGUMENT``."""
+
+    @functools.wraps(behavior)
+    async def checked(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        async def decoded() -> AsyncIterator[Any]:
+            async for request in requests:
+                if isinstance(request, Undecodable):
+                    await context.abort_with_status(to_status(request.as_error()))
+                yield request
+
+        async for item in behavior(decoded(), context):
+            yield item
+
+    return checked
+
+
 def tolerant_decoding(handler: grpc.RpcMethodHandler, paged: bool = False) -> grpc.RpcMethodHandler:
-    """``handler`` (unary request) answering ``INVALID_ARGUMENT`` to a request that does not
-    decode; ``paged``: a List method, its pages kept within :data:`paging.MAX_PAGE_BYTES`."""
+    """``handler`` answering ``INVALID_ARGUMENT`` to a request that does not decode;
+    ``paged``: a List method, its pages kept within :data:`paging.MAX_PAGE_BYTES`."""
     h: Any = handler
-    if h.request_streaming or h.request_deserializer is None:
+    if h.request_deserializer is None:
         return handler
+    if h.request_streaming:
+        if h.stream_stream is None:
+            return handler
+        return h._replace(
+            request_deserializer=_tolerant(h.request_deserializer), stream_stream=_checking_requests(h.stream_stream)
+        )
     if h.response_streaming:
         return h._replace(
             request_deserializer=_tolerant(h.request_deserializer), unary_stream=_checking_stream(h.unary_stream)
