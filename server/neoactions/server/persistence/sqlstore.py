@@ -208,6 +208,10 @@ class SqlStore(SqlStatsMixin, SqlWorkflowsMixin, SqlEventArchive, LeaseMixin, Sq
     async def create_tenant(self, tenant: Tenant) -> Tenant:
         """Register the tenant and create its file or schema, migrated."""
 
+    @abstractmethod
+    async def delete_tenant(self, slug: str) -> None:
+        """Unregister the tenant, remove its file or schema and its API keys."""
+
     async def __aenter__(self) -> Self:
         await self.open()
         return self
