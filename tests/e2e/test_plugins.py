@@ -149,6 +149,7 @@ async def test_search_install_apply_publish_and_uninstall(plugin_server: ServerP
         listed = {p["name"]: p for p in await admin.list_plugins()}
         assert listed["text-tools"]["builtin"] is False
         assert listed["wasm"]["builtin"] is True and listed["wasm"]["kind"] == "built-in"
+        assert listed["wasm"]["manifest"]["handler_types"][0]["config_schema"]["type"] == "object"
         assert (await admin.search_plugins("text-tools"))[0]["installed_version"] == "1.0.0"
 
         tenant = f"t_{uuid.uuid4().hex[:10]}"

@@ -218,12 +218,27 @@ class PluginHost:
         )
 
     def _builtins(self) -> list[PluginInfo]:
-        """Every built-in handler type as a plugin of the same shape (version: the server's)."""
+        """Every built-in handler type as a plugin of the same shape: a manifest with the
+        server's version, its handler type and config schema, no artifact (it ships with the server)."""
         out = []
         for type_name in self._registry.names():
             if "" not in self._registry.versions(type_name):
                 continue
             t = self._registry.get(type_name, version="")
+            handler = {
+                "name": t.name,
+                "kind": "built-in",
+                "description": t.description,
+                "config_schema": t.config_schema,
+                "examples": [],
+            }
+            manifest = {
+                "name": type_name,
+                "version": self.server_version,
+                "description": t.description,
+                "builtin": True,
+                "handler_types": [{k: v for k, v in handler.items() if k != "examples"}],
+            }
             out.append(
                 PluginInfo(
                     name=type_name,
@@ -232,15 +247,8 @@ class PluginHost:
                     builtin=True,
                     description=t.description,
                     kind="built-in",
-                    handler_types=[
-                        {
-                            "name": t.name,
-                            "kind": "built-in",
-                            "description": t.description,
-                            "config_schema": t.config_schema,
-                            "examples": [],
-                        }
-                    ],
+                    handler_types=[handler],
+                    manifest=manifest,
                 )
             )
         return out
