@@ -379,3 +379,39 @@ async def test_execute_streams_a_workflow_across_its_waits_to_its_end(rig: _Rig)
                 steps.append(f"{update.kind.value}:{update.step}")
     assert UpdateKind.SUSPENDED in kinds and kinds[-1] is UpdateKind.SUCCEEDED
     assert "step_waiting:nap" in steps and "step_succeeded:after" in steps
+
+
+async def test_a_failing_step_is_retried_then_the_dead_letter_action_runs(rig: _Rig) -> None:
+    await rig.engine.create_action(
+        Caller(),
+        Action(
+            name="notify-ops",
+            tenant=ADMIN_TENANT,
+            trigger=Trigger(["ops.never"]),
+            handler=HandlerSpec("note", {"tag": "ops"}),
+        ),
+    )
+    await rig.workflow(
+        {
+            "steps": [
+                {"name": "until", "wait_until": "{{ data.when }}"},
+                {
+                    "name": "flaky",
+                    "handler": {"type": "note", "config": {"tag": "flaky", "fail": True}},
+                    "retry_policy": {"max_retries": 2, "initial_delay_ms": 10, "jitter": False},
+                    "depends_on": ["until"],
+                },
+            ],
+            "error_handling": {"mode": "retry_then_dead_letter", "dead_letter_action": "notify-ops"},
+        }
+    )
+    [run] = await rig.publish(when="2020-01-01T00:00:00Z")
+    failed = await rig.until(run.id, _final)
+    assert failed.status is ExecutionStatus.FAILED
+    rows = {r.label: r for r in await rig.store.workflow_steps(ADMIN_TENANT, run.id)}
+    assert rows["until"].status is StepStatus.SUCCEEDED
+    assert rows["flaky"].status is StepStatus.FAILED and rows["flaky"].attempts == 3
+    await _eventually(lambda: any(tag == "ops" for tag, _ in rig.note.calls))
+    [(_, ops_input)] = [(tag, data) for tag, data in rig.note.calls if tag == "ops"]
+    assert ops_input["execution_id"] == run.id and ops_input["step"] == "flaky"
+    assert [tag for tag, _ in rig.note.calls].count("flaky") == 3
