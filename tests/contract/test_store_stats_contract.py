@@ -63,3 +63,17 @@ async def test_samples_are_the_executions_that_ended_in_the_window(store: Contra
     # the end of the window is excluded, its start included
     edge = await store.execution_samples(ADMIN_TENANT, T0 + timedelta(minutes=1), T0 + timedelta(minutes=2), "ship")
     assert [s.status.value for s in edge] == ["succeeded"]
+
+
+async def test_an_executions_trace_context_is_kept(store: ContractStore) -> None:
+    """Migration 0008: the traceparent of the span that scheduled an execution comes back from
+    every read, claims included (a worker elsewhere joins the trace)."""
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    ex = ended("ship", ExecutionStatus.PENDING, 0)
+    ex.trace_context = traceparent
+    plain = ended("ship", ExecutionStatus.PENDING, 0)
+    await store.append(ADMIN_TENANT, [], [ex, plain])
+    assert (await store.get_execution(ADMIN_TENANT, ex.id)).trace_context == traceparent
+    assert (await store.get_execution(ADMIN_TENANT, plain.id)).trace_context == ""
+    claimed = await store.claim(ADMIN_TENANT, [ex.id], "worker-2", T0 + timedelta(days=3650))
+    assert [c.trace_context for c in claimed] == [traceparent]

@@ -14,6 +14,7 @@ headers of webhooks and gRPC metadata to sidecars (``ExecutionContext.trace_cont
 
 from __future__ import annotations
 
+import contextvars
 import os
 import sys
 import time
@@ -187,13 +188,42 @@ def publishing(tenant: str, events: Sequence[Event]) -> Iterator[Span]:
                     "neoactions.tenant": tenant,
                 }
             )
-        yield span
+        matching = _Matching()
+        token = _MATCHING.set(matching)
+        try:
+            yield span
+        finally:
+            _MATCHING.reset(token)
+            if matching.events and span.is_recording():
+                # one match span for the call's events (a batch of 500 makes one, not 500)
+                attributes: dict[str, str | int] = {
+                    "neoactions.matched": matching.matched,
+                    "neoactions.events": matching.events,
+                }
+                if matching.events == 1:
+                    attributes["neoactions.event.id"] = matching.event_id
+                _tracer().start_span("match", start_time=matching.start_ns, attributes=attributes).end(matching.end_ns)
+
+
+@dataclass(slots=True)
+class _Matching:
+    """What the events of one publish call matched (its match span, made when it ends)."""
+
+    start_ns: int = 0
+    end_ns: int = 0
+    events: int = 0
+    matched: int = 0
+    event_id: str = ""
+
+
+_MATCHING: contextvars.ContextVar[_Matching | None] = contextvars.ContextVar("neoactions_matching", default=None)
 
 
 def matched(event: Event, executions: Sequence[Execution], started_ns: int) -> None:
-    """A ``match`` span for one event (with how many actions it matched) and a ``schedule``
-    span per matched execution; each execution remembers its schedule span as the parent of
-    its attempts (``Execution.trace_context``, stored with it)."""
+    """One event was matched: counted into its publish call's ``match`` span (one per call,
+    with how many actions its events matched), and a ``schedule`` span per matched execution;
+    each execution remembers its schedule span as the parent of its attempts
+    (``Execution.trace_context``, stored with it)."""
     current = trace.get_current_span()
     if not current.is_recording() and current.get_span_context().is_valid:
         # the publish was sampled out: so is everything under it; the executions carry its
@@ -204,14 +234,18 @@ def matched(event: Event, executions: Sequence[Execution], started_ns: int) -> N
         return
     tracer = _tracer()
     now = time.time_ns()
-    # few attributes, given at the start: these spans are made for every event and execution,
-    # and each attribute costs its validation
-    span = tracer.start_span(
-        "match",
-        start_time=started_ns,
-        attributes={"neoactions.event.id": event.id, "neoactions.matched": len(executions)},
-    )
-    span.end(now)
+    matching = _MATCHING.get()
+    if matching is not None:  # inside a publish span: counted into its match span
+        matching.start_ns = matching.start_ns or started_ns
+        matching.end_ns = now
+        matching.events += 1
+        matching.matched += len(executions)
+        matching.event_id = event.id
+    else:
+        one: dict[str, str | int] = {"neoactions.event.id": event.id, "neoactions.matched": len(executions)}
+        tracer.start_span("match", start_time=started_ns, attributes=one).end(now)
+    # few attributes, given at the start: a schedule span is made for every execution, and
+    # each attribute costs its validation
     for ex in executions:
         schedule = tracer.start_span(
             f"schedule {ex.action_name}",
