@@ -368,3 +368,34 @@ async def test_a_python_wheel_plugin_runs_as_a_warm_sidecar(
         assert request["body"] == {"channel": "#signups", "text": "New user Ada"}
         removed = await admin.uninstall_plugin("slack-notify", force=True)
         assert removed["disabled_actions"]
+
+
+def test_the_operator_cli_speaks_json_and_one_line_errors(plugin_server: ServerProcess) -> None:
+    from typer.testing import CliRunner
+
+    from neoactions.client.cli import app
+
+    runner = CliRunner(env={"NEOACTIONS_SERVER": None, "NEOACTIONS_TENANT": None, "COLUMNS": "200"})
+
+    def cli(*args: str) -> Any:
+        return runner.invoke(app, ["--server", plugin_server.target, "plugins", *args])
+
+    for plugin in json.loads(cli("list", "--installed", "--json").stdout):  # what an earlier test left
+        cli("uninstall", plugin["name"], "--force")
+    found = json.loads(cli("search", "json", "--json").stdout)
+    assert [p["name"] for p in found] == ["json-tools"]
+    installed = json.loads(cli("install", "json-tools@^1", "--json").stdout)
+    assert installed["version"] == "1.0.0"
+    try:
+        shown = json.loads(cli("show", "json-tools", "--json").stdout)
+        assert shown["handler_types"][0]["name"] == "json.transform" and shown["handler_types"][0]["examples"]
+        listed = cli("list")
+        assert listed.exit_code == 0 and "json-tools" in listed.stdout and "built-in" in listed.stdout
+        again = cli("install", "json-tools")
+        assert again.exit_code == 1
+        assert again.stderr.startswith("error: PLUGIN_ALREADY_INSTALLED: plugin json-tools is already installed")
+        missing = cli("install", "no-such-plugin", "--json")
+        assert missing.exit_code == 1 and json.loads(missing.stderr)["error"]["reason"] == "PLUGIN_NOT_FOUND"
+    finally:
+        removed = json.loads(cli("uninstall", "json-tools", "--force", "--json").stdout)
+    assert removed["removed_versions"] == ["1.0.0"]
