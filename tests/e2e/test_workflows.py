@@ -23,7 +23,7 @@ from neoactions.client import AsyncClient
 from neoactions.client.cli._app import app as cli_app
 from neoactions.domain.errors import FailedPrecondition, InvalidArgument
 from neoactions.domain.model import ExecutionStatus
-from tests.e2e.conftest import tenant_client
+from tests.e2e.conftest import ServerProcess, module_server, tenant_client
 from tests.e2e.test_webhook_delivery import LoopbackAllowedServer
 from tests.fixtures.loopback_http import serve_http
 from tests.integration.test_email_runner import Inbox, free_port
@@ -328,3 +328,49 @@ async def test_kill_9_mid_workflow_never_reruns_a_completed_step(
             # an attempt cut by the kill runs again as the next attempt; a completed one never
             assert len(attempts[key]) == len(set(attempts[key])), f"step {key} ran an attempt twice"
     assert len(per_step) == runs_wanted * length
+
+
+@pytest.fixture
+def api_and_worker(tmp_path: Path) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    """An ``api`` process and a ``worker`` process on one fresh PostgreSQL database."""
+    (tmp_path / "api").mkdir()
+    with module_server("postgres", tmp_path / "api", {"NEOACTIONS_ROLE": "api"}) as api:
+        worker = ServerProcess(api.store_url, tmp_path / "worker.log")
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("NEOACTIONS_ROLE", "worker")
+            worker.start()
+        try:
+            yield api, worker
+        finally:
+            worker.stop()
+
+
+async def test_an_event_published_through_another_process_wakes_the_waiting_run(
+    api_and_worker: tuple[ServerProcess, ServerProcess],
+) -> None:
+    """The worker drives the run and stores its event wait; the payment is published through
+    the api process, whose wait index learnt of the wait through the change feed."""
+    api, _worker = api_and_worker
+    steps = [
+        {
+            "name": "pay",
+            "wait_for_event": {
+                "event_types": ["payments.succeeded"],
+                "conditions": [{"field": "data.customer_id", "operator": "equals", "value": "{{ data.id }}"}],
+                "timeout": "10m",
+            },
+        }
+    ]
+    async with tenant_client(api.target) as client:
+        await client.apply(
+            {"actions": [{"name": "flow", "trigger": {"event_types": ["customers.created"]},
+                          "handler": {"type": "workflow", "config": {"steps": steps}}}]}
+        )  # fmt: skip
+        created = await client.publish("customers.created", {"id": "c9"})
+        run = await _run_of(client, created.event.id)
+        await _until(lambda: _is(client, run, "pay", "waiting"))
+        await asyncio.sleep(0.5)  # the notification travels (it is asynchronous)
+        await client.publish("payments.succeeded", {"customer_id": "c9"})
+        done = await _final(client, run, within=30)
+        assert done.status is ExecutionStatus.SUCCEEDED, done.error
+        assert done.output["steps"]["pay"]["data"] == {"customer_id": "c9"}

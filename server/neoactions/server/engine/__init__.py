@@ -75,7 +75,7 @@ from neoactions.server.store import ActionFilter, AuditFilter, EventFilter, Exec
 from neoactions.server.telemetry.health import ActionHealth, Thresholds, action_health, tenant_health
 from neoactions.server.telemetry.stats import ActionStats, StatsReader, window
 from neoactions.server.workflows.rows import StepRun
-from neoactions.server.workflows.service import Workflows
+from neoactions.server.workflows.service import WAITS_TOPIC, Workflows
 from neoactions.server.templating import ConfigRenderer
 
 log = logging.getLogger(__name__)
@@ -134,6 +134,7 @@ class Engine:
             self.changes,
             max_actions=settings.max_actions_per_tenant,
             max_conditions=settings.max_conditions_per_action,
+            topics={WAITS_TOPIC: self._waits_changed},
         )
         #: installed plugins, in step with the store on every process (see neoactions.server.pluginhost)
         self.plugins = PluginHost(
@@ -151,8 +152,9 @@ class Engine:
         acks = Acknowledgements(self.queue)
         #: durable workflows: the ``workflow`` handler type and its runs' hooks
         self.workflows = Workflows(
-            store, bus, due, self.renderer, registry, self.actions.get, self._cancel, self.matcher.cel_limits
-        )
+            store, bus, due, self.renderer, registry, self.actions.get, self._cancel, self.matcher.cel_limits,
+            self.changes,
+        )  # fmt: skip
         registry.register(self.workflows.handler_type())
         #: tenants' secrets: sealed under the master key, opened when an attempt renders
         self.secrets = Secrets(store, settings)
@@ -748,6 +750,10 @@ class Engine:
         return ex
 
     # --- workflow runs -------------------------------------------------------------------
+    async def _waits_changed(self, name: str) -> None:
+        """Another process stored event waits (``tenant/run``; ``""``: resync every tenant)."""
+        await self.workflows.waits_changed(name, await self.tenant_slugs())
+
     async def pause_execution(self, caller: Caller, tenant: str, execution_id: str) -> Execution:
         """Pause a workflow run: the steps in flight finish, no new step starts."""
         tenant = await self.enter(caller, tenant, Permission.WRITE)

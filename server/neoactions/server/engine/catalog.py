@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable, Mapping
 
 from neoactions.domain.errors import InvalidArgument, NotFound, ResourceExhausted, Violations
 from neoactions.domain.ids import new_id
@@ -37,8 +38,11 @@ class ActionCatalog:
         *,
         max_actions: int = 10_000,
         max_conditions: int = 100,
+        topics: Mapping[str, Callable[[str], Awaitable[None]]] | None = None,
     ) -> None:
         self._store = store
+        #: other news the change feed carries, by pseudo-tenant (a workflow's new event waits)
+        self._topics = dict(topics or {})
         self._changes: ActionChangeFeed = changes or LocalChangeFeed()
         self._matcher = matcher
         self._registry = registry
@@ -57,10 +61,14 @@ class ActionCatalog:
             self._loaded.add(tenant)
 
     def loaded_tenants(self) -> list[str]:
-        return sorted(self._loaded)
+        return sorted(self._loaded) + sorted(self._topics)
 
     async def reload(self, tenant: str, name: str) -> None:
         """Follow a change made by another process: one action, or the whole tenant when ``name`` is empty."""
+        topic = self._topics.get(tenant)
+        if topic is not None:
+            await topic(name)
+            return
         if tenant not in self._loaded:
             return  # loaded fresh from the store the first time it is needed
         if not name:

@@ -475,6 +475,8 @@ class Driver:
         await s.store.save_workflow_steps(d.ctx.tenant, list(d.changed.values()))
         for row in d.new_waits:
             s.remember_wait(d.ctx.tenant, row)
+        if d.new_waits:
+            await s.waits_stored(d.ctx.tenant, d.run.id)
         if d.children:
             await s.start_children(d.run, d.children)
         for row in d.changed.values():

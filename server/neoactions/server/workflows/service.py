@@ -38,6 +38,7 @@ from neoactions.domain.model import (
     utcnow,
 )
 from neoactions.server.bus import UpdateBus
+from neoactions.server.changes import ActionChangeFeed, LocalChangeFeed
 from neoactions.server.engine.wakeup import DueWork
 from neoactions.server.matching import CelLimits, compile_trigger
 from neoactions.server.matching.compiler import CompiledTrigger
@@ -60,6 +61,8 @@ from neoactions.server.workflows.spec import TOP_KEYS, Checks, Step, Workflow, c
 log = logging.getLogger(__name__)
 
 HANDLER_TYPE = "workflow"
+#: the change feed's pseudo-tenant for new event waits: other processes index them too
+WAITS_TOPIC = "*workflow-waits"
 #: a drive that met a store error tries again this much later (the run stays waiting)
 RETRY_DRIVE_SECONDS = 2.0
 _PARSED_KEPT = 512
@@ -98,7 +101,9 @@ class Workflows:
         actions: Callable[[str, str], Awaitable[Action]],
         cancel: Callable[[str, str, str], Awaitable[Any]],
         cel_limits: CelLimits,
+        changes: ActionChangeFeed | None = None,
     ) -> None:
+        self._changes: ActionChangeFeed = changes or LocalChangeFeed()
         self.store = store
         self._bus = bus
         self._due = due
@@ -250,6 +255,29 @@ class Workflows:
         self._waits.setdefault(tenant, WaitIndex()).put(wait_id, compiled)
         slim = StepRun(row.run_id, row.step, row.index, StepStatus.WAITING, started_at=row.started_at)
         self._wait_rows.setdefault(tenant, {})[wait_id] = slim
+
+    async def waits_stored(self, tenant: str, run_id: str) -> None:
+        """Tell the other server processes (through the change feed) to index the run's waits."""
+        try:
+            await self._changes.publish(WAITS_TOPIC, f"{tenant}/{run_id}")
+        except NeoActionsError as exc:
+            log.warning("other processes not told of the event waits of run %s: %s", run_id, exc)
+
+    async def waits_changed(self, name: str, tenants: Sequence[str]) -> None:
+        """What :meth:`waits_stored` told another process: index that run's waits (or, for
+        ``""``, after the feed reconnected, every tenant's)."""
+        tenant, _, run_id = name.partition("/")
+        if not name:
+            for t in tenants:
+                self._waits.pop(t, None)
+                self._wait_rows.pop(t, None)
+            await self.load_waits(tenants)
+            return
+        for row in await self.store.workflow_steps(tenant, run_id):
+            if row.status is StepStatus.WAITING and row.wait is not None:
+                self.remember_wait(tenant, row)
+            else:
+                self.forget_wait(tenant, row)
 
     def forget_wait(self, tenant: str, row: StepRun) -> None:
         wait_id = _wait_id(row)
