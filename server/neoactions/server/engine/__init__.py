@@ -229,6 +229,7 @@ class Engine:
         self._loops.clear()
         await self.event_tools.replayer.stop()
         await self.dispatcher.drain(grace_seconds)
+        await self.workflows.stop()
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             await asyncio.gather(self._heartbeat, return_exceptions=True)

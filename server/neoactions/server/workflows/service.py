@@ -323,14 +323,11 @@ class Workflows:
                     waiting, status=StepStatus.SUCCEEDED, output=envelope, finished_at=utcnow()
                 )
                 if await self.store.settle_workflow_step(tenant, settled, StepStatus.WAITING):
-                    self._bus.publish(
-                        ExecutionUpdate(
-                            tenant=tenant, kind=UpdateKind.STEP_SUCCEEDED, execution_id=waiting.run_id,
-                            step=waiting.label, message=f"event {event.id} ({event.type}) arrived",
-                            status=ExecutionStatus.WAITING, output=envelope, event_id=event.id,
-                        )
-                    )  # fmt: skip
-                    await self._wake_run(tenant, waiting.run_id)
+                    with contextlib.suppress(NotFound):
+                        run = await self.store.get_execution(tenant, waiting.run_id)
+                        message = f"event {event.id} ({event.type}) arrived"
+                        self.announce_step(run, settled, message)
+                    self._spawn(self._wake_run(tenant, waiting.run_id))
 
     # --- waking runs ---------------------------------------------------------------------
     def child_finished(self, ex: Execution) -> None:
@@ -342,6 +339,13 @@ class Workflows:
             return
         if ex.parent_execution_id:
             self._spawn(self._wake_run(ex.tenant, ex.parent_execution_id))
+
+    async def stop(self) -> None:
+        """Cancel the wakes still in flight (a run not woken drives again at its backstop timer)."""
+        tasks = list(self._background)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -394,7 +398,7 @@ class Workflows:
         _check_run(run)
         await self.store.set_workflow_paused(run.tenant, run.id, False)
         self._bus.publish(ExecutionUpdate.about(run, UpdateKind.LOG, message="resumed"))
-        await self._wake_run(run.tenant, run.id)
+        self._spawn(self._wake_run(run.tenant, run.id))
 
     async def cancel_steps(self, run: Execution) -> None:
         """The run was cancelled: cancel its running steps and drop its event waits."""
