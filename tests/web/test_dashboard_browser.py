@@ -249,6 +249,7 @@ def test_the_dashboard_in_a_browser(browser: Any, site: tuple[WebServerProcess, 
     _css(driver, "#test-event button")[0].click()
     eventually_sync(lambda: _css(driver, "#explanation"), within=10, what="the explanation")
     assert _text(driver, "#explanation h3") == "Matches"
+    driver.execute_script("document.getElementById('test-event').scrollIntoView();")
     driver.save_screenshot(str(shots / "action.png"))
 
     driver.get(base + "/stats")
