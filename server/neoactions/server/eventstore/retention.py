@@ -2,9 +2,12 @@
 in the background, in bounded batches, each batch its own short transaction, so writers are
 never held for long.
 
-Both stores delete in batches (PostgreSQL included: the events table is not partitioned, see
-``docs/event-store.md``). Events go by their ``time``; executions by when they finished
-(unfinished executions are never deleted).
+Events go by their ``time``; executions by when they finished (unfinished executions are
+never deleted). On PostgreSQL the events table is partitioned by week (see
+``persistence/pg_partitions.py`` and ``docs/event-store.md``): each sweep first creates the
+coming weeks' partitions and drops whole the weeks older than the policy, then the batched
+delete removes what is left older than it (in the week the cutoff falls in and in the default
+partition).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol, runtime_checkable
 
 from neoactions.domain.errors import InvalidArgument, NeoActionsError
 from neoactions.domain.model import utcnow
@@ -41,6 +45,16 @@ def check_policy(policy: RetentionPolicy) -> None:
             raise InvalidArgument.field(name.replace("_seconds", ""), "must be between 0 (keep) and 100 years")
 
 
+@runtime_checkable
+class PartitionedEvents(Protocol):
+    """A store whose events are kept in time partitions (PostgreSQL)."""
+
+    async def maintain_event_partitions(self, tenant: str, now: datetime, before: datetime | None) -> int:
+        """Create the coming partitions and, with ``before``, drop those wholly older; the
+        number of events dropped."""
+        ...
+
+
 class RetentionKeeper:
     def __init__(
         self,
@@ -62,8 +76,11 @@ class RetentionKeeper:
         policy = await self._store.get_retention(tenant)
         now = now or utcnow()
         removed = Removed()
-        if policy.events_seconds:
-            before = now - timedelta(seconds=policy.events_seconds)
+        events_before = now - timedelta(seconds=policy.events_seconds) if policy.events_seconds else None
+        if isinstance(self._store, PartitionedEvents):
+            removed.events += await self._store.maintain_event_partitions(tenant, now, events_before)
+        if events_before is not None:
+            before = events_before
             while (n := await self._store.delete_events_before(tenant, before, self._batch)) > 0:
                 removed.events += n
                 if n < self._batch:
@@ -97,4 +114,4 @@ class RetentionKeeper:
             await asyncio.sleep(self._interval)
 
 
-__all__ = ["BATCH", "Removed", "RetentionKeeper", "check_policy"]
+__all__ = ["BATCH", "PartitionedEvents", "Removed", "RetentionKeeper", "check_policy"]

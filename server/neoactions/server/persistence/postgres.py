@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -25,6 +26,7 @@ from neoactions.domain.errors import (
     Unavailable,
 )
 from neoactions.domain.model import ADMIN_TENANT, Tenant, utcnow
+from neoactions.server.persistence import pg_partitions
 from neoactions.server.persistence.arrays import AppendForm, ArrayForm, append_form, array_forms
 from neoactions.server.persistence.codec import (
     POSTGRES,
@@ -268,6 +270,15 @@ class PostgresStore(SqlStore):
                 await conn.execute(f"DELETE FROM {admin.prefix}api_keys WHERE tenant = $1", slug)
                 await conn.execute(f"DROP SCHEMA IF EXISTS {quote_ident(Tenant(slug).schema)} CASCADE")
         self._statements.pop(slug, None)
+
+    async def maintain_event_partitions(self, tenant: str, now: datetime, before: datetime | None) -> int:
+        """The weekly partitions of ``tenant``'s events kept (see :mod:`.pg_partitions`): the
+        coming weeks created, with ``before`` the weeks ended by then dropped whole; the number
+        of events dropped."""
+        await self._schema(tenant)
+        with _translated():
+            async with self._pool.acquire() as conn:
+                return await pg_partitions.maintain(conn, Tenant(tenant).schema, now, before)
 
     async def _schema(self, tenant: str) -> Statements:
         statements = self._statements.get(tenant)

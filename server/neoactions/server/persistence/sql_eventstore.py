@@ -264,7 +264,8 @@ class SqlEventArchive:
         d = self.dialect
         async with self._tx(tenant, write=True) as (tx, q):
             rows = await tx.fetch(
-                f"DELETE FROM {q.prefix}events WHERE id IN (SELECT id FROM {q.prefix}events"
+                # time < $1 outside too: PostgreSQL then looks only in the partitions that old
+                f"DELETE FROM {q.prefix}events WHERE time < $1 AND id IN (SELECT id FROM {q.prefix}events"
                 f" WHERE time < $1 ORDER BY time, id LIMIT {int(limit)}) RETURNING id",
                 d.enc_time(before),
             )
@@ -298,7 +299,12 @@ class SqlEventArchive:
                 count = await tx.fetchrow(f"SELECT COUNT(*) FROM {q.prefix}{table}")
                 size = 0
                 if postgres:
-                    row = await tx.fetchrow("SELECT pg_total_relation_size($1::regclass)", q.prefix + table)
+                    # a partitioned table (events) has no storage of its own: its partitions' sizes
+                    row = await tx.fetchrow(
+                        "SELECT COALESCE((SELECT SUM(pg_total_relation_size(relid))"
+                        " FROM pg_partition_tree($1::regclass)), pg_total_relation_size($1::regclass))",
+                        q.prefix + table,
+                    )
                     size = int(row[0]) if row is not None else 0
                 else:
                     size = await _sqlite_table_bytes(tx, table)

@@ -1,0 +1,2 @@
+-- Nothing to do on SQLite: its events table stays one table, and retention deletes in batches.
+-- (PostgreSQL's 0009 partitions events by week; the versions are kept in step across dialects.)
