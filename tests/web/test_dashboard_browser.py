@@ -296,3 +296,29 @@ def test_the_server_refuses_a_reader_and_a_forged_form(site: tuple[WebServerProc
         cross_site = writer.post("/dead-letters/requeue", data={}, headers={"origin": "https://evil.example"})
         assert cross_site.status_code == 403
         assert "default-src 'none'" in writer.get("/executions").headers["content-security-policy"]
+
+
+def test_an_admin_creates_and_revokes_a_key(site: tuple[WebServerProcess, Keys]) -> None:
+    """The keys page shows a new token once; a revoked key is signed out at once."""
+    server, keys = site
+    with httpx.Client(base_url=server.http, timeout=30) as admin:
+        admin.post("/login", data={"api_key": os.environ["NEOACTIONS_API_KEY"], "tenant": keys.tenant})
+        page = admin.get("/keys")
+        assert page.status_code == 200 and "dashboard reader" in page.text
+        assert keys.reader not in page.text  # tokens are never listed
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert csrf is not None
+        created = admin.post("/keys", data={"csrf": csrf.group(1), "name": "ops <b>team</b>", "role": "reader"})
+        token = re.search(r'<pre class="token" id="token">([^<]+)</pre>', created.text)
+        assert token is not None and "ops &lt;b&gt;team&lt;/b&gt;" in created.text
+        key_id = re.search(r'<tr data-id="([^"]+)"><td class="mono">[^<]*</td><td>ops &lt;b&gt;team', created.text)
+        assert key_id is not None
+        assert token.group(1) not in admin.get("/keys").text
+        with httpx.Client(base_url=server.http, timeout=30) as holder:
+            assert holder.post("/login", data={"api_key": token.group(1), "tenant": keys.tenant}).status_code == 303
+            assert holder.get("/executions").status_code == 200
+            revoked = admin.post(f"/keys/{key_id.group(1)}/revoke", data={"csrf": csrf.group(1)})
+            assert revoked.status_code == 303
+            assert eventually_sync(lambda: holder.get("/executions").status_code == 303, within=5, what="signed out")
+        plugins = admin.get("/plugins", params={"q": "anything"})
+        assert plugins.status_code == 200 and "python" in plugins.text

@@ -34,6 +34,7 @@ from neoactions.domain.errors import (
     PermissionDenied,
     Unauthenticated,
 )
+from neoactions.domain.keys import ROLES
 from neoactions.domain.model import Event, ExecutionStatus, ExecutionUpdate, utcnow
 from neoactions.server.access import Caller, Permission
 from neoactions.server.bus import UpdateFilter
@@ -139,6 +140,8 @@ class Dashboard:
             Route("/dead-letters/requeue", page(self.requeue, mutation=True), methods=["POST"]),
             Route("/stats", page(self.stats), methods=["GET"]),
             Route("/keys", page(self.keys), methods=["GET"]),
+            Route("/keys", page(self.create_key, mutation=True), methods=["POST"]),
+            Route("/keys/{id}/revoke", page(self.revoke_key, mutation=True), methods=["POST"]),
             Route("/audit", page(self.audit), methods=["GET"]),
             Route("/plugins", page(self.plugins), methods=["GET"]),
         ]
@@ -464,11 +467,36 @@ class Dashboard:
         )
 
     # --- admin pages (when the engine has them) ----------------------------------------
-    async def keys(self, request: Request, session: Session) -> Response:
+    async def keys(self, request: Request, session: Session, created: Any = None, token: str = "") -> Response:
         page = await self._engine.list_api_keys(
             session.caller, session.tenant, _PAGE, request.query_params.get("page", "")
         )
-        return self.render(request, "keys.html", session, keys=page.items, next_page=page.next_page_token)
+        return self.render(
+            request,
+            "keys.html",
+            session,
+            keys=page.items,
+            next_page=page.next_page_token,
+            roles=ROLES,
+            created=created,
+            token=token,
+        )
+
+    async def create_key(self, request: Request, session: Session, form: dict[str, str]) -> Response:
+        """A new key; its token is shown in this one answer (never in a URL, never again)."""
+        days = form.get("expires_days", "").strip()
+        try:
+            ttl = float(days) * 86400 if days else 0.0
+        except ValueError:
+            raise InvalidArgument.field("expires_days", f"not a number of days: {days[:20]!r}") from None
+        key, token = await self._engine.create_api_key(
+            session.caller, session.tenant, form.get("name", "").strip(), form.get("role", ""), ttl_seconds=ttl
+        )
+        return await self.keys(request, session, created=key, token=token)
+
+    async def revoke_key(self, request: Request, session: Session, form: dict[str, str]) -> Response:
+        key = await self._engine.revoke_api_key(session.caller, session.tenant, request.path_params["id"])
+        return self._back("/keys", f"revoked {key.name}")
 
     async def audit(self, request: Request, session: Session) -> Response:
         flt = AuditFilter(kind=request.query_params.get("kind", ""))
@@ -479,7 +507,9 @@ class Dashboard:
 
     async def plugins(self, request: Request, session: Session) -> Response:
         plugins = await self._engine.list_plugins(session.caller, session.tenant)
-        return self.render(request, "plugins.html", session, plugins=plugins)
+        query = request.query_params.get("q")
+        found = None if query is None else await self._engine.search_plugins(session.caller, session.tenant, query)
+        return self.render(request, "plugins.html", session, plugins=plugins, query=query or "", found=found)
 
 
 __all__ = ["KEY_COOKIE", "STATIC_DIR", "TEMPLATES_DIR", "TENANT_COOKIE", "Dashboard", "Session", "csrf_token"]
