@@ -355,28 +355,24 @@ class Dashboard:
             correlation_id=q.get("correlation_id", ""),
             execution_id=q.get("execution", ""),
         )
-        updates = self._engine.watch(session.caller, flt, request.headers.get("last-event-id", ""))
-        first = asyncio.ensure_future(anext(updates))
-        try:
-            await asyncio.wait_for(asyncio.shield(first), 0.05)
-        except TimeoutError:
-            pass  # admitted, nothing yet: stream on
-        except BaseException:
-            first.cancel()
-            await updates.aclose()
-            raise  # refused before streaming: an error page
+        # refused (a publisher key, another tenant) before streaming: an error page, not a stream
+        await self._engine.list_executions(session.caller, session.tenant, ExecutionFilter(), 1, "")
+        resume = request.headers.get("last-event-id", "")
         return StreamingResponse(
-            self._events(updates, first, status),
+            self._events(session.caller, flt, resume, status),
             media_type="text/event-stream",
             headers={"cache-control": "no-store", "x-accel-buffering": "no"},
         )
 
-    async def _events(
-        self, updates: AsyncIterator[tuple[ExecutionUpdate, str]], first: asyncio.Future[Any], status: str
-    ) -> AsyncIterator[bytes]:
-        stop = asyncio.ensure_future(self._stopping.wait())
-        pending: asyncio.Future[Any] = first
+    async def _events(self, caller: Caller, flt: UpdateFilter, resume: str, status: str) -> AsyncIterator[bytes]:
+        """The stream's body. Everything it holds (the subscription, its tasks) exists only while
+        it is iterated, and its ``finally`` lets go of all of it."""
+        updates = self._engine.watch(caller, flt, resume)
+        pending: asyncio.Future[Any] = asyncio.ensure_future(anext(updates))
+        stop: asyncio.Future[Any] = asyncio.ensure_future(self._stopping.wait())
         try:
+            # subscribed before the browser hears the stream is open (what it sees next is live)
+            await asyncio.wait({pending}, timeout=0.05)
             yield b"retry: 2000\n\n"
             while True:
                 done, _ = await asyncio.wait({pending, stop}, timeout=_HEARTBEAT_SECONDS, return_when="FIRST_COMPLETED")
@@ -387,7 +383,7 @@ class Dashboard:
                     continue
                 try:
                     update, token = pending.result()
-                except StopAsyncIteration:
+                except (StopAsyncIteration, NeoActionsError):
                     return
                 pending = asyncio.ensure_future(anext(updates))
                 if status and (update.status is None or update.status.value != status):
@@ -399,7 +395,7 @@ class Dashboard:
                 fut.cancel()
             with contextlib.suppress(BaseException):
                 await pending
-            await updates.aclose()  # type: ignore[attr-defined]
+            await updates.aclose()
 
     async def execution(self, request: Request, session: Session) -> Response:
         ex = await self._engine.get_execution(session.caller, session.tenant, request.path_params["id"])
