@@ -60,14 +60,14 @@ async def _tenants() -> list[str]:
 
 
 async def _run(dsn: str, partitioned: bool, now: datetime, events: list[Event]) -> dict[str, float]:
-    original = postgres_module.load
+    original = migrations.load
     if not partitioned:
-        postgres_module.load = _before_0009  # type: ignore[assignment]
+        setattr(postgres_module, "load", _before_0009)  # noqa: B010 (a module attribute, swapped back below)
     store = PostgresStore(dsn, max_size=4)
     try:
         await store.open()
     finally:
-        postgres_module.load = original  # type: ignore[assignment]
+        setattr(postgres_module, "load", original)  # noqa: B010
     try:
         keeper = RetentionKeeper(store, _tenants)
         if partitioned:  # the weeks the sweeps of the last 60 days created as time went by
