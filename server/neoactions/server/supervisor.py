@@ -165,6 +165,8 @@ def _child(settings: Settings, index: int, ready: multiprocessing.Queue[int]) ->
     _die_with_parent()
     from neoactions.server.app import run
 
+    if settings.metrics_port > 0:  # each process serves its own metrics: port, port + 1, ...
+        settings.metrics_port += index
     run(settings, reuse_port=True, on_ready=lambda _settings, _port: ready.put(index))
 
 
