@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from neoactions.client import Client
 from neoactions.client.cli import app
+from tests.conftest import eventually_sync
 from tests.e2e.conftest import ServerProcess, module_server
 
 ACTIONS: list[dict[str, Any]] = [
@@ -115,3 +116,23 @@ def test_no_metrics_port_serves_no_metrics(tmp_path: Path) -> None:
         client.list_actions()
         with pytest.raises(OSError):
             urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2)
+
+
+def test_a_failing_action_raises_an_alert_event_in_a_real_server(tmp_path: Path) -> None:
+    env = {
+        "NEOACTIONS_ALERTS_INTERVAL_SECONDS": "0.3",
+        "NEOACTIONS_HEALTH_MIN_EXECUTIONS": "3",
+    }
+    with module_server("sqlite", tmp_path, env) as server, Client(server.target, timeout=30) as client:
+        client.apply([ACTIONS[1]])  # boom: every execution fails
+        for i in range(3):
+            client.publish("orders.created", {"order_id": i}, wait=True)
+
+        def alerts() -> list[Any]:
+            return client.list_events(type_pattern="neoactions.alert.*").items
+
+        eventually_sync(lambda: len(alerts()) == 1, within=20, what="the critical alert")
+        [alert] = alerts()
+        assert alert.type == "neoactions.alert.action_critical" and alert.subject == "boom"
+        assert alert.data["level"] == "critical" and alert.data["failed"] == 3
+        assert client.get_action_health("boom").level == "critical"
