@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 from typing import Any
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from datetime import datetime, timedelta
 
 from neoactions.domain.audit import AuditEntry
@@ -153,7 +153,7 @@ class Engine:
         #: durable workflows: the ``workflow`` handler type and its runs' hooks
         self.workflows = Workflows(
             store, bus, due, self.renderer, registry, self.actions.get, self._cancel, self.matcher.cel_limits,
-            self.changes,
+            self.changes, self._run_here if settings.runs_work else None,
         )  # fmt: skip
         registry.register(self.workflows.handler_type())
         #: tenants' secrets: sealed under the master key, opened when an attempt renders
@@ -751,6 +751,20 @@ class Engine:
         return ex
 
     # --- workflow runs -------------------------------------------------------------------
+    def _run_here(self, executions: Sequence[Execution]) -> Callable[[], None]:
+        """Lease to this process as many of ``executions`` (about to be stored) as its workers
+        have room for; returns what queues them here once they are stored (a workflow's steps
+        run where their run is driven, without a claim)."""
+        leased = list(executions[: max(0, self.dispatcher.room())])
+        for ex in leased:
+            ex.lease_owner, ex.lease_expires_at = self.leases.owner, self.leases.until()
+
+        def submit() -> None:
+            for ex in leased:
+                self.dispatcher.submit(Job(ex))
+
+        return submit
+
     async def _waits_changed(self, name: str) -> None:
         """Another process stored event waits (``tenant/run``; ``""``: resync every tenant)."""
         await self.workflows.waits_changed(name, await self.tenant_slugs())

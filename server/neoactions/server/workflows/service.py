@@ -102,7 +102,10 @@ class Workflows:
         cancel: Callable[[str, str, str], Awaitable[Any]],
         cel_limits: CelLimits,
         changes: ActionChangeFeed | None = None,
+        run_here: Callable[[Sequence[Execution]], Callable[[], None]] | None = None,
     ) -> None:
+        #: leases steps about to be stored to this process and queues them here once stored
+        self._run_here = run_here
         self._changes: ActionChangeFeed = changes or LocalChangeFeed()
         self.store = store
         self._bus = bus
@@ -204,11 +207,16 @@ class Workflows:
         return await self._actions(tenant, name)
 
     async def start_children(self, run: Execution, children: Sequence[Execution]) -> None:
+        """Store the children; those leased here run here, the others are claimed when due."""
+        submit = self._run_here(children) if self._run_here is not None else None
         await self.store.append(run.tenant, [], list(children))
         now = utcnow()
         for child in children:
             self._bus.publish(ExecutionUpdate.about(child, UpdateKind.SCHEDULED, message=f"step of {run.id}"))
-            self._due.due(child, now)
+            if not child.lease_owner:
+                self._due.due(child, now)
+        if submit is not None:
+            submit()
 
     async def cancel_children(self, run: Execution, rows: Sequence[StepRun]) -> None:
         for row in rows:
