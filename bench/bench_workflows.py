@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import statistics
 import tempfile
@@ -116,7 +117,7 @@ async def _sequential(rig: _Rig) -> list[str]:
         children = [
             await rig.engine.store.get_execution(ADMIN_TENANT, r.child_id) for r in sorted(rows, key=lambda r: r.step)
         ]
-        for before, after in zip(children, children[1:], strict=False):
+        for before, after in itertools.pairwise(children):
             assert before.finished_at is not None and after.started_at is not None
             gaps.append((after.started_at - before.finished_at).total_seconds() * 1000)
     chain_seconds = time.perf_counter() - started
@@ -159,7 +160,9 @@ async def _waiting(rig: _Rig) -> list[str]:
         for published in await rig.engine.publish(Caller(), ADMIN_TENANT, events):
             runs.append(published.executions[0].id)
     workflows = rig.engine.workflows
-    while workflows.waits(ADMIN_TENANT) < WAITS:
+    while True:
+        if workflows.waits(ADMIN_TENANT) >= WAITS:
+            break
         await asyncio.sleep(0.2)
     # every run suspended (status waiting), none running
     while True:
@@ -203,7 +206,8 @@ async def _waiting(rig: _Rig) -> list[str]:
         "| one matching event → its run ends | ms |",
         "|---|---|",
         f"| median of {WAKES} wakes (each: exactly one run of {WAITS:,} woken) | {statistics.median(wake_ms):.1f} |",
-        f"| baseline: publish → end of a plain no-op execution, median of {WAKES} | {statistics.median(plain_ms):.1f} |",
+        f"| baseline: publish → end of a plain no-op execution, median of {WAKES} "
+        f"| {statistics.median(plain_ms):.1f} |",
         f"| ratio | {statistics.median(wake_ms) / statistics.median(plain_ms):.2f} |",
     ]
 
