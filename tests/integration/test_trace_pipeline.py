@@ -184,3 +184,31 @@ async def test_a_trace_sampled_out_makes_no_spans_and_passes_its_context_on(
     sent = webhook.requests[0].headers["traceparent"].split("-")
     assert sent[1] == trace_id and not int(sent[3], 16) & 1
     assert exporter.get_finished_spans() == ()
+
+
+async def test_workflow_steps_are_children_of_the_workflows_attempt(
+    engine: Engine, spans: InMemorySpanExporter
+) -> None:
+    step = {"type": "python", "config": {"function": "shop.handlers:alert"}}
+    flow = HandlerSpec("workflow", {"steps": [{"name": "first", "handler": step}, {"name": "second", "handler": step}]})
+    await engine.create_action(Caller(), _action("flow", flow))
+    [published] = await engine.publish(Caller(), ADMIN_TENANT, [Event("", ADMIN_TENANT, "orders.created", data={})])
+    [run] = published.executions
+
+    async def done() -> bool:
+        return (await engine.store.get_execution(ADMIN_TENANT, run.id)).status is ExecutionStatus.SUCCEEDED
+
+    await eventually(done, within=10.0, what="the workflow to succeed")
+
+    def attempts(handler_type: str) -> list[ReadableSpan]:
+        return [
+            s
+            for s in spans.get_finished_spans()
+            if s.name.startswith("attempt ") and (s.attributes or {}).get("neoactions.handler_type") == handler_type
+        ]
+
+    await eventually(lambda: len(attempts("python")) == 2)
+    assert len({s.context.trace_id for s in spans.get_finished_spans()}) == 1
+    flow_attempts = {s.context.span_id for s in attempts("workflow")}
+    steps = attempts("python")
+    assert all(s.parent is not None and s.parent.span_id in flow_attempts for s in steps)

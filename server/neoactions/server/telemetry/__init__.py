@@ -6,17 +6,25 @@ attempt); each returns at once when neither tracing nor metrics is on.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from opentelemetry import context as otel_context
+from opentelemetry import trace as otel_trace
 from opentelemetry.trace import Span
 
 from neoactions.server import logjson
 from neoactions.server.telemetry import metrics, tracing
 
 log = logging.getLogger(__name__)
+
+#: the token of the attempt span made current by :func:`attempt_began` (to detach it after)
+_CURRENT: contextvars.ContextVar[contextvars.Token[otel_context.Context] | None] = contextvars.ContextVar(
+    "neoactions_attempt_span", default=None
+)
 
 if TYPE_CHECKING:
     from neoactions.domain.model import Attempt, Event, Execution
@@ -56,9 +64,15 @@ def matched(tenant: str, event: Event, executions: Sequence[Execution], started_
 
 
 def attempt_began(ex: Execution, attempt: Attempt) -> Span | None:
-    """The attempt's span (``None`` when tracing is off); this task's log lines name the execution."""
+    """The attempt's span (``None`` when tracing is off), current in this task until
+    :func:`attempt_ended` (log lines and what the attempt creates, workflow steps, see it);
+    this task's log lines name the execution."""
     logjson.bind(tenant=ex.tenant, execution_id=ex.id, correlation_id=ex.correlation_id)
-    return tracing.start_attempt(ex, attempt) if tracing.state.enabled else None
+    if not tracing.state.enabled:
+        return None
+    span = tracing.start_attempt(ex, attempt)
+    _CURRENT.set(otel_context.attach(otel_trace.set_span_in_context(span)))
+    return span
 
 
 def runner_context(span: Span | None, given: dict[str, str]) -> dict[str, str]:
@@ -73,6 +87,10 @@ def attempt_ended(span: Span | None, ex: Execution, attempt: Attempt) -> None:
     if logjson.PAYLOADS[0] and finished:
         log.debug("attempt %d ended %s: input %r, output %r", attempt.number, ex.status.value, ex.input, attempt.output)
     logjson.bind()
+    token = _CURRENT.get()
+    if token is not None:
+        _CURRENT.set(None)
+        otel_context.detach(token)
     if metrics.state.enabled and finished:
         metrics.attempt_started(ex, attempt)
         metrics.attempt_finished(ex, attempt, ex.status.value, ex.status.is_final)

@@ -316,6 +316,14 @@ def start_child(trace_context: Mapping[str, str], name: str, kind: SpanKind, att
     return span
 
 
+def current_traceparent() -> str:
+    """The ``traceparent`` of the current span (``""`` when tracing is off or none is current):
+    what an execution created during an attempt (a workflow step) records as its parent."""
+    if not state.enabled:
+        return ""
+    return traceparent(trace.get_current_span())
+
+
 def current_ids() -> tuple[str, str]:
     """``(trace id, span id)`` of the current span as hex, ``("", "")`` when none (log lines)."""
     if not state.enabled:
@@ -333,6 +341,7 @@ __all__ = [
     "configure_from_environment",
     "context_from",
     "current_ids",
+    "current_traceparent",
     "end_attempt",
     "headers_of",
     "install",

@@ -35,6 +35,7 @@ from neoactions.domain.model import (
 )
 from neoactions.server.retry import retry_delay_ms
 from neoactions.server.runners import ExecutionContext, Failure, Outcome, Result, Suspend
+from neoactions.server.telemetry import tracing
 from neoactions.server.workflows.rows import StepRun, StepStatus
 from neoactions.server.workflows.spec import Step, Workflow, type_matches
 
@@ -386,6 +387,8 @@ class Driver:
             parent_execution_id=run.id,
             priority=run.priority if isinstance(run.priority, Priority) else Priority.NORMAL,
             mode=ExecutionMode.ASYNC,
+            # a step's attempts are children of the workflow's attempt that started it (traced)
+            trace_context=tracing.current_traceparent() or run.trace_context,
         )
         if step.kind == "action":
             try:
@@ -455,6 +458,7 @@ class Driver:
                    "data": d.data},
             event_id=d.run.event_id, idempotency_key=f"{d.run.id}/{DEAD_LETTER_STEP}",
             correlation_id=d.run.correlation_id, causation_id=d.run.id, mode=ExecutionMode.ASYNC,
+            trace_context=tracing.current_traceparent() or d.run.trace_context,
         )  # fmt: skip
         row.status, row.child_id, row.started_at, row.attempts = StepStatus.SUCCEEDED, child.id, d.now, 1
         row.finished_at, row.output = d.now, {"execution_id": child.id}
