@@ -25,6 +25,7 @@ from neoactions.server.runners import (
     HandlerType,
     RunnerUpdate,
 )
+from neoactions.server.telemetry.runs import traced_run
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,11 @@ class ContainerRunner:
         validate(config)
 
     async def execute(self, config: JSONObject, data: JSON, ctx: ExecutionContext) -> AsyncIterator[RunnerUpdate]:
+        """One run in a container (a ``container run`` span under the attempt when tracing is on)."""
+        async for update in traced_run("container run", ctx, {}, lambda c: self._execute(config, data, c)):
+            yield update
+
+    async def _execute(self, config: JSONObject, data: JSON, ctx: ExecutionContext) -> AsyncIterator[RunnerUpdate]:
         try:
             spec = ContainerSpec.from_config(config)
         except InvalidArgument as exc:  # saved before the checks were stricter, or rendered into one

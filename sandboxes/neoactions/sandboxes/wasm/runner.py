@@ -31,6 +31,7 @@ from neoactions.server.runners import (
     Result,
     RunnerUpdate,
 )
+from neoactions.server.telemetry.runs import traced_run
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,11 @@ class WasmRunner:
             )
 
     async def execute(self, config: JSONObject, data: JSON, ctx: ExecutionContext) -> AsyncIterator[RunnerUpdate]:
+        """One run of the guest (a ``wasm run`` span under the attempt when tracing is on)."""
+        async for update in traced_run("wasm run", ctx, {}, lambda c: self._execute(config, data, c)):
+            yield update
+
+    async def _execute(self, config: JSONObject, data: JSON, ctx: ExecutionContext) -> AsyncIterator[RunnerUpdate]:
         try:
             program = Program.from_config(config)
             self.maxima.check(config)  # again: the maxima may have been lowered since the action was saved
