@@ -178,6 +178,7 @@ GAUGES = {
     "neoactions.queue.pending": ("{message}", "Entries delivered to consumers and not yet acknowledged"),
     "neoactions.dead_letters": ("{execution}", "Dead-lettered executions in the health window, per tenant"),
     "neoactions.action.health": ("1", "Health of an action: 0 healthy, 1 degraded, 2 critical"),
+    "neoactions.breaker.state": ("1", "Circuit breaker of a target: 0 closed, 1 half-open, 2 open"),
 }
 
 

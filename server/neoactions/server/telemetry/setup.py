@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from neoactions.server.queue import BANDS
@@ -69,6 +70,8 @@ class Observability:
             )
             if hasattr(engine.queue, "stream"):
                 self._tasks.append(asyncio.create_task(_sample_queue(engine), name="queue-metrics"))
+            if hasattr(engine.flow, "_breakers"):
+                self._tasks.append(asyncio.create_task(_sample_breakers(engine), name="breaker-metrics"))
         if s.alerts_interval_seconds > 0:
             self.alerts = AlertLoop(
                 engine.store,
@@ -112,6 +115,29 @@ async def _sample_queue(engine: Engine) -> None:
             for tenant in tenants:
                 metrics.set_gauge("neoactions.queue.depth", depth.get(tenant, 0.0), tenant=tenant)
                 metrics.set_gauge("neoactions.queue.pending", pending.get(tenant, 0.0), tenant=tenant)
+        await asyncio.sleep(QUEUE_SAMPLE_SECONDS)
+
+
+#: breaker states as gauge values
+_BREAKER_VALUES = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
+#: breakers (targets) reported at most
+MAX_BREAKERS = 100
+
+
+def _kept(targets: set[str]) -> Callable[[dict[str, str]], bool]:
+    return lambda labels: labels.get("target", "") in targets
+
+
+async def _sample_breakers(engine: Engine) -> None:
+    """The state of this process's circuit breakers (in-process flow control), per target."""
+    flow: Any = engine.flow
+    while True:
+        with contextlib.suppress(Exception):  # a metric must never stop the service
+            targets = sorted(flow._breakers)[:MAX_BREAKERS]
+            metrics.clear_gauge("neoactions.breaker.state", _kept(set(targets)))
+            for target in targets:
+                state = await flow.breaker_state(target)
+                metrics.set_gauge("neoactions.breaker.state", _BREAKER_VALUES.get(str(state), 0.0), target=target)
         await asyncio.sleep(QUEUE_SAMPLE_SECONDS)
 
 
