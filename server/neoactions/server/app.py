@@ -158,6 +158,7 @@ async def running(settings: Settings, reuse_port: bool = False) -> AsyncIterator
         stack.push_async_callback(changes.close)
         await engine.start()
         observability.watch(engine)
+        stack.push_async_callback(observability.stop_loops)  # before the engine stops
         stack.push_async_callback(engine.stop, settings.shutdown_grace_seconds)
         _freeze_startup_objects()
 

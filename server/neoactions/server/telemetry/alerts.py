@@ -101,6 +101,8 @@ class AlertLoop:
                     await self.evaluate(tenant)
                 except NeoActionsError as exc:
                     log.warning("action health of tenant %s not evaluated: %s", tenant, exc)
+                except Exception:  # the loop must outlive any one evaluation
+                    log.exception("action health of tenant %s not evaluated", tenant)
 
     async def last_levels(self, tenant: str) -> dict[str, HealthLevel]:
         """Each action's level as its newest alert left it (no alert: healthy)."""

@@ -82,11 +82,15 @@ class Observability:
             )
             self._tasks.append(asyncio.create_task(self.alerts.run(), name="action-health"))
 
-    async def aclose(self) -> None:
+    async def stop_loops(self) -> None:
+        """Stop the alert loop and the samplers (before the engine and the store close)."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+
+    async def aclose(self) -> None:
+        await self.stop_loops()
         if self._owns_metrics:
             metrics.uninstall()
         if self._owns_tracing:
