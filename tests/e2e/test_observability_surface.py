@@ -5,7 +5,10 @@ what ran."""
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -136,3 +139,17 @@ def test_a_failing_action_raises_an_alert_event_in_a_real_server(tmp_path: Path)
         assert alert.type == "neoactions.alert.action_critical" and alert.subject == "boom"
         assert alert.data["level"] == "critical" and alert.data["failed"] == 3
         assert client.get_action_health("boom").level == "critical"
+
+
+def test_a_wrong_otel_setting_stops_the_start_in_one_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NEOACTIONS_", "OTEL_"))}
+    env.update(NEOACTIONS_DATA_DIR=str(tmp_path / "data"), NEOACTIONS_PORT="0", OTEL_TRACES_EXPORTER="jaeger")
+    done = subprocess.run(
+        [sys.executable, "-m", "neoactions.server"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 1
+    lines = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert lines == [
+        "error: observability: OTEL_TRACES_EXPORTER: unknown exporter 'jaeger' (one of otlp, console, none)"
+        " (hint: see docs/observability.md)"
+    ], done.stderr
