@@ -4,6 +4,7 @@ the Prometheus text format as counted; action names are capped; breaker states a
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from types import SimpleNamespace
@@ -15,9 +16,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from neoactions.domain.model import Attempt, Execution, ExecutionStatus
 from neoactions.server.flow.inprocess import InProcessFlowControl
+from neoactions.server.queue import QueueItem
+from neoactions.server.queue.redisstream import RedisStreamQueue
 from neoactions.server.telemetry import metrics
-from neoactions.server.telemetry.setup import _sample_breakers
-from tests.conftest import eventually
+from neoactions.server.telemetry.setup import _sample_breakers, _sample_queue
+from tests.conftest import REDIS_URL, eventually, require_redis
 
 
 @pytest.fixture
@@ -83,3 +86,28 @@ async def test_breaker_states_are_gauges(registry: Any) -> None:
         task.cancel()
     got = samples(registry)
     assert got[("neoactions_breaker_state", frozenset({("target", "api.example.com")}))] == 2
+
+
+async def test_queue_depth_and_pending_from_redis_streams(registry: Any) -> None:
+    require_redis()
+    prefix = f"neoactions_test_{uuid.uuid4().hex[:10]}"
+    queue = RedisStreamQueue(REDIS_URL, prefix)
+    await queue.open()
+
+    async def tenants() -> list[str]:
+        return ["shop"]
+
+    try:
+        await queue.enqueue([QueueItem("shop", f"x{i}", 2) for i in range(3)])
+        [_] = await queue.consume("worker-1", 1)  # one delivered, not acknowledged
+        task = asyncio.create_task(_sample_queue(SimpleNamespace(queue=queue, tenant_slugs=tenants)))  # type: ignore[arg-type]
+        try:
+            await eventually(lambda: ("neoactions_queue_depth", frozenset({("tenant", "shop")})) in samples(registry))
+        finally:
+            task.cancel()
+        got = samples(registry)
+        assert got[("neoactions_queue_depth", frozenset({("tenant", "shop")}))] == 2
+        assert got[("neoactions_queue_pending", frozenset({("tenant", "shop")}))] == 1
+    finally:
+        await queue.delete_all()
+        await queue.close()
