@@ -415,3 +415,30 @@ async def test_a_failing_step_is_retried_then_the_dead_letter_action_runs(rig: _
     [(_, ops_input)] = [(tag, data) for tag, data in rig.note.calls if tag == "ops"]
     assert ops_input["execution_id"] == run.id and ops_input["step"] == "flaky"
     assert [tag for tag, _ in rig.note.calls].count("flaky") == 3
+
+
+async def test_a_paused_run_with_a_retry_due_waits_for_its_resume_without_driving(rig: _Rig) -> None:
+    await rig.workflow(
+        {
+            "steps": [
+                {
+                    "name": "flaky",
+                    "handler": {"type": "note", "config": {"tag": "flaky", "fail": True}},
+                    "retry_policy": {"max_retries": 1, "initial_delay_ms": 200, "jitter": False},
+                }
+            ]
+        }
+    )
+    [run] = await rig.publish()
+    await _eventually(lambda: [tag for tag, _ in rig.note.calls].count("flaky") == 1)
+    await rig.engine.pause_execution(Caller(), ADMIN_TENANT, run.id)
+    await asyncio.sleep(0.6)  # the retry's time passes while paused
+    paused = await rig.store.get_execution(ADMIN_TENANT, run.id)
+    drives = paused.attempt_count
+    await asyncio.sleep(0.3)
+    assert (await rig.store.get_execution(ADMIN_TENANT, run.id)).attempt_count == drives  # not spinning
+    assert [tag for tag, _ in rig.note.calls].count("flaky") == 1
+    await rig.engine.resume_execution(Caller(), ADMIN_TENANT, run.id)
+    done = await rig.until(run.id, _final)
+    assert done.status is ExecutionStatus.FAILED
+    assert [tag for tag, _ in rig.note.calls].count("flaky") == 2

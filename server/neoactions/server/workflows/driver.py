@@ -436,6 +436,8 @@ class Driver:
                 return Failure(ExecutionError(exc.type, f"output: {exc.message}"))
             return Result(output)
         timers = [r.wake_at for r in d.rows.values() if r.status is StepStatus.WAITING and r.wake_at is not None]
+        if d.paused:  # a retry due while paused waits for the resume (which wakes the run)
+            timers = [t for t in timers if t > d.now]
         if any(r.status is StepStatus.RUNNING for r in d.rows.values()) or d.children:
             timers.append(d.now + timedelta(seconds=BACKSTOP_SECONDS))
         until = min(timers) if timers else None
