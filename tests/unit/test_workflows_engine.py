@@ -442,3 +442,29 @@ async def test_a_paused_run_with_a_retry_due_waits_for_its_resume_without_drivin
     done = await rig.until(run.id, _final)
     assert done.status is ExecutionStatus.FAILED
     assert [tag for tag, _ in rig.note.calls].count("flaky") == 2
+
+
+async def test_a_failing_item_fails_its_for_each_and_starts_no_more_items(rig: _Rig) -> None:
+    await rig.workflow(
+        {
+            "steps": [
+                {
+                    "name": "fan",
+                    "for_each": "{{ data.seats }}",
+                    "max_parallel": 1,
+                    "handler": {"type": "note", "config": {"tag": "item", "fail": "{{ data == 'bad' }}"}},
+                }
+            ]
+        }
+    )
+    [run] = await rig.publish(seats=["ok", "bad", "never", "never"])
+    done = await rig.until(run.id, _final)
+    assert done.status is ExecutionStatus.FAILED
+    statuses = await rig.steps(run.id)
+    rows = await rig.store.workflow_steps(ADMIN_TENANT, run.id)
+    assert statuses["fan"] is StepStatus.FAILED, [(r.label, r.status, r.error) for r in rows]
+    assert "fan[0]" in statuses, [(r.label, r.status, r.error) for r in rows]
+    assert [statuses[f"fan[{i}]"] for i in range(4)] == [
+        StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.SKIPPED, StepStatus.SKIPPED,
+    ]  # fmt: skip
+    assert [data for _, data in rig.note.calls] == ["ok", "bad"]

@@ -329,7 +329,15 @@ class Driver:
                 d.put(parent)
                 progress = True
                 continue
-            if d.paused or (failed and d.wf.error_mode != "continue"):
+            if failed and d.wf.error_mode != "continue":
+                # an item failed: start no more; the step fails once those in flight end
+                for item in items:
+                    if item.status is StepStatus.PENDING:
+                        _finish(item, StepStatus.SKIPPED, d.now, None)
+                        d.put(item)
+                        progress = True
+                continue
+            if d.paused:
                 continue
             in_flight = sum(1 for r in items if r.status in (StepStatus.RUNNING, StepStatus.WAITING))
             for item in items:
