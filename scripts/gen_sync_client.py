@@ -9,6 +9,7 @@ a unit test does too).
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -57,7 +58,16 @@ def render() -> str:
         if old not in text:
             raise SystemExit(f"gen_sync_client: {old!r} is no longer in {SOURCE.name}; update TEXTS")
         text = text.replace(old, new)
-    return text
+    # lines the rewrite shortened (``async def`` → ``def``) are laid out as ruff lays them out
+    formatted = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--stdin-filename", str(TARGET), "-"],
+        input=text,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=CLIENT.parent.parent.parent,
+    )
+    return formatted.stdout
 
 
 def main(argv: list[str]) -> int:

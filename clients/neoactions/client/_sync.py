@@ -784,9 +784,7 @@ class Client:
         response = self._call(self._keys.CreateApiKey, request)
         return api_key_from_pb(response.api_key), response.key
 
-    def list_api_keys(
-        self, *, tenant: str | None = None, page_size: int = 0, page_token: str = ""
-    ) -> Page[ApiKey]:
+    def list_api_keys(self, *, tenant: str | None = None, page_size: int = 0, page_token: str = "") -> Page[ApiKey]:
         request = keys_pb2.ListApiKeysRequest(
             parent=f"tenants/{self._tenant(tenant)}", page_size=page_size, page_token=page_token
         )
@@ -895,9 +893,7 @@ class Client:
         request = secrets_pb2.SetSecretRequest(parent=rq.parent(self._tenant(tenant)), secret_id=name, value=value)
         return secret_from_pb(self._call(self._secrets.SetSecret, request))
 
-    def list_secrets(
-        self, *, tenant: str | None = None, page_size: int = 0, page_token: str = ""
-    ) -> Page[SecretInfo]:
+    def list_secrets(self, *, tenant: str | None = None, page_size: int = 0, page_token: str = "") -> Page[SecretInfo]:
         """Names and metadata (created, updated, version), ordered by name; never values."""
         request = secrets_pb2.ListSecretsRequest(
             parent=rq.parent(self._tenant(tenant)), page_size=page_size, page_token=page_token

@@ -16,7 +16,6 @@ from datetime import datetime
 from typing import Generic, Protocol, TypeVar
 
 from neoactions.domain.audit import AuditEntry
-from neoactions.server.pluginhost.port import PluginStore
 from neoactions.domain.keys import ApiKey
 from neoactions.domain.model import (
     JSON,
@@ -30,6 +29,7 @@ from neoactions.domain.model import (
     Tenant,
 )
 from neoactions.server.eventstore.port import EventArchive
+from neoactions.server.pluginhost.port import PluginStore
 from neoactions.server.workflows.rows import WorkflowStore
 
 T = TypeVar("T")
@@ -512,13 +512,13 @@ __all__ = [
     "AttemptStart",
     "AuditFilter",
     "AuditStore",
-    "KeyStore",
     "EventFilter",
     "EventStore",
     "ExecutionFilter",
     "ExecutionSample",
     "ExecutionState",
     "ExecutionStore",
+    "KeyStore",
     "LeaseStore",
     "OutboxStore",
     "Page",

@@ -139,7 +139,6 @@ class ExecutionServicer(executions_pb2_grpc.ExecutionServiceServicer):
         )
         return executions_pb2.RequeueDeadLettersResponse(requeued_count=count)
 
-
     @unary
     async def PauseExecution(
         self, request: executions_pb2.PauseExecutionRequest, context: grpc.aio.ServicerContext

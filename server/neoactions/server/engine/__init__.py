@@ -14,18 +14,16 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from neoactions.domain.audit import AuditEntry
 from neoactions.domain.errors import Aborted, FailedPrecondition, InvalidArgument, NeoActionsError
 from neoactions.domain.ids import new_id
-from neoactions.domain.secrets import MasterKeyRotation, SecretInfo
 from neoactions.domain.keys import ApiKey, key_not_found, token_hash
 from neoactions.domain.model import (
     ADMIN_TENANT,
-    HandlerSpec,
     JSON,
     Action,
     Event,
@@ -34,15 +32,16 @@ from neoactions.domain.model import (
     ExecutionMode,
     ExecutionStatus,
     ExecutionUpdate,
+    HandlerSpec,
     InlineAction,
     Tenant,
     UpdateKind,
     utcnow,
 )
-from neoactions.server import telemetry
+from neoactions.domain.secrets import MasterKeyRotation, SecretInfo
 from neoactions.plugins.registry import RegistryEntry
+from neoactions.server import telemetry
 from neoactions.server.access import AccessPolicy, Caller, OpenAccess, Permission
-from neoactions.server.pluginhost.host import PluginHost, PluginInfo, Removed
 from neoactions.server.audit import Auditor, action_change
 from neoactions.server.bus import UpdateBus, UpdateFilter
 from neoactions.server.changes import ActionChangeFeed, LocalChangeFeed
@@ -58,8 +57,8 @@ from neoactions.server.engine.publisher import Published, Publisher
 from neoactions.server.engine.recorder import AttemptRecorder
 from neoactions.server.engine.scheduler import Scheduler
 from neoactions.server.engine.wakeup import DueWork, Wakeup
-from neoactions.server.eventstore.port import EventSelection, ReplayJobRecord, RetentionPolicy, StoreUsage
 from neoactions.server.eventstore.backtest import BacktestReport
+from neoactions.server.eventstore.port import EventSelection, ReplayJobRecord, RetentionPolicy, StoreUsage
 from neoactions.server.eventstore.replay import ReplayReport, ReplayRequest
 from neoactions.server.eventstore.retention import check_policy
 from neoactions.server.eventstore.streaming import ordered
@@ -67,6 +66,7 @@ from neoactions.server.eventstore.tools import EventStoreTools
 from neoactions.server.flow import FlowControl, create_flow_control
 from neoactions.server.keys import KeyRing, expiry_after, new_key
 from neoactions.server.matching import ActionExplanation, CelLimits, Matcher, validate_event_type
+from neoactions.server.pluginhost.host import PluginHost, PluginInfo, Removed
 from neoactions.server.queue import InProcessWorkQueue, WorkQueue
 from neoactions.server.runners import HandlerRegistry
 from neoactions.server.secrets import Secrets
@@ -74,9 +74,9 @@ from neoactions.server.settings import Settings
 from neoactions.server.store import ActionFilter, AuditFilter, EventFilter, ExecutionFilter, Page, Store
 from neoactions.server.telemetry.health import ActionHealth, Thresholds, action_health, tenant_health
 from neoactions.server.telemetry.stats import ActionStats, StatsReader, window
+from neoactions.server.templating import ConfigRenderer
 from neoactions.server.workflows.rows import StepRun
 from neoactions.server.workflows.service import WAITS_TOPIC, Workflows
-from neoactions.server.templating import ConfigRenderer
 
 log = logging.getLogger(__name__)
 

@@ -65,13 +65,12 @@ from neoactions.server.persistence.codec import (
     to_micros,
 )
 from neoactions.server.persistence.memory_audit import MemoryAudit
-from neoactions.server.persistence.memory_stats import MemoryStats
 from neoactions.server.persistence.memory_eventstore import MemoryEventArchive
 from neoactions.server.persistence.memory_keys import MemoryKeys
 from neoactions.server.persistence.memory_leases import MemoryLeases
-from neoactions.server.persistence.memory_secrets import MemorySecrets
 from neoactions.server.persistence.memory_plugins import MemoryPlugins
-from neoactions.server.persistence.memory_workflows import MemoryWorkflows
+from neoactions.server.persistence.memory_secrets import MemorySecrets
+from neoactions.server.persistence.memory_stats import MemoryStats
 from neoactions.server.persistence.memory_tables import (
     DIALECT,
     FINAL,
@@ -87,6 +86,7 @@ from neoactions.server.persistence.memory_tables import (
     page_after,
     values_of,
 )
+from neoactions.server.persistence.memory_workflows import MemoryWorkflows
 from neoactions.server.persistence.shortcuts import AttemptShortcuts
 from neoactions.server.persistence.sqlstore import _begun, _ended, _execution_not_found, _fence
 from neoactions.server.store import (
@@ -103,7 +103,17 @@ from neoactions.server.store import (
 )
 
 
-class MemoryStore(MemoryStats, MemoryWorkflows, MemoryEventArchive, MemoryLeases, MemoryAudit, MemoryKeys, MemorySecrets, MemoryPlugins, AttemptShortcuts):
+class MemoryStore(
+    MemoryStats,
+    MemoryWorkflows,
+    MemoryEventArchive,
+    MemoryLeases,
+    MemoryAudit,
+    MemoryKeys,
+    MemorySecrets,
+    MemoryPlugins,
+    AttemptShortcuts,
+):
     """Every ``Store`` method over :class:`MemoryData` (a fresh one unless given)."""
 
     def __init__(self, data: MemoryData | None = None) -> None:

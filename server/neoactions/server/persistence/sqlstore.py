@@ -59,12 +59,12 @@ from neoactions.server.persistence.codec import (
 from neoactions.server.persistence.filters import events_query, executions_query
 from neoactions.server.persistence.leases import LeaseMixin
 from neoactions.server.persistence.shortcuts import AttemptShortcuts
-from neoactions.server.persistence.sql_eventstore import SqlEventArchive
 from neoactions.server.persistence.sql_audit import SqlAuditMixin
-from neoactions.server.persistence.sql_stats import SqlStatsMixin
+from neoactions.server.persistence.sql_eventstore import SqlEventArchive
 from neoactions.server.persistence.sql_keys import SqlKeysMixin
-from neoactions.server.persistence.sql_secrets import SqlSecretsMixin
 from neoactions.server.persistence.sql_plugins import SqlPluginsMixin
+from neoactions.server.persistence.sql_secrets import SqlSecretsMixin
+from neoactions.server.persistence.sql_stats import SqlStatsMixin
 from neoactions.server.persistence.sql_workflows import SqlWorkflowsMixin
 from neoactions.server.persistence.statements import Statements
 from neoactions.server.store import (
@@ -183,7 +183,18 @@ def _finish_params(key: str, change: AttemptFinish, ended: Attempt, now: datetim
     )
 
 
-class SqlStore(SqlStatsMixin, SqlWorkflowsMixin, SqlEventArchive, LeaseMixin, SqlAuditMixin, SqlKeysMixin, SqlSecretsMixin, SqlPluginsMixin, AttemptShortcuts, ABC):
+class SqlStore(
+    SqlStatsMixin,
+    SqlWorkflowsMixin,
+    SqlEventArchive,
+    LeaseMixin,
+    SqlAuditMixin,
+    SqlKeysMixin,
+    SqlSecretsMixin,
+    SqlPluginsMixin,
+    AttemptShortcuts,
+    ABC,
+):
     """Every ``Store`` method, given a transaction per call."""
 
     dialect: Dialect

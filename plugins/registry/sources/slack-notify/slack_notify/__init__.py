@@ -32,10 +32,12 @@ def post_message(config: dict[str, Any], data: Any, ctx: Any) -> dict[str, Any]:
     )
     timeout = max(1.0, min(10.0, ctx.remaining_seconds()))
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - http(s) by schema
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             answer = json.loads(response.read() or b"{}")
     except urllib.error.HTTPError as exc:
-        raise HandlerError(f"Slack answered HTTP {exc.code}", type="http_error", retryable=exc.code >= 500 or exc.code == 429) from None
+        raise HandlerError(
+            f"Slack answered HTTP {exc.code}", type="http_error", retryable=exc.code >= 500 or exc.code == 429
+        ) from None
     except (urllib.error.URLError, TimeoutError) as exc:
         raise HandlerError(f"Slack is unreachable: {exc}", type="unreachable") from None
     if not answer.get("ok"):
