@@ -30,7 +30,9 @@ fi
 if ! pgrep -x dockerd >/dev/null 2>&1; then
   mkdir -p "$(dirname "$LOG")"
   echo "docker-up: starting dockerd (log: $LOG)" >&2
-  nohup dockerd >>"$LOG" 2>&1 </dev/null &
+  # its own session: a caller's process group being killed (a test run stopped by its
+  # timeout) must not take the daemon, and every container, down with it
+  setsid nohup dockerd >>"$LOG" 2>&1 </dev/null &
   disown || true
 fi
 
