@@ -7,6 +7,10 @@
   count before and after, and the milliseconds from publishing one matching event to its
   run's end (exactly that run woken), against publish → end of a plain no-op execution.
 
+Both measure A/B arms in the same run: a woken run dispatched by the scheduler's claim or
+directly in the process that woke it; and for the wake, the claim's index as migration 0003
+left it (waiting runs on it) or as 0010 makes it (swapped on the database file between wakes).
+
     .venv/bin/python -m bench workflows     (WORKFLOW_WAITS=2000 for a shorter run)
 """
 
@@ -15,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import sqlite3
 import statistics
 import tempfile
 import time
@@ -33,6 +38,7 @@ from neoactions.domain.model import (
 from neoactions.server.access import Caller
 from neoactions.server.bus import InProcessUpdateBus, UpdateFilter
 from neoactions.server.engine import Engine
+from neoactions.server.persistence import migrations
 from neoactions.server.persistence.sqlite import SqliteStore
 from neoactions.server.runners import ExecutionContext, HandlerRegistry, HandlerType, Result, RunnerUpdate
 from neoactions.server.settings import Settings
@@ -108,33 +114,44 @@ async def _sequential(rig: _Rig) -> list[str]:
     plain_seconds = time.perf_counter() - started
     plain_rate = RUNS * STEPS / plain_seconds
 
-    gaps: list[float] = []
-    started = time.perf_counter()
+    # A/B in the same run, runs interleaved: a step's run woken through the scheduler's claim,
+    # or dispatched directly in the process whose child ended
+    workflows = rig.engine.workflows
+    arms = {"scheduler claim": False, "direct dispatch": True}
+    gaps: dict[str, list[float]] = {arm: [] for arm in arms}
+    seconds: dict[str, float] = dict.fromkeys(arms, 0.0)
     for _ in range(RUNS):
-        run, fut, _ = await rig.publish("bench.chain", {})
-        await fut
-        rows = await rig.engine.store.workflow_steps(ADMIN_TENANT, run)
-        children = [
-            await rig.engine.store.get_execution(ADMIN_TENANT, r.child_id) for r in sorted(rows, key=lambda r: r.step)
-        ]
-        for before, after in itertools.pairwise(children):
-            assert before.finished_at is not None and after.started_at is not None
-            gaps.append((after.started_at - before.finished_at).total_seconds() * 1000)
-    chain_seconds = time.perf_counter() - started
-    step_rate = RUNS * STEPS / chain_seconds
-    p50 = statistics.median(gaps)
+        for arm, dispatch in arms.items():
+            workflows.wake_here = dispatch
+            started = time.perf_counter()
+            run, fut, _ = await rig.publish("bench.chain", {})
+            await fut
+            seconds[arm] += time.perf_counter() - started
+            rows = await rig.engine.store.workflow_steps(ADMIN_TENANT, run)
+            children = [
+                await rig.engine.store.get_execution(ADMIN_TENANT, r.child_id)
+                for r in sorted(rows, key=lambda r: r.step)
+            ]
+            for before, after in itertools.pairwise(children):
+                assert before.finished_at is not None and after.started_at is not None
+                gaps[arm].append((after.started_at - before.finished_at).total_seconds() * 1000)
+    workflows.wake_here = True
+    lines = [
+        "| 10-step sequential no-op workflow (10 runs per arm, interleaved) | value | ratio |",
+        "|---|---|---|",
+    ]
+    for arm in arms:
+        rate = RUNS * STEPS / seconds[arm]
+        lines.append(f"| workflow steps/s, {arm} | {rate:,.0f} | {rate / plain_rate:.2f} |")
+        lines.append(f"| p50 step-to-step latency, {arm} | {statistics.median(gaps[arm]):.1f} ms | |")
     return [
-        "| 10-step sequential no-op workflow | value |",
-        "|---|---|",
-        f"| workflow steps/s (10 runs one after another) | {step_rate:,.0f} |",
-        f"| baseline: the same no-op as plain executions one after another, executions/s | {plain_rate:,.0f} |",
-        f"| ratio (workflow step / plain execution) | {step_rate / plain_rate:.2f} |",
-        f"| p50 step-to-step latency (a child's end → the next child's start) | {p50:.1f} ms |",
-        f"| p50 plain execution, publish → end | {plain_seconds / (RUNS * STEPS) * 1000:.1f} ms |",
+        *lines,
+        f"| baseline: the same no-op as plain executions one after another, executions/s | {plain_rate:,.0f} | 1.00 |",
+        f"| p50 plain execution, publish → end | {plain_seconds / (RUNS * STEPS) * 1000:.1f} ms | |",
     ]
 
 
-async def _waiting(rig: _Rig) -> list[str]:
+async def _waiting(rig: _Rig, db: Path) -> list[str]:
     wait = {
         "steps": [
             {
@@ -175,26 +192,42 @@ async def _waiting(rig: _Rig) -> list[str]:
     await asyncio.sleep(1.0)
     rss_after, tasks_after = _rss_mib(), len(asyncio.all_tasks())
 
-    wake_ms: list[float] = []
-    for k in range(WAKES):
-        target = k * (WAITS // WAKES)
-        run = runs[target]
-        fut = rig.finals.setdefault(run, asyncio.get_running_loop().create_future())
-        started = time.perf_counter()
-        await rig.engine.publish(
-            Caller(), ADMIN_TENANT, [Event("", ADMIN_TENANT, "bench.paid", {"customer": f"c{target}"})]
-        )
-        ended = await fut
-        wake_ms.append((ended - started) * 1000)
-        assert await rig.status(run) is ExecutionStatus.SUCCEEDED
-    assert workflows.waits(ADMIN_TENANT) == WAITS - WAKES, "exactly the matched runs were woken"
-    still = await rig.status(runs[1])
-    assert still is ExecutionStatus.WAITING
-
+    # A/B in the same run, rounds interleaved: the claim index of migration 0003 (waiting runs
+    # on the priority-ordered index) or 0010's, and the woken run dispatched by the scheduler's
+    # claim (its timer set, then a claim round) or directly in the process that woke it
+    arms = {
+        "0003 index, scheduler claim": (_INDEX_0003, False),
+        "0010 index, scheduler claim": (_INDEX_0010, False),
+        "0010 index, direct dispatch": (_INDEX_0010, True),
+    }
+    arm_ms: dict[str, list[float]] = {arm: [] for arm in arms}
     plain_ms: list[float] = []
+    targets = iter(range(0, WAITS, WAITS // (WAKES * len(arms))))
     for _ in range(WAKES):
+        for arm, (index, dispatch) in arms.items():
+            _swap_index(db, index)
+            workflows.wake_here = dispatch
+            target = next(targets)
+            run = runs[target]
+            fut = rig.finals.setdefault(run, asyncio.get_running_loop().create_future())
+            started = time.perf_counter()
+            await rig.engine.publish(
+                Caller(), ADMIN_TENANT, [Event("", ADMIN_TENANT, "bench.paid", {"customer": f"c{target}"})]
+            )
+            ended = await fut
+            arm_ms[arm].append((ended - started) * 1000)
+            assert await rig.status(run) is ExecutionStatus.SUCCEEDED
         _, fut, started = await rig.publish("bench.plain", {})
         plain_ms.append((await fut - started) * 1000)
+    workflows.wake_here = True
+    woken = WAKES * len(arms)
+    assert workflows.waits(ADMIN_TENANT) == WAITS - woken, "exactly the matched runs were woken"
+    still = await rig.status(runs[1])
+    assert still is ExecutionStatus.WAITING
+    plain = statistics.median(plain_ms)
+    wake_lines = [
+        f"| {arm} | {statistics.median(ms):.1f} | {statistics.median(ms) / plain:.2f} |" for arm, ms in arm_ms.items()
+    ]
     return [
         f"| {WAITS:,} runs waiting on wait_for_event | before | after |",
         "|---|---|---|",
@@ -203,13 +236,30 @@ async def _waiting(rig: _Rig) -> list[str]:
         f"| RSS per waiting run (KiB) | | {(rss_after - rss_before) * 1024 / WAITS:.1f} |",
         f"| setup: {WAITS:,} runs started and suspended (s) | | {setup_seconds:.1f} |",
         "",
-        "| one matching event → its run ends | ms |",
-        "|---|---|",
-        f"| median of {WAKES} wakes (each: exactly one run of {WAITS:,} woken) | {statistics.median(wake_ms):.1f} |",
-        f"| baseline: publish → end of a plain no-op execution, median of {WAKES} "
-        f"| {statistics.median(plain_ms):.1f} |",
-        f"| ratio | {statistics.median(wake_ms) / statistics.median(plain_ms):.2f} |",
+        f"| one matching event → its run ends (exactly one run of {WAITS:,} woken), median of {WAKES} | ms | ratio |",
+        "|---|---|---|",
+        *wake_lines,
+        f"| baseline: publish → end of a plain no-op execution | {plain:.1f} | 1.00 |",
     ]
+
+
+#: the claim's index as migration 0003 left it (waiting runs on it), and as 0010 makes it
+_INDEX_0003 = (
+    "DROP INDEX IF EXISTS executions_due; DROP INDEX IF EXISTS executions_wake_due;"
+    " CREATE INDEX executions_due ON executions (priority DESC, created_at, id)"
+    " WHERE status IN ('pending', 'scheduled', 'running', 'waiting');"
+)
+_INDEX_0010 = (
+    "DROP INDEX IF EXISTS executions_due; DROP INDEX IF EXISTS executions_wake_due;"
+    + (Path(migrations.__file__).parent / "sqlite" / "0010_waiting_off_due_index.sql")
+    .read_text()
+    .split("DROP INDEX executions_due;", 1)[1]
+)
+
+
+def _swap_index(db: Path, script: str) -> None:
+    with sqlite3.connect(db) as conn:
+        conn.executescript(script)
 
 
 def _filter(status: ExecutionStatus) -> Any:
@@ -229,7 +279,7 @@ async def _main() -> str:
         rig = _Rig(engine)
         try:
             lines = await _sequential(rig)
-            lines += ["", *await _waiting(rig)]
+            lines += ["", *await _waiting(rig, Path(tmp) / "data" / "admin.db")]
         finally:
             await rig.close()
             await engine.stop(5.0)

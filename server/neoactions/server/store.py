@@ -289,8 +289,12 @@ class ExecutionStore(Protocol):
         """Executions not in a final status (pending, scheduled, running, waiting), oldest first, with attempts."""
 
     # --- cancel, retry and the dead-letter queue ----------------------------------------------
-    async def wake_execution(self, tenant: str, execution_id: str, at: datetime) -> Execution:
-        """Make a ``waiting`` execution due at ``at`` (whatever it waited for happened).
+    async def wake_execution(
+        self, tenant: str, execution_id: str, at: datetime, owner: str = "", until: datetime | None = None
+    ) -> Execution:
+        """Make a ``waiting`` execution due at ``at`` (whatever it waited for happened); with
+        ``owner``, also lease it to ``owner`` until ``until`` (to run it there at once) unless it
+        is in queued mode or another owner's lease is live — its ``lease_owner`` tells.
         ``FailedPrecondition`` (EXECUTION_NOT_WAITING) when it is not waiting."""
         ...
 

@@ -154,6 +154,7 @@ class Engine:
         self.workflows = Workflows(
             store, bus, due, self.renderer, registry, self.actions.get, self._cancel, self.matcher.cel_limits,
             self.changes, self._run_here if settings.runs_work else None,
+            self._wake,
         )  # fmt: skip
         registry.register(self.workflows.handler_type())
         #: tenants' secrets: sealed under the master key, opened when an attempt renders
@@ -765,6 +766,20 @@ class Engine:
 
         return submit
 
+    async def _wake(self, tenant: str, execution_id: str, here: bool = True) -> Execution:
+        """Wake a ``waiting`` execution. When this process runs work and has room (and ``here``),
+        the same write leases it here and it is queued on this process's workers at once, with no
+        claim in between; otherwise any process's scheduler (or the outbox) claims it now."""
+        now = utcnow()
+        here = here and self.settings.runs_work and self.dispatcher.room() > 0
+        owner, until = (self.leases.owner, self.leases.until()) if here else ("", None)
+        ex = await self.store.wake_execution(tenant, execution_id, now, owner, until)
+        if here and ex.lease_owner == owner and self.leases.holds(tenant, ex.id) is None:
+            self.dispatcher.submit(Job(ex))
+        else:
+            self._due.due(ex, now)
+        return ex
+
     async def _waits_changed(self, name: str) -> None:
         """Another process stored event waits (``tenant/run``; ``""``: resync every tenant)."""
         await self.workflows.waits_changed(name, await self.tenant_slugs())
@@ -792,10 +807,8 @@ class Engine:
         """Resume a ``waiting`` execution now (what it waited for happened): its next attempt
         runs wherever it is claimed first."""
         tenant = await self.enter(caller, tenant, Permission.WRITE)
-        now = utcnow()
-        ex = await self.store.wake_execution(tenant, execution_id, now)
+        ex = await self._wake(tenant, execution_id)
         self._announce(ex, UpdateKind.SCHEDULED, message="woken: resumes now")
-        self._due.due(ex, now)
         return ex
 
     async def retry_execution(self, caller: Caller, tenant: str, execution_id: str) -> Execution:

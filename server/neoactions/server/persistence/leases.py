@@ -194,12 +194,16 @@ class LeaseMixin:
                 await self._settle_event(tx, q, dec_id(row[0]))
             return await self._load(tx, q, tenant, key)
 
-    async def wake_execution(self, tenant: str, execution_id: str, at: datetime) -> Execution:
+    async def wake_execution(
+        self, tenant: str, execution_id: str, at: datetime, owner: str = "", until: datetime | None = None
+    ) -> Execution:
         key = lookup_id(execution_id)
         if key is None:
             raise _not_found(tenant, execution_id)
+        d = self.dialect
         async with self._tx(tenant, write=True) as (tx, q):
-            if await tx.fetchrow(q.execution_wake, key, self.dialect.enc_time(at)) is None:
+            woken = await tx.fetchrow(q.execution_wake, key, d.enc_time(at), owner, d.opt_time(until))
+            if woken is None:
                 state = await tx.fetchrow(q.execution_state, key)
                 if state is None:
                     raise _not_found(tenant, execution_id)

@@ -68,11 +68,17 @@ class MemoryLeases:
             t.settle([row["event_id"]])
         return t.execution(tenant, row)
 
-    async def wake_execution(self, tenant: str, execution_id: str, at: datetime) -> Execution:
+    async def wake_execution(
+        self, tenant: str, execution_id: str, at: datetime, owner: str = "", until: datetime | None = None
+    ) -> Execution:
         t, row = await self._stored(tenant, execution_id)
         if row["status"] != "waiting":
             raise _not_waiting(execution_id, str(row["status"]))
-        row.update(next_attempt_at=DIALECT.enc_time(at), updated_at=DIALECT.enc_time(at))
+        now = DIALECT.enc_time(at)
+        row.update(next_attempt_at=now, updated_at=now)
+        expires = row["lease_expires_at"]
+        if owner and row["mode"] != ExecutionMode.QUEUED.value and (expires is None or expires <= now):
+            row["lease_owner"], row["lease_expires_at"] = owner, DIALECT.opt_time(until)
         return t.execution(tenant, row)
 
     async def requeue_execution(self, tenant: str, execution_id: str) -> Execution:

@@ -37,7 +37,32 @@ _DUE = (
     "((next_attempt_at IS NULL AND status <> 'waiting') OR next_attempt_at <= $3)"
     " AND (lease_expires_at IS NULL OR lease_expires_at <= $3)"
 )
-_DUE_AT1 = _DUE.replace("$3", "$1")
+_LEASE_FREE = "(lease_expires_at IS NULL OR lease_expires_at <= {now})"
+_WAKE_HERE = "$3 <> '' AND mode <> 'queued' AND " + _LEASE_FREE.format(now="$2")
+#: the predicates of the partial indexes executions_due and executions_wake_due (migration 0010),
+#: written as the index's own WHERE so both planners (PostgreSQL, SQLite) use the index
+_READY = "status IN ('pending', 'scheduled', 'running')"
+_WOKEN = "status = 'waiting' AND next_attempt_at IS NOT NULL"
+
+
+def _due_ids(where: str, now: str, limit: str) -> str:
+    """The ids of up to ``limit`` executions due at ``now`` and matching ``where``, highest
+    priority first: the ready ones read in priority order from executions_due, the waiting ones
+    whose time came from executions_wake_due by that time (a waiting run is not on the
+    priority-ordered index, so a claim never walks past the runs still waiting), merged."""
+    lease = _LEASE_FREE.format(now=now)
+    cols = "SELECT id, priority, created_at FROM {s}executions"
+    return (
+        f"SELECT id FROM (SELECT id, priority, created_at FROM ({cols} WHERE {_READY} AND {where}"
+        f" AND (next_attempt_at IS NULL OR next_attempt_at <= {now}) AND {lease}"
+        f" ORDER BY priority DESC, created_at, id LIMIT {limit}{{skip_locked}}) AS ready"
+        f" UNION ALL SELECT id, priority, created_at FROM ({cols} WHERE {_WOKEN} AND {where}"
+        f" AND next_attempt_at <= {now} AND {lease}"
+        f" ORDER BY next_attempt_at LIMIT {limit}{{skip_locked}}) AS woken) AS due"
+        f" ORDER BY priority DESC, created_at, id LIMIT {limit}"
+    )
+
+
 #: what a requeue sets ($2 = now): pending again, a new attempt series, no lease, off the queue
 REQUEUE_SET = (
     "status = 'pending', attempt_base = attempt_count, series_started_at = $2, finished_at = NULL,"
@@ -123,9 +148,12 @@ class Statements:
         f" WHERE id = $1 AND {_UNFINISHED} AND lease_owner = $4 RETURNING id"
     )
     execution_state: str = "SELECT status, lease_owner FROM {s}executions WHERE id = $1"
-    #: a waiting execution is due at $2 (it was woken)
+    #: a waiting execution is due at $2 (it was woken); leased to $3 (if not '') until $4 unless
+    #: it goes through the work queue or another owner's lease is live
     execution_wake: str = (
-        "UPDATE {s}executions SET next_attempt_at = $2, updated_at = $2"
+        "UPDATE {s}executions SET next_attempt_at = $2, updated_at = $2,"
+        f" lease_owner = CASE WHEN {_WAKE_HERE} THEN $3 ELSE lease_owner END,"
+        f" lease_expires_at = CASE WHEN {_WAKE_HERE} THEN $4 ELSE lease_expires_at END"
         " WHERE id = $1 AND status = 'waiting' RETURNING id"
     )
     #: lock executions $1 in id order (concurrent batches never wait on each other in a cycle)
@@ -135,8 +163,7 @@ class Statements:
     #: claim up to $4 due executions not in queued mode: lease them to $1 until $2 (now = $3)
     execution_claim_due: str = (
         "UPDATE {s}executions SET lease_owner = $1, lease_expires_at = $2 WHERE id IN"
-        f" (SELECT id FROM {{s}}executions WHERE {_UNFINISHED} AND mode <> 'queued' AND {_DUE}"
-        " ORDER BY priority DESC, created_at, id LIMIT $4{skip_locked})"
+        " (" + _due_ids("mode <> 'queued'", "$3", "$4") + ")"
         f" RETURNING {_X}"
     )
     #: claim the executions $4 that are due: lease them to $1 until $2 (now = $3). It waits for
@@ -165,12 +192,13 @@ class Statements:
     #: the outbox: mark up to $4 queued executions that are due and not on the queue (or marked
     #: before $2, stale) as queued at $1; a pending one only once its publisher had $3 to enqueue it
     outbox_take: str = (
-        "UPDATE {s}executions SET queued_at = $1 WHERE id IN"
-        " (SELECT id FROM {s}executions"
-        f" WHERE {_UNFINISHED} AND mode = 'queued' AND {_DUE_AT1}"
-        " AND (queued_at IS NULL OR queued_at < $2) AND (status <> 'pending' OR updated_at < $3)"
-        " ORDER BY priority DESC, created_at, id LIMIT $4{skip_locked})"
-        " RETURNING id, priority"
+        "UPDATE {s}executions SET queued_at = $1 WHERE id IN ("
+        + _due_ids(
+            "mode = 'queued' AND (queued_at IS NULL OR queued_at < $2) AND (status <> 'pending' OR updated_at < $3)",
+            "$1",
+            "$4",
+        )
+        + ") RETURNING id, priority"
     )
     #: rows another transaction holds (a consumer claiming them, an attempt being recorded) are
     #: on their way already: skipped, not waited for

@@ -103,9 +103,15 @@ class Workflows:
         cel_limits: CelLimits,
         changes: ActionChangeFeed | None = None,
         run_here: Callable[[Sequence[Execution]], Callable[[], None]] | None = None,
+        wake: Callable[[str, str, bool], Awaitable[Execution]] | None = None,
     ) -> None:
         #: leases steps about to be stored to this process and queues them here once stored
         self._run_here = run_here
+        #: wakes a waiting run: driven next in this process at once when it has room, else
+        #: claimed by a scheduler; its flag ``False`` always leaves the run to a claim
+        self._wake = wake or self._wake_for_claim
+        #: woken runs are driven in this process when it has room (a benchmark turns it off)
+        self.wake_here = True
         self._changes: ActionChangeFeed = changes or LocalChangeFeed()
         self.store = store
         self._bus = bus
@@ -367,7 +373,7 @@ class Workflows:
         delay = 0.05
         for _ in range(100):
             try:
-                ex = await self.store.wake_execution(tenant, run_id, utcnow())
+                ex = await self._wake(tenant, run_id, self.wake_here)
             except NotFound:
                 return
             except FailedPrecondition:
@@ -393,8 +399,13 @@ class Workflows:
                 return
             self._pending_wakes.pop(key, None)
             self._bus.publish(ExecutionUpdate.about(ex, UpdateKind.SCHEDULED, message="woken: a step changed"))
-            self._due.due(ex, utcnow())
             return
+
+    async def _wake_for_claim(self, tenant: str, run_id: str, here: bool = True) -> Execution:
+        now = utcnow()
+        ex = await self.store.wake_execution(tenant, run_id, now)
+        self._due.due(ex, now)
+        return ex
 
     # --- control ---------------------------------------------------------------------------
     async def pause(self, run: Execution) -> None:
