@@ -170,60 +170,36 @@ def _guarded(handler: grpc.RpcMethodHandler, admit: Callable[[Any], Awaitable[Ca
             raise AssertionError("unreachable") from None
         return CURRENT_CALLER.set(caller)
 
-    if handler.unary_unary is not None:
-        inner_uu = handler.unary_unary
-
-        async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    def answering(inner: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
             token = await enter(context)
             try:
-                return await inner_uu(request, context)
+                return await inner(request, context)
             finally:
                 CURRENT_CALLER.reset(token)
 
-        return grpc.unary_unary_rpc_method_handler(
-            unary_unary, handler.request_deserializer, handler.response_serializer
-        )
-    if handler.unary_stream is not None:
-        inner_us = handler.unary_stream
+        return call
 
-        async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    def streaming(inner: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
+        async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             token = await enter(context)
             try:
-                async for item in inner_us(request, context):
+                async for item in inner(request, context):
                     yield item
             finally:
                 CURRENT_CALLER.reset(token)
 
-        return grpc.unary_stream_rpc_method_handler(
-            unary_stream, handler.request_deserializer, handler.response_serializer
-        )
-    if handler.stream_unary is not None:
-        inner_su = handler.stream_unary
+        return call
 
-        async def stream_unary(requests: Any, context: grpc.aio.ServicerContext) -> Any:
-            token = await enter(context)
-            try:
-                return await inner_su(requests, context)
-            finally:
-                CURRENT_CALLER.reset(token)
-
-        return grpc.stream_unary_rpc_method_handler(
-            stream_unary, handler.request_deserializer, handler.response_serializer
-        )
-    inner_ss = handler.stream_stream
-    assert inner_ss is not None
-
-    async def stream_stream(requests: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        token = await enter(context)
-        try:
-            async for item in inner_ss(requests, context):
-                yield item
-        finally:
-            CURRENT_CALLER.reset(token)
-
-    return grpc.stream_stream_rpc_method_handler(
-        stream_stream, handler.request_deserializer, handler.response_serializer
-    )
+    h: Any = handler
+    codecs = (h.request_deserializer, h.response_serializer)
+    if h.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(answering(h.unary_unary), *codecs)
+    if h.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(streaming(h.unary_stream), *codecs)
+    if h.stream_unary is not None:
+        return grpc.stream_unary_rpc_method_handler(answering(h.stream_unary), *codecs)
+    return grpc.stream_stream_rpc_method_handler(streaming(h.stream_stream), *codecs)
 
 
 __all__ = ["CURRENT_CALLER", "OPEN_SERVICES", "RPC_PERMISSIONS", "Authentication", "credentials"]
