@@ -223,8 +223,10 @@ def test_server_errors_are_left_as_they_are() -> None:
     # a server-side Unavailable (with ErrorInfo metadata) is not a connection problem
     error = Unavailable("PostgreSQL unavailable: connection refused", metadata={"store": "postgres"})
     assert with_hint(error, "h:1", 5.0) is error
-    missing = NotFound("action 'x' not found", reason="ACTION_NOT_FOUND")
-    assert with_hint(missing, "h:1", 5.0) is missing
+    # a missing object keeps its reason and message, and says where to look
+    missing = with_hint(NotFound("action 'x' not found", reason="ACTION_NOT_FOUND"), "h:1", 5.0)
+    assert isinstance(missing, NotFound) and missing.reason == "ACTION_NOT_FOUND"
+    assert missing.message.startswith("action 'x' not found (hint: `neoactions actions list`")
 
 
 def test_an_error_is_one_line_however_narrow_the_terminal(capsys: pytest.CaptureFixture[str]) -> None:

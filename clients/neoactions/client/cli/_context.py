@@ -127,7 +127,25 @@ def with_hint(exc: NeoActionsError, server: str, timeout: float) -> NeoActionsEr
             " answers there",
             reason="DEADLINE_EXCEEDED",
         )
+    hint = _NOT_FOUND_HINTS.get(exc.reason)
+    if hint and "hint:" not in exc.message:
+        return type(exc)(
+            f"{exc.message} (hint: {hint})", reason=exc.reason, violations=exc.violations, metadata=exc.metadata
+        )
     return exc
+
+
+#: where to look when the thing named does not exist (in the tenant of the call)
+_NOT_FOUND_HINTS = {
+    "TENANT_NOT_FOUND": "`neoactions tenants list` shows them; `neoactions tenants create NAME` makes one",
+    "ACTION_NOT_FOUND": "`neoactions actions list` shows the tenant's actions; --tenant picks the tenant",
+    "API_KEY_NOT_FOUND": "`neoactions keys list` shows the ids; --tenant picks the tenant",
+    "EVENT_NOT_FOUND": "`neoactions events list` shows the ids; --tenant picks the tenant",
+    "EXECUTION_NOT_FOUND": "`neoactions executions list` shows the ids; --tenant picks the tenant",
+    "SECRET_NOT_FOUND": "`neoactions secrets list` shows the tenant's secrets; --tenant picks the tenant",
+    "REPLAY_NOT_FOUND": "`neoactions events replay ... --detach --json` prints a replay's id",
+    "PLUGIN_NOT_FOUND": "`neoactions plugins list` shows the installed plugins, `plugins search` a registry's",
+}
 
 
 def json_argument(text: str | None, option: str, *, want_object: bool = True) -> Any:

@@ -90,11 +90,19 @@ def list_(
     if state.json:
         _render.emit_json(events)
         return
-    table = Table("id", "type", "time", "status", "source", "correlation id")
-    for e in events:
-        table.add_row(
-            e.id, escape(e.type), e.time.isoformat(), e.status.value, escape(e.source), escape(e.correlation_id)
-        )
+    # whole ids (to paste into ``events get``); columns no event fills are left out
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    table.add_column("ID", no_wrap=True)
+    table.add_column("TYPE", overflow="fold", min_width=10)
+    table.add_column("TIME", no_wrap=True)
+    table.add_column("STATUS", no_wrap=True)
+    optional = {"SOURCE": [e.source for e in events], "CORRELATION ID": [e.correlation_id for e in events]}
+    optional = {name: values for name, values in optional.items() if any(values)}
+    for name in optional:
+        table.add_column(name, overflow="fold")
+    for i, e in enumerate(events):
+        extra = [escape(values[i]) for values in optional.values()]
+        table.add_row(e.id, escape(e.type), _render.short_when(e.time), e.status.value, *extra)
     _render.out().print(table if events else "no events")
 
 

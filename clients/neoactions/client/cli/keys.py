@@ -35,22 +35,30 @@ def parse_duration(text: str, option: str) -> timedelta:
 
 
 def keys_table(keys: Iterable[ApiKey]) -> None:
-    table = Table(box=None, header_style="bold")
-    for column in ("ID", "NAME", "TENANT", "ROLE", "CREATED", "LAST USED", "EXPIRES", "STATE"):
-        table.add_column(column, overflow="fold")
-    for k in keys:
-        state = "revoked" if k.revoked_at else "active"
+    """Whole ids (to paste into ``keys revoke``); the tenant only when the keys are of several, the
+    creation time only in a terminal of 100 columns or more (``--json`` has everything)."""
+    rows = list(keys)
+    console = _render.out()
+    several, created = len({k.tenant for k in rows}) > 1, console.width >= 100
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    table.add_column("ID", no_wrap=True)
+    table.add_column("NAME", overflow="fold", min_width=10)
+    if several:
+        table.add_column("TENANT", overflow="fold")
+    for column in ("ROLE", *(["CREATED"] if created else []), "LAST USED", "EXPIRES", "STATE"):
+        table.add_column(column, no_wrap=True)
+    for k in rows:
         table.add_row(
             k.id,
             escape(k.name),
-            k.tenant,
+            *([k.tenant] if several else []),
             k.role,
-            _render.when(k.created_at),
-            _render.when(k.last_used_at) if k.last_used_at else "-",
-            _render.when(k.expires_at) if k.expires_at else "never",
-            state,
+            *([_render.short_when(k.created_at)] if created else []),
+            _render.short_when(k.last_used_at) if k.last_used_at else "-",
+            k.expires_at.astimezone().strftime("%Y-%m-%d") if k.expires_at else "never",
+            "revoked" if k.revoked_at else "active",
         )
-    _render.out().print(table)
+    console.print(table)
 
 
 @app.command()

@@ -34,7 +34,7 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
 
 
 def _seconds(value: float) -> str:
-    return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
+    return f"{value * 1000:.1f}ms" if value < 1 else f"{value:.2f}s"
 
 
 def _rate(s: ActionStats) -> str:
@@ -45,25 +45,34 @@ def _level(level: str) -> str:
     return f"[{_LEVEL_STYLE.get(level, '')}]{level}[/]"
 
 
-def _table(rows: list[ActionStats], health: dict[str, ActionHealth]) -> Table:
-    table = Table(show_edge=False)
-    for column in ("action", "count", "ok", "failed", "success", "avg", "p50", "p95", "p99", "per min", "health"):
-        table.add_column(column, justify="left" if column in ("action", "health") else "right")
+#: the figures a terminal narrower than this leaves out (``--json`` has them all)
+_NARROW = 100
+_SECONDARY = ("avg", "per min")
+
+
+def _table(rows: list[ActionStats], health: dict[str, ActionHealth], width: int) -> Table:
+    # the figures keep their width; the action's name folds onto more lines when the terminal is narrow
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    table.add_column("action", overflow="fold", min_width=10)
+    columns = ("count", "ok", "failed", "success", "avg", "p50", "p95", "p99", "per min", "health")
+    shown = [c for c in columns if width >= _NARROW or c not in _SECONDARY]
+    for column in shown:
+        table.add_column(column, justify="left" if column == "health" else "right", no_wrap=True)
     for s in rows:
         h = health.get(s.action)
-        table.add_row(
-            s.action or "[bold]all actions[/]",
-            str(s.count),
-            str(s.succeeded),
-            str(s.failed),
-            _rate(s),
-            _seconds(s.avg_seconds),
-            _seconds(s.p50_seconds),
-            _seconds(s.p95_seconds),
-            _seconds(s.p99_seconds),
-            f"{s.throughput * 60:.1f}",
-            _level(h.level) if h is not None else "",
-        )
+        cells = {
+            "count": str(s.count),
+            "ok": str(s.succeeded),
+            "failed": str(s.failed),
+            "success": _rate(s),
+            "avg": _seconds(s.avg_seconds),
+            "p50": _seconds(s.p50_seconds),
+            "p95": _seconds(s.p95_seconds),
+            "p99": _seconds(s.p99_seconds),
+            "per min": f"{s.throughput * 60:.1f}",
+            "health": _level(h.level) if h is not None else "",
+        }
+        table.add_row(s.action or "[bold]all actions[/]", *(cells[c] for c in shown))
     return table
 
 
@@ -97,7 +106,7 @@ def stats(
         _render.emit_json(doc)
         return
     console = _render.out()
-    console.print(_table(rows, healths))
+    console.print(_table(rows, healths, console.width))
     if last is not None:
         h = healths[action]
         console.print(f"health: {_level(h.level)} — {h.reason}")
