@@ -362,6 +362,21 @@ def test_new_options_are_known(args: list[str]) -> None:
     assert "No such option: --bogus" in result.output, result.output
 
 
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["publish", "--cloudevent", "missing.json"], "cannot read missing.json"),
+        (["keys", "create", "ci"], "Missing option '--role'"),
+        (["no-such-command"], "No such command"),
+    ],
+)
+def test_a_usage_error_is_one_line_with_a_hint(args: list[str], said: str) -> None:
+    result = runner.invoke(app, [*OFFLINE, *args])
+    assert result.exit_code == 2
+    (line,) = result.output.splitlines()
+    assert line.startswith("error: USAGE: ") and said in line and "-h` lists what it takes)" in line
+
+
 def test_help_texts_hold_no_square_brackets() -> None:
     """Help is rendered as rich markup: ``[default: x]`` in a help text vanishes from the screen."""
 

@@ -10,9 +10,14 @@ most commands), which then takes it as usual. Option values and everything after
 
 from __future__ import annotations
 
+import contextlib
+import sys
+from collections.abc import Iterator
 from typing import Any
 
+from typer._click.exceptions import ClickException
 from typer.core import TyperGroup
+from typer.exceptions import Exit
 
 #: the root's options that may come anywhere, and whether each takes a value
 GLOBAL_OPTIONS: dict[str, bool] = {
@@ -81,11 +86,31 @@ def hoist_global_options(root: Any, args: list[str]) -> list[str]:
 
 
 class GlobalOptionsAnywhere(TyperGroup):
-    """The root group: global options may follow the subcommand."""
+    """The root group: global options may follow the subcommand; a usage error is one line."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        result: list[str] = super().parse_args(ctx, hoist_global_options(self, args))
+        with one_line_usage_errors():
+            result: list[str] = super().parse_args(ctx, hoist_global_options(self, args))
         return result
+
+    def invoke(self, ctx: Any) -> Any:
+        with one_line_usage_errors():
+            return super().invoke(ctx)
+
+
+@contextlib.contextmanager
+def one_line_usage_errors() -> Iterator[None]:
+    """A command line click refuses: ``error: USAGE: message (hint: ...)`` on stderr, exit 2."""
+    try:
+        yield
+    except ClickException as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # ``neoactions`` alone: the help, as click shows it
+            raise
+        ctx = getattr(exc, "ctx", None)
+        command = ctx.command_path if ctx is not None else "neoactions"
+        line = f"error: USAGE: {exc.format_message()} (hint: `{command} -h` lists what it takes)"
+        print(" ".join(line.split()), file=sys.stderr)
+        raise Exit(exc.exit_code) from None
 
 
 __all__ = ["GLOBAL_OPTIONS", "GlobalOptionsAnywhere", "hoist_global_options"]
