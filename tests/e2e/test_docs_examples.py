@@ -60,7 +60,9 @@ EXPECTED: dict[str, list[tuple[str, list[str]]]] = {
         ("ce-specversion", ['"duplicate":false', '"id":']),
     ],
     "docs/dashboard.md": [],
-    "docs/workflows.md": [],
+    "docs/workflows.md": [
+        ("cat > workflow.yaml", ["order-flow", "created", "workflow", "waiting", "cancelled through the API"]),
+    ],
 }
 #: where ``make run`` serves HTTP, as the docs write it
 DOC_HTTP = "127.0.0.1:8080"
