@@ -1,7 +1,8 @@
 """Workflow runs driven by an in-process engine on the in-memory store: the DAG, variables,
 conditions, fan-out, timers, event waits (woken by exactly their event, or timing out),
-pause/resume, cancel reaching running steps, and a drive repeated never re-running a
-completed step."""
+pause/resume, cancel reaching running steps (also those a drive stores while the run is
+cancelled), retry_then_dead_letter ending the run dead-lettered, and a drive repeated never
+re-running a completed step."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from neoactions.domain.model import (
     Action,
     Event,
     Execution,
+    ExecutionError,
     ExecutionStatus,
     HandlerSpec,
     Trigger,
@@ -31,6 +33,7 @@ from neoactions.server.engine import Engine
 from neoactions.server.persistence.memory import MemoryStore
 from neoactions.server.runners import ExecutionContext, HandlerRegistry, HandlerType, Result, RunnerUpdate
 from neoactions.server.settings import Settings
+from neoactions.server.store import ExecutionFilter
 from neoactions.server.workflows.rows import StepStatus
 
 
@@ -262,6 +265,47 @@ async def test_cancel_reaches_the_running_steps(rig: _Rig) -> None:
     assert (await rig.steps(run.id)) == {"slow": StepStatus.CANCELLED}
 
 
+async def test_cancel_while_a_drive_stores_its_steps_reaches_the_steps_it_stores(rig: _Rig) -> None:
+    """The run is cancelled (as another process would: in the store, then its steps) after the
+    drive read the steps and before it stores the ones it starts: those are cancelled too."""
+    rig.note.gate = asyncio.Event()  # a step that started would hold until the test ends
+    save = rig.store.save_workflow_steps
+    cancelled: list[str] = []
+
+    async def cancel_first(tenant: str, rows: Any) -> None:
+        starting = [r for r in rows if r.status is StepStatus.RUNNING and r.child_id]
+        if starting and not cancelled:
+            run_id = starting[0].run_id
+            cancelled.append(run_id)
+            run = await rig.store.cancel_execution(tenant, run_id, ExecutionError("cancelled", "stop"))
+            await rig.engine.workflows.cancel_steps(run)
+        await save(tenant, rows)
+
+    rig.store.save_workflow_steps = cancel_first  # type: ignore[method-assign]
+    await rig.workflow(
+        {
+            "steps": [
+                {"name": "a", "handler": {"type": "note", "config": {"tag": "a", "hold": True}}},
+                {"name": "b", "handler": {"type": "note", "config": {"tag": "b", "hold": True}}},
+            ]
+        }
+    )
+    [run] = await rig.publish()
+    await _eventually(lambda: bool(cancelled))
+    await _eventually_async(lambda: _rows_final(rig, run.id))
+    rows = await rig.store.workflow_steps(ADMIN_TENANT, run.id)
+    assert {r.label: r.status for r in rows} == {"a": StepStatus.CANCELLED, "b": StepStatus.CANCELLED}
+    for row in rows:
+        child = await rig.until(row.child_id, _final)
+        assert child.status is ExecutionStatus.CANCELLED
+    assert (await rig.store.get_execution(ADMIN_TENANT, run.id)).status is ExecutionStatus.CANCELLED
+
+
+async def _rows_final(rig: _Rig, run_id: str) -> bool:
+    rows = await rig.store.workflow_steps(ADMIN_TENANT, run_id)
+    return bool(rows) and all(r.status.is_final for r in rows)
+
+
 async def test_a_failed_step_fails_the_run_and_continue_mode_skips_only_its_dependents(rig: _Rig) -> None:
     steps = [
         {"name": "bad", "handler": {"type": "note", "config": {"fail": True}}},
@@ -407,7 +451,11 @@ async def test_a_failing_step_is_retried_then_the_dead_letter_action_runs(rig: _
     )
     [run] = await rig.publish(when="2020-01-01T00:00:00Z")
     failed = await rig.until(run.id, _final)
-    assert failed.status is ExecutionStatus.FAILED
+    # the steps spent their retries: the run ends dead-lettered, listed with the dead letters
+    assert failed.status is ExecutionStatus.DEAD_LETTERED
+    assert failed.error is not None and failed.error.type == "workflow_step_failed"
+    letters = await rig.engine.list_dead_letters(Caller(), ADMIN_TENANT, ExecutionFilter(), 10, "")
+    assert [x.id for x in letters.items] == [run.id]
     rows = {r.label: r for r in await rig.store.workflow_steps(ADMIN_TENANT, run.id)}
     assert rows["until"].status is StepStatus.SUCCEEDED
     assert rows["flaky"].status is StepStatus.FAILED and rows["flaky"].attempts == 3

@@ -97,10 +97,13 @@ class Result:
 
 @dataclass(frozen=True, slots=True)
 class Failure:
-    """The attempt failed. ``timed_out`` marks exhaustion of the time/CPU budget."""
+    """The attempt failed. ``timed_out`` marks exhaustion of the time/CPU budget;
+    ``dead_letter`` gives the execution up as ``dead_lettered`` at once, whatever its retry
+    policy (a runner that spent retries of its own, as a workflow's steps do)."""
 
     error: ExecutionError
     timed_out: bool = False
+    dead_letter: bool = False
 
     @classmethod
     def of(cls, type: str, message: str, *, retryable: bool = False, stack: str = "") -> Failure:

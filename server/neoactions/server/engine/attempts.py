@@ -9,7 +9,9 @@ The outcome decides what the execution becomes (the retry policy of SPEC §5):
   ``finished + delay`` (the seed formula, never sooner than a target's ``retry_after_ms``);
 - a retryable error with the policy's retries used up → ``dead_lettered`` when the action
   has a retry policy (``max_retries > 0``), else ``failed``/``timed_out``: an action that
-  never asked for retries has exhausted nothing.
+  never asked for retries has exhausted nothing;
+- a failure marked ``dead_letter`` (a runner that spent retries of its own: a workflow in
+  ``retry_then_dead_letter`` mode) → ``dead_lettered`` at once.
 
 Whatever escapes the config's rendering or a runner's own code is an outcome too, never
 an exception out of the attempt (which would leave the execution running, to be resumed
@@ -142,7 +144,7 @@ def _masked(outcome: Outcome, masker: Masker) -> Outcome:
         return Result(masker.json(outcome.output))
     if isinstance(outcome, Suspend):
         return dataclasses.replace(outcome, state=masker.json(outcome.state), reason=masker.text(outcome.reason))
-    return Failure(_masked_error(outcome.error, masker), outcome.timed_out)
+    return dataclasses.replace(outcome, error=_masked_error(outcome.error, masker))
 
 
 def _masked_error(e: ExecutionError, masker: Masker) -> ExecutionError:
@@ -420,8 +422,10 @@ class AttemptRunner:
             attempt.error = ex.error = outcome.error
             attempt.status = ExecutionStatus.TIMED_OUT if outcome.timed_out else ExecutionStatus.FAILED
             status = attempt.status
-            delay = retry_decision(ex, plan.retry, attempt, outcome.error)
-            if delay is not None:
+            delay = None if outcome.dead_letter else retry_decision(ex, plan.retry, attempt, outcome.error)
+            if outcome.dead_letter:
+                status = ExecutionStatus.DEAD_LETTERED
+            elif delay is not None:
                 status = ExecutionStatus.SCHEDULED
                 next_at = attempt.finished_at + timedelta(milliseconds=delay)
             elif outcome.error.retryable and plan.retry.max_retries > 0:

@@ -39,7 +39,7 @@ def storable(outcome: _Outcome) -> _Outcome | Failure:
         return outcome
     error = outcome.error
     clean = _clean_error(error)
-    return outcome if clean is error else Failure(clean, timed_out=outcome.timed_out)
+    return outcome if clean is error else replace(outcome, error=clean)
 
 
 def _unstorable(output: JSON) -> str | None:

@@ -11,6 +11,7 @@ final row is never touched again, so a completed step never runs twice.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import Iterable
@@ -433,10 +434,13 @@ class Driver:
                 if not r.status.is_final:
                     _finish(r, StepStatus.CANCELLED, d.now, None, ExecutionError("cancelled", "the workflow failed"))
                     d.put(r)
-            if d.wf.error_mode == "retry_then_dead_letter" and d.wf.dead_letter_action:
+            dead_letter = d.wf.error_mode == "retry_then_dead_letter"
+            if dead_letter and d.wf.dead_letter_action:
                 await self._dead_letter(d, first)
             message = first.error.message if first.error is not None else first.status.value
-            return Failure(ExecutionError("workflow_step_failed", f"step {first.step!r} failed: {message}"))
+            # retry_then_dead_letter: the steps spent their retries, so the run ends dead-lettered
+            error = ExecutionError("workflow_step_failed", f"step {first.step!r} failed: {message}")
+            return Failure(error, dead_letter=dead_letter)
         if all(r is not None and r.status.is_final for r in top.values()):
             try:
                 output = await self._output(d)
@@ -484,7 +488,13 @@ class Driver:
         }
 
     async def _store(self, d: Drive) -> None:
-        """Rows first (they name the children), then the children, then the waits' index entries."""
+        # shielded: a cancel stopping this attempt must not cut it between rows and children
+        await asyncio.shield(self._write(d))
+
+    async def _write(self, d: Drive) -> None:
+        """Rows first (they name the children), then the children, then the waits' index entries;
+        then, if the run was cancelled meanwhile — its cancel may have read the steps before
+        these rows — what was just stored is cancelled too."""
         s = self._s
         await s.store.save_workflow_steps(d.ctx.tenant, list(d.changed.values()))
         for row in d.new_waits:
@@ -495,6 +505,8 @@ class Driver:
             await s.start_children(d.run, d.children)
         for row in d.changed.values():
             s.announce_step(d.run, row)
+        if d.changed or d.children:
+            await s.cancelled_meanwhile(d.run)
 
 
 class _StepError(Exception):

@@ -437,6 +437,13 @@ class Workflows:
                 ended.append(row)
         await self.store.save_workflow_steps(run.tenant, ended)
 
+    async def cancelled_meanwhile(self, run: Execution) -> None:
+        """A drive stored steps: if the run was cancelled meanwhile (here or in another process),
+        cancel them as :meth:`cancel_steps` did the ones stored before."""
+        state = (await self.store.execution_states(run.tenant, [run.id])).get(run.id)
+        if state is not None and state.status is ExecutionStatus.CANCELLED:
+            await self.cancel_steps(run)
+
     async def steps(self, tenant: str, run_id: str) -> list[StepRun]:
         return await self.store.workflow_steps(tenant, run_id)
 
