@@ -80,6 +80,10 @@ def configure_from_environment(environ: Mapping[str, str] | None = None, role: s
     names = [n for n in names if n != "none"]
     if not names:
         return None
+    in_child = False
+    if "otlp" in names:
+        _check_protocol(env)
+        in_child = _export_process(env)
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
@@ -99,18 +103,54 @@ def configure_from_environment(environ: Mapping[str, str] | None = None, role: s
             # one JSON object per line on standard output
             exporter = ConsoleSpanExporter(out=sys.stdout, formatter=lambda span: span.to_json(indent=None) + "\n")
         else:
+            if in_child:
+                # encoded and sent by a child process: the encoding's CPU off this process's interpreter lock
+                from neoactions.server.telemetry.export_process import ExportProcess
+
+                provider.add_span_processor(
+                    ExportProcess(
+                        {k: v for k, v in env.items() if k.startswith("OTEL_")},
+                        dict(provider.resource.attributes),
+                        max_queue_size=_positive(env, "OTEL_BSP_MAX_QUEUE_SIZE", 2048),
+                        schedule_delay_s=_positive(env, "OTEL_BSP_SCHEDULE_DELAY", 5000) / 1000,
+                        max_batch=_positive(env, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512),
+                    )
+                )
+                continue
             exporter = _otlp_exporter(env)
         provider.add_span_processor(BatchSpanProcessor(exporter))
     install(provider)
     return provider
 
 
-def _otlp_exporter(env: Mapping[str, str]) -> Any:
+#: ``false`` keeps the OTLP export (encoding and sending) on a thread of the serving process
+EXPORT_PROCESS_VARIABLE = "NEOACTIONS_OTLP_EXPORT_PROCESS"
+
+
+def _export_process(env: Mapping[str, str]) -> bool:
+    value = env.get(EXPORT_PROCESS_VARIABLE, "true").strip().lower()
+    if value not in ("true", "false"):
+        raise ValueError(f"{EXPORT_PROCESS_VARIABLE}: {value!r} is not true or false")
+    return value == "true"
+
+
+def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+    try:
+        value = int(env.get(name, "") or default)
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+def _check_protocol(env: Mapping[str, str]) -> None:
     protocol = env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "grpc"
     if protocol.strip() != "grpc":
         raise ValueError(
             f"OTEL_EXPORTER_OTLP_PROTOCOL: {protocol!r} is not supported; use grpc (the endpoint's port 4317)"
         )
+
+
+def _otlp_exporter(env: Mapping[str, str]) -> Any:
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
     # endpoint, headers, timeout, insecure: OTEL_EXPORTER_OTLP_(TRACES_)* (the exporter reads them)
