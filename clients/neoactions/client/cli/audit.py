@@ -46,20 +46,30 @@ def _change_text(entry: AuditEntry, limit: int = 80) -> str:
 
 
 def audit_table(entries: Iterable[AuditEntry]) -> None:
-    table = Table(box=None, header_style="bold")
-    for column in ("TIME", "KIND", "TARGET", "WHO", "REQUEST", "CHANGE"):
-        table.add_column(column, overflow="fold")
+    """One line per entry: the change is cut to what the terminal leaves, if it leaves 10 columns
+    (``--json`` has it whole), a key's id to its start (``--principal`` takes the whole id:
+    ``--json`` or ``keys list`` shows it)."""
+    cells = []
     for e in entries:
-        who = f"{e.principal_name} ({e.principal})" if e.principal_name else e.principal
-        table.add_row(
-            _render.when(e.at),
-            escape(e.kind),
-            escape(e.target),
-            escape(who),
-            escape(e.request_id),
-            escape(_change_text(e)),
-        )
-    _render.out().print(table)
+        key = e.principal if len(e.principal) <= 9 else e.principal[:8] + "…"
+        who = f"{e.principal_name} ({key})" if e.principal_name else key
+        cells.append([_render.when(e.at), e.kind, e.target, who, e.request_id, _change_text(e)])
+    headers = ["TIME", "KIND", "TARGET", "WHO", "REQUEST", "CHANGE"]
+    shown = [i for i in range(len(headers)) if i != 4 or any(row[4] for row in cells)]  # REQUEST if any
+    widths = [max([len(headers[i])] + [len(row[i]) for row in cells]) for i in shown[:-1]]
+    console = _render.out()
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for i in shown[:-1]:
+        table.add_column(headers[i], no_wrap=headers[i] != "TARGET", overflow="fold")
+    # the change gets what the other columns leave (rich would shrink them all alike), if anything
+    room = console.width - sum(widths) - 2 * len(widths)
+    if room >= 10:
+        table.add_column("CHANGE", no_wrap=True, overflow="ellipsis", max_width=room)
+    else:
+        shown = shown[:-1]
+    for row in cells:
+        table.add_row(*(escape(row[i]) for i in shown))
+    console.print(table)
 
 
 @app.command("list")
