@@ -2,23 +2,26 @@
 child process, not by a thread of the serving process.
 
 The OpenTelemetry SDK's ``BatchSpanProcessor`` encodes spans into OTLP protobuf in pure Python
-on a thread of the process that made them (~25 µs of CPU per span), and that thread holds the
-interpreter lock the event loop needs: at 100 % sampling about half of the cost of tracing.
-:class:`ExportProcess` (a ``SpanProcessor``) only queues the ended spans; a thread of its own
-turns each batch into plain tuples and writes it, pickled, to the standard input of a child
-process (``python -m neoactions.server.telemetry.export_process``), which rebuilds the spans
-and hands them to the SDK's own ``BatchSpanProcessor`` and ``OTLPSpanExporter``, configured
-there by the same ``OTEL_*`` variables (endpoint, headers, TLS, compression, timeouts,
-``OTEL_BSP_*``). The CPU of the encoding is spent all the same, in the child.
+(~25 µs of CPU per span) on a thread of the process that made them, and that thread holds the
+interpreter lock the event loop needs: at 100 % sampling about half of what tracing cost.
+:class:`ExportProcess` (a ``SpanProcessor``) turns each ended span into a plain tuple and
+writes batches of them, pickled, to the standard input of a child process
+(``python -m neoactions.server.telemetry.export_process``), which rebuilds the spans and
+exports each batch with the SDK's own ``OTLPSpanExporter``, configured there by the same
+``OTEL_EXPORTER_OTLP_*`` variables (endpoint, headers, TLS, compression, timeout). Batch
+size, queue size and schedule (``OTEL_BSP_*``) apply in the serving process. The CPU of the
+encoding is spent all the same, in the child (and the hand-over costs ~6 µs per span more).
 
-Frames on the pipe: 4-byte big-endian length, then a pickle: ``("spans", [tuple, ...])`` or
-``("flush", n)`` (the child flushes and writes the byte ``n`` back on its standard output).
-End of input: the child exports what it holds and exits.
+Frames on the pipe: 4-byte big-endian length, then a pickle: ``("resource", attributes)``,
+``("spans", [tuple, ...])`` or ``("flush", n)`` (the child writes the byte ``n`` back on its
+standard output once every earlier frame is exported). End of input: the child exits.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
+import fcntl
 import logging
 import os
 import pickle
@@ -26,6 +29,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
@@ -35,8 +39,8 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 log = logging.getLogger(__name__)
 
 _HEADER = struct.Struct(">I")
-#: spans per frame at most (a frame is pickled and written at once)
-FRAME_SPANS = 2048
+#: the pipe's capacity asked for (Linux; the default is 64 KiB, a frame of 512 spans ~55 KiB)
+PIPE_BYTES = 1 << 20
 
 
 def _as_tuple(span: ReadableSpan) -> tuple[Any, ...]:
@@ -69,10 +73,15 @@ def _as_tuple(span: ReadableSpan) -> tuple[Any, ...]:
 
 
 class ExportProcess(SpanProcessor):
-    """Queues ended (sampled) spans and ships them in batches to the export child process.
+    """Ships ended (sampled) spans in batches to the export child process.
 
-    ``max_queue_size``/``schedule_delay_s``/``max_batch``: as the batch processor's
-    ``OTEL_BSP_*`` settings (spans beyond a full queue are dropped and counted)."""
+    ``max_queue_size``/``schedule_delay_s``/``max_batch``: as the SDK batch processor's
+    ``OTEL_BSP_*`` settings. An ended span becomes a tuple at once (in the thread that ended
+    it); every ``max_batch`` of them are pickled and written to the child's pipe, which is
+    non-blocking: what the child has not taken yet waits in a buffer of at most
+    ``max_queue_size`` spans, beyond which spans are dropped and counted. A thread only
+    writes out what is left every ``schedule_delay_s`` (no contention for the interpreter
+    lock while spans are being made)."""
 
     def __init__(
         self,
@@ -82,27 +91,35 @@ class ExportProcess(SpanProcessor):
         schedule_delay_s: float = 5.0,
         max_batch: int = 512,
     ) -> None:
-        self._queue: collections.deque[ReadableSpan] = collections.deque()
-        self._max_queue = max_queue_size
+        self._batch = max(1, min(max_batch, max_queue_size))
+        self._max_waiting = max_queue_size
         self._delay = schedule_delay_s
-        self._batch = max_batch
+        self._spans: list[tuple[Any, ...]] = []
+        self._pending = bytearray()  # frames written in part or not yet
+        self._waiting = 0  # spans in self._pending
+        self._frames: collections.deque[tuple[int, int]] = collections.deque()  # (end offset, spans) per frame
         self.dropped = 0
+        self._lock = threading.Lock()
         self._awake = threading.Event()
-        self._lock = threading.Lock()  # one writer on the pipe at a time
         self._closed = False
         self._dead = False
         self._pid = os.getpid()
-        env = {**os.environ, **environ}
         self._child = subprocess.Popen(
             [sys.executable, "-m", "neoactions.server.telemetry.export_process"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            env=env,
+            env={**os.environ, **environ},
         )
         assert self._child.stdin is not None and self._child.stdout is not None
         self._to: IO[bytes] = self._child.stdin
         self._back: IO[bytes] = self._child.stdout
-        self._write(("resource", dict(resource)))
+        self._fd = self._to.fileno()
+        with contextlib.suppress(OSError, AttributeError):  # a larger pipe: fewer partial writes (Linux)
+            fcntl.fcntl(self._fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+        os.set_blocking(self._fd, False)
+        with self._lock:
+            self._frame(("resource", dict(resource)), 0)
+            self._drain()
         self._thread = threading.Thread(target=self._run, name="neoactions-span-shipper", daemon=True)
         self._thread.start()
         os.register_at_fork(after_in_child=self._forked)
@@ -119,13 +136,12 @@ class ExportProcess(SpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         if self._closed or not span.context.trace_flags.sampled:
             return
-        queue = self._queue
-        if len(queue) >= self._max_queue:
-            self.dropped += 1
-            return
-        queue.append(span)
-        if len(queue) >= self._batch and not self._awake.is_set():
-            self._awake.set()
+        values = _as_tuple(span)
+        with self._lock:
+            spans = self._spans
+            spans.append(values)
+            if len(spans) >= self._batch:
+                self._ship()
 
     def shutdown(self) -> None:
         if self._closed:
@@ -133,71 +149,89 @@ class ExportProcess(SpanProcessor):
         self._closed = True
         self._awake.set()
         self._thread.join(30)
-        self._ship()
-        with self._lock:
-            if not self._dead and os.getpid() == self._pid:
-                try:
+        if os.getpid() == self._pid and not self._dead:
+            with self._lock:
+                self._ship()
+                self._drain(wait=30.0)
+                with contextlib.suppress(OSError):
                     self._to.close()  # end of input: the child exports what it holds and exits
-                    self._child.wait(30)
-                except (OSError, subprocess.TimeoutExpired):
-                    self._child.kill()
+            try:
+                self._child.wait(30)
+            except subprocess.TimeoutExpired:
+                self._child.kill()
         if self.dropped:
             log.warning("tracing: %d spans dropped (the export queue was full)", self.dropped)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         if self._closed or self._dead:
             return False
-        self._ship()
         with self._lock:
-            if not self._send(("flush", 1)):
+            self._ship()
+            self._frame(("flush", 1), 0)
+            if not self._drain(wait=timeout_millis / 1000):
                 return False
             try:
                 return self._back.read(1) == b"\x01"
             except OSError:
                 return False
 
-    # --- shipping ---------------------------------------------------------------------------
+    # --- shipping (under self._lock) --------------------------------------------------------
 
     def _run(self) -> None:
         while not self._closed:
-            self._awake.wait(self._delay)
-            self._awake.clear()
-            self._ship()
+            self._awake.wait(self._delay if not self._pending else min(self._delay, 0.05))
+            if self._closed:
+                break
+            with self._lock:
+                self._ship()
 
     def _ship(self) -> None:
-        queue = self._queue
-        while queue and not self._dead:
-            batch: list[tuple[Any, ...]] = []
-            try:
-                while len(batch) < FRAME_SPANS:
-                    batch.append(_as_tuple(queue.popleft()))
-            except IndexError:  # emptied (by this thread, or a flush racing it)
-                pass
-            if batch:
-                self._write(("spans", batch))
+        """Frame the spans gathered so far and write out what the pipe takes."""
+        spans = self._spans
+        if spans:
+            self._spans = []
+            if self._waiting + len(spans) > self._max_waiting:
+                self.dropped += len(spans)  # the child is behind: the queue is full
+            else:
+                self._frame(("spans", spans), len(spans))
+        self._drain()
 
-    def _write(self, message: tuple[str, Any]) -> None:
-        with self._lock:
-            self._send(message)
-
-    def _send(self, message: tuple[str, Any]) -> bool:
-        if self._dead or os.getpid() != self._pid:
-            return False
+    def _frame(self, message: tuple[str, Any], spans: int) -> None:
         data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-        try:
-            self._to.write(_HEADER.pack(len(data)))
-            self._to.write(data)
-            self._to.flush()
-            return True
-        except OSError as exc:
-            self._dead = True
-            log.warning("tracing: the span export process is gone (%s); spans are no longer exported", exc)
-            return False
+        self._pending += _HEADER.pack(len(data))
+        self._pending += data
+        self._waiting += spans
+        self._frames.append((len(self._pending), spans))
+
+    def _drain(self, wait: float = 0.0) -> bool:
+        """Write pending frames (``wait`` seconds at most for the child to take them all)."""
+        give_up = time.monotonic() + wait
+        while self._pending and not self._dead:
+            if os.getpid() != self._pid:
+                return False
+            try:
+                written = os.write(self._fd, self._pending)
+            except BlockingIOError:
+                if time.monotonic() >= give_up:
+                    return False
+                time.sleep(0.005)
+                continue
+            except OSError as exc:
+                self._dead = True
+                self._pending.clear()
+                log.warning("tracing: the span export process is gone (%s); spans are no longer exported", exc)
+                return False
+            del self._pending[:written]
+            frames = self._frames
+            while frames and frames[0][0] <= written:
+                self._waiting -= frames.popleft()[1]
+            self._frames = collections.deque((end - written, n) for end, n in frames)
+        return not self._pending
 
     def _forked(self) -> None:
         # a forked child must not write into its parent's pipe
         self._dead, self._closed = True, True
-        self._queue = collections.deque()
+        self._spans, self._pending = [], bytearray()
 
 
 # --- the child ----------------------------------------------------------------------------------
@@ -241,14 +275,14 @@ def _read(stream: IO[bytes], n: int) -> bytes:
 
 
 def child_main() -> None:
-    """Read frames from standard input into a ``BatchSpanProcessor(OTLPSpanExporter())``."""
+    """Read frames from standard input; each frame of spans is one ``OTLPSpanExporter.export``
+    (the batching, the queue and the schedule are the serving process's)."""
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     source, answers = sys.stdin.buffer, sys.stdout.buffer
-    processor = BatchSpanProcessor(OTLPSpanExporter())
+    exporter = OTLPSpanExporter()
     resource = Resource.create({})
     scopes: dict[Any, Any] = {}
     try:
@@ -259,16 +293,17 @@ def child_main() -> None:
             except EOFError:
                 break
             if kind == "spans":
-                for values in body:
-                    processor.on_end(_rebuild(values, resource, scopes))
+                try:
+                    exporter.export([_rebuild(values, resource, scopes) for values in body])
+                except Exception:  # an export that fails loses its batch, never the process
+                    log.exception("tracing: exporting %d spans failed", len(body))
             elif kind == "resource":
                 resource = Resource(body)
             elif kind == "flush":
-                processor.force_flush()
                 answers.write(bytes([body]))
                 answers.flush()
     finally:
-        processor.shutdown()  # type: ignore[no-untyped-call]
+        exporter.shutdown()
 
 
 if __name__ == "__main__":
