@@ -46,7 +46,7 @@ from neoactions.server.settings import Settings
 STEPS = 10
 RUNS = 10
 WAITS = int(os.environ.get("WORKFLOW_WAITS", "10000"))
-WAKES = 5
+WAKES = 10
 
 
 class _Noop:
@@ -207,6 +207,11 @@ async def _waiting(rig: _Rig, db: Path) -> list[str]:
         for arm, (index, dispatch) in arms.items():
             _swap_index(db, index)
             workflows.wake_here = dispatch
+            # the schema changed: let the statements be prepared again (a plain execution, a
+            # scheduler poll) before the measured wake
+            _, warm, _ = await rig.publish("bench.plain", {})
+            await warm
+            await asyncio.sleep(0.6)
             target = next(targets)
             run = runs[target]
             fut = rig.finals.setdefault(run, asyncio.get_running_loop().create_future())
