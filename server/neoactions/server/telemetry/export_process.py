@@ -43,6 +43,18 @@ _HEADER = struct.Struct(">I")
 PIPE_BYTES = 1 << 20
 
 
+def _plain(attributes: Any) -> dict[str, Any] | None:
+    """A span's attributes as a plain dict (``copy`` of the SDK's bounded mapping is its
+    dict's copy: ~0.1 µs against ~1 µs through the mapping protocol)."""
+    if not attributes:
+        return None
+    try:
+        copied = attributes.copy()
+    except AttributeError:
+        return dict(attributes)
+    return copied if type(copied) is dict else dict(attributes)
+
+
 def _as_tuple(span: ReadableSpan) -> tuple[Any, ...]:
     ctx = span.context
     parent = span.parent
@@ -59,8 +71,8 @@ def _as_tuple(span: ReadableSpan) -> tuple[Any, ...]:
         span.kind.value,
         span.start_time,
         span.end_time,
-        dict(span.attributes) if span.attributes else None,
-        [(e.name, e.timestamp, dict(e.attributes) if e.attributes else None) for e in span.events] or None,
+        _plain(span.attributes),
+        [(e.name, e.timestamp, _plain(e.attributes)) for e in span.events] or None,
         [
             (link.context.trace_id, link.context.span_id, int(link.context.trace_flags), dict(link.attributes or {}))
             for link in span.links
@@ -237,31 +249,62 @@ class ExportProcess(SpanProcessor):
 # --- the child ----------------------------------------------------------------------------------
 
 
-def _rebuild(values: Sequence[Any], resource: Any, scopes: dict[Any, Any]) -> ReadableSpan:
-    from opentelemetry.sdk.trace import Event
-    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-    from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
+class _Rebuilder:
+    """Spans back from tuples, with the values they share made once."""
 
-    (name, trace_id, span_id, flags, state, parent_id, parent_remote, kind, start, end) = values[:10]
-    attributes, events, links, code, description, scope_key = values[10:]
-    trace_state = TraceState.from_header([state]) if state else None
-    scope = scopes.get(scope_key)
-    if scope is None and scope_key is not None:
-        scope = scopes[scope_key] = InstrumentationScope(*scope_key)
-    return ReadableSpan(
-        name=name,
-        context=SpanContext(trace_id, span_id, False, TraceFlags(flags), trace_state),
-        parent=SpanContext(trace_id, parent_id, parent_remote, TraceFlags(flags), trace_state) if parent_id else None,
-        resource=resource,
-        attributes=attributes,
-        events=[Event(n, a, t) for n, t, a in events] if events else (),
-        links=[Link(SpanContext(t, s, True, TraceFlags(f)), a) for t, s, f, a in links] if links else (),
-        kind=SpanKind(kind),
-        status=Status(StatusCode(code), description),
-        start_time=start,
-        end_time=end,
-        instrumentation_scope=scope,
-    )
+    def __init__(self) -> None:
+        from opentelemetry.sdk.resources import Resource
+
+        class _Resource(Resource):
+            # the OTLP encoder groups spans by resource, hashing it per span: the SDK's hash
+            # serialises the attributes to JSON each time (~5 µs); this one is computed once
+            def __init__(self, attributes: Mapping[str, Any]) -> None:
+                super().__init__(dict(attributes))
+                self._hash = super().__hash__()
+
+            def __hash__(self) -> int:
+                return self._hash
+
+        self._resource_type = _Resource
+        self.resource: Any = _Resource({})
+        self._scopes: dict[Any, Any] = {}
+        self._statuses: dict[tuple[int, str | None], Any] = {}
+        self._flags: dict[int, Any] = {}
+
+    def set_resource(self, attributes: Mapping[str, Any]) -> None:
+        self.resource = self._resource_type(attributes)
+
+    def span(self, values: Sequence[Any]) -> ReadableSpan:
+        from opentelemetry.sdk.trace import Event
+        from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+        from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
+
+        (name, trace_id, span_id, flags, state, parent_id, parent_remote, kind, start, end) = values[:10]
+        attributes, events, links, code, description, scope_key = values[10:]
+        trace_state = TraceState.from_header([state]) if state else None
+        trace_flags = self._flags.get(flags)
+        if trace_flags is None:
+            trace_flags = self._flags[flags] = TraceFlags(flags)
+        scope = self._scopes.get(scope_key)
+        if scope is None and scope_key is not None:
+            scope = self._scopes[scope_key] = InstrumentationScope(*scope_key)
+        status = self._statuses.get((code, description))
+        if status is None:
+            status = self._statuses[(code, description)] = Status(StatusCode(code), description)
+        return ReadableSpan(
+            name=name,
+            context=SpanContext(trace_id, span_id, False, trace_flags, trace_state),
+            parent=SpanContext(trace_id, parent_id, parent_remote, trace_flags, trace_state) if parent_id else None,
+            resource=self.resource,
+            attributes=attributes,
+            events=[Event(n, a, t) for n, t, a in events] if events else (),
+            links=[Link(SpanContext(t, s, True, TraceFlags(f)), a) for t, s, f, a in links] if links else (),
+            kind=SpanKind(kind),
+            status=status,
+            start_time=start,
+            end_time=end,
+            instrumentation_scope=scope,
+        )
 
 
 def _read(stream: IO[bytes], n: int) -> bytes:
@@ -278,13 +321,11 @@ def child_main() -> None:
     """Read frames from standard input; each frame of spans is one ``OTLPSpanExporter.export``
     (the batching, the queue and the schedule are the serving process's)."""
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.resources import Resource
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     source, answers = sys.stdin.buffer, sys.stdout.buffer
     exporter = OTLPSpanExporter()
-    resource = Resource.create({})
-    scopes: dict[Any, Any] = {}
+    rebuild = _Rebuilder()
     try:
         while True:
             try:
@@ -294,11 +335,11 @@ def child_main() -> None:
                 break
             if kind == "spans":
                 try:
-                    exporter.export([_rebuild(values, resource, scopes) for values in body])
+                    exporter.export([rebuild.span(values) for values in body])
                 except Exception:  # an export that fails loses its batch, never the process
                     log.exception("tracing: exporting %d spans failed", len(body))
             elif kind == "resource":
-                resource = Resource(body)
+                rebuild.set_resource(body)
             elif kind == "flush":
                 answers.write(bytes([body]))
                 answers.flush()
