@@ -30,6 +30,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
@@ -134,7 +135,8 @@ class ExportProcess(SpanProcessor):
             self._drain()
         self._thread = threading.Thread(target=self._run, name="neoactions-span-shipper", daemon=True)
         self._thread.start()
-        os.register_at_fork(after_in_child=self._forked)
+        forked = weakref.WeakMethod(self._forked)
+        os.register_at_fork(after_in_child=lambda: (method := forked()) is not None and method())
 
     @property
     def child_pid(self) -> int:
