@@ -119,23 +119,31 @@ def denied_method(method: str) -> PermissionDenied:
 
 
 class Authentication(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Authenticates every call but health and reflection, and admits it by its method's rule."""
+    """Authenticates every call but health and reflection, and admits it by its method's rule.
+
+    It must be the server's last interceptor: it keeps each method's guarded handler and, from
+    the second call on, answers without asking the interceptors after it."""
 
     def __init__(self, keys: KeyRing) -> None:
         self._keys = keys
+        #: each method's guarded handler, built at its first call (a method's handler never changes)
+        self._guarded: dict[str, grpc.RpcMethodHandler] = {}
 
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
         method = handler_call_details.method
+        guarded = self._guarded.get(method)
+        if guarded is not None:
+            return guarded
+        handler = await continuation(handler_call_details)
         if handler is None or service_of(method) in OPEN_SERVICES:
             return handler
         permission = RPC_PERMISSIONS.get(method.lstrip("/"))
-        admit = self._admission(permission, method.lstrip("/"))
-        return _guarded(handler, admit)
+        guarded = self._guarded[method] = _guarded(handler, self._admission(permission, method.lstrip("/")))
+        return guarded
 
     def _admission(self, permission: Permission | None, method: str) -> Callable[[Any], Awaitable[Caller]]:
         keys = self._keys
