@@ -489,7 +489,7 @@ class Driver:
 
     async def _store(self, d: Drive) -> None:
         # shielded: a cancel stopping this attempt must not cut it between rows and children
-        await asyncio.shield(self._write(d))
+        await asyncio.shield(self._s.finish_writing(self._write(d)))
 
     async def _write(self, d: Drive) -> None:
         """Rows first (they name the children), then the children, then the waits' index entries;

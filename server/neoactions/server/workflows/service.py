@@ -128,6 +128,8 @@ class Workflows:
         self._waits: dict[str, WaitIndex] = {}
         self._wait_rows: dict[str, dict[str, StepRun]] = {}
         self._background: set[asyncio.Task[None]] = set()
+        #: drives' writes of rows and children, finished even when their attempt is stopped
+        self._writes: set[asyncio.Task[None]] = set()
         #: runs that news came for while they were driving: woken once their suspension is recorded
         self._pending_wakes: dict[tuple[str, str], None] = {}
 
@@ -354,8 +356,22 @@ class Workflows:
         if ex.parent_execution_id:
             self._spawn(self._wake_run(ex.tenant, ex.parent_execution_id))
 
+    def finish_writing(self, write: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run a drive's write to its end even if the drive is stopped (:meth:`stop` waits for it)."""
+        task = asyncio.ensure_future(write)
+        self._writes.add(task)
+        task.add_done_callback(self._written)
+        return task
+
+    def _written(self, task: asyncio.Task[None]) -> None:
+        self._writes.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.warning("a drive's write failed (the run drives again at its timer): %s", exc)
+
     async def stop(self) -> None:
-        """Cancel the wakes still in flight (a run not woken drives again at its backstop timer)."""
+        """Let the drives' writes finish; cancel the wakes still in flight (a run not woken
+        drives again at its backstop timer)."""
+        await asyncio.gather(*self._writes, return_exceptions=True)
         tasks = list(self._background)
         for task in tasks:
             task.cancel()
