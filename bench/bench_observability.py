@@ -66,7 +66,7 @@ class _Counter(trace_service_pb2_grpc.TraceServiceServicer):
 def _receiver() -> Iterator[tuple[_Counter, str]]:
     counter = _Counter()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(counter, server)
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(counter, server)  # type: ignore[no-untyped-call]
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     try:
@@ -152,7 +152,7 @@ async def _leg(tmp: Path, name: str, leg: str, endpoint: str, counter: _Counter)
     setattr(pipeline, "cpu_seconds", split)  # noqa: B010 - the readings _pipeline takes, recorded
     try:
         with _environ(env):
-            run = await _pipeline(name, str(data), probe, tmp, **settings)
+            run = await _pipeline(name, str(data), probe, tmp, **settings)  # type: ignore[arg-type]
     finally:
         setattr(pipeline, "cpu_seconds", split._read)  # noqa: B010
         await probe.close()
