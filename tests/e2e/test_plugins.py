@@ -68,6 +68,10 @@ def _publish(directory: Path, key: Path, to: Path) -> None:
     registry.publish(directory, to)
 
 
+#: a registry nothing listens at (port 9, discard): connection refused
+DOWN_REGISTRY = "http://127.0.0.1:9/"
+
+
 class Registries:
     def __init__(self, base: Path) -> None:
         self.base = base
@@ -107,7 +111,8 @@ class Registries:
 
     def env(self) -> dict[str, str]:
         return {
-            "NEOACTIONS_PLUGIN_REGISTRIES": f"{self.good},{self.bad}",
+            # the first registry is down: every search and install here goes on without it
+            "NEOACTIONS_PLUGIN_REGISTRIES": f"{DOWN_REGISTRY},{self.good},{self.bad}",
             "NEOACTIONS_TRUSTED_PLUGIN_KEYS": str(self.trusted),
             # secrets on PostgreSQL need a master key (the embedded store makes its own)
             "NEOACTIONS_MASTER_KEY": base64.b64encode(b"plugins-e2e-master-key-32-bytes!").decode(),
@@ -382,8 +387,16 @@ def test_the_operator_cli_speaks_json_and_one_line_errors(plugin_server: ServerP
 
     for plugin in json.loads(cli("list", "--installed", "--json").stdout):  # what an earlier test left
         cli("uninstall", plugin["name"], "--force")
-    found = json.loads(cli("search", "json", "--json").stdout)
+    searched = cli("search", "json", "--json")
+    found = json.loads(searched.stdout)
     assert [p["name"] for p in found] == ["json-tools"]
+    # the registry that is down is named, on stderr, without failing the search
+    warning = json.loads(searched.stderr)["warning"]
+    assert [u["registry"] for u in warning["unreachable_registries"]] == [DOWN_REGISTRY]
+    as_text = cli("search", "json")
+    assert as_text.exit_code == 0 and "json-tools" in as_text.stdout
+    (line,) = as_text.stderr.splitlines()
+    assert line.startswith(f"warning: registries not searched (unreachable): {DOWN_REGISTRY}")
     installed = json.loads(cli("install", "json-tools@^1", "--json").stdout)
     assert installed["version"] == "1.0.0"
     try:
@@ -396,6 +409,7 @@ def test_the_operator_cli_speaks_json_and_one_line_errors(plugin_server: ServerP
         assert again.stderr.startswith("error: PLUGIN_ALREADY_INSTALLED: plugin json-tools is already installed")
         missing = cli("install", "no-such-plugin", "--json")
         assert missing.exit_code == 1 and json.loads(missing.stderr)["error"]["reason"] == "PLUGIN_NOT_FOUND"
+        assert DOWN_REGISTRY in json.loads(missing.stderr)["error"]["message"]
     finally:
         removed = json.loads(cli("uninstall", "json-tools", "--force", "--json").stdout)
     assert removed["removed_versions"] == ["1.0.0"]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from neoactions.domain.errors import Unavailable
+from neoactions.domain.errors import FailedPrecondition, NotFound, Unavailable
 from neoactions.plugins import authoring, registry, signing
 
 
@@ -50,3 +50,34 @@ def test_an_unreachable_registry_says_so() -> None:
     with pytest.raises(Unavailable) as down:
         registry.Registry("http://127.0.0.1:9/").index()
     assert "127.0.0.1:9" in down.value.message
+
+
+def test_search_and_install_go_on_without_an_unreachable_registry(served: tuple[str, Path], tmp_path: Path) -> None:
+    url, _ = served
+    down = registry.Registry("http://127.0.0.1:9/")
+    garbled = tmp_path / "garbled"
+    garbled.mkdir()
+    (garbled / registry.INDEX_FILE).write_text("not json")
+    regs = [down, registry.Registry(str(garbled)), registry.Registry(url)]
+    unreachable: list[registry.Unreachable] = []
+    (entry,) = registry.search(regs, "echo", unreachable)
+    assert entry.name == "echo"
+    assert [u.registry for u in unreachable] == ["http://127.0.0.1:9/", str(garbled)]
+    assert "127.0.0.1:9" in unreachable[0].message and "not JSON" in unreachable[1].message
+    # without a list to collect them, the first unreadable registry fails the search as before
+    with pytest.raises(Unavailable):
+        registry.search(regs, "echo")
+    # install: the registry that has the plugin answers; the ones down are skipped
+    found, version = registry.resolve(regs, "echo", "^0.1")
+    assert (found.location, version) == (url, "0.1.0")
+    # nobody has it: the error names the registries that were not searched
+    with pytest.raises(NotFound) as missing:
+        registry.resolve(regs, "absent")
+    assert "127.0.0.1:9" in missing.value.message and str(garbled) in missing.value.message
+    with pytest.raises(FailedPrecondition) as unsatisfied:
+        registry.resolve(regs, "echo", "^2")
+    assert "127.0.0.1:9" in unsatisfied.value.message
+    # every registry down: unavailable, naming them
+    with pytest.raises(Unavailable) as nothing:
+        registry.resolve(regs[:2], "echo")
+    assert nothing.value.reason == "PLUGIN_REGISTRY_UNREACHABLE" and str(garbled) in nothing.value.message

@@ -919,10 +919,21 @@ class AsyncClient:
     # --- plugins -----------------------------------------------------------------
 
     async def search_plugins(self, query: str = "", *, registry: str = "") -> list[dict[str, Any]]:
-        """The plugins the server's registries offer (name, versions, latest, installed_version...)."""
+        """The plugins the server's registries offer (name, versions, latest, installed_version...);
+        registries that cannot be read are left out (:meth:`search_registries` names them)."""
+        return (await self.search_registries(query, registry=registry))["plugins"]
+
+    async def search_registries(self, query: str = "", *, registry: str = "") -> dict[str, Any]:
+        """``{"plugins": [...], "unreachable_registries": [{"registry", "message"}]}``: what the
+        reachable registries offer, and the ones that could not be read."""
         request = plugins_pb2.SearchRegistryRequest(query=query, registry=registry)
         response = await self._call(self._plugins.SearchRegistry, request)
-        return [_plugin_wire.entry_from_pb(p) for p in response.plugins]
+        return {
+            "plugins": [_plugin_wire.entry_from_pb(p) for p in response.plugins],
+            "unreachable_registries": [
+                {"registry": u.registry, "message": u.message} for u in response.unreachable_registries
+            ],
+        }
 
     async def list_plugins(self, *, installed_only: bool = False) -> list[dict[str, Any]]:
         """Installed plugins, then the built-in handler types (``builtin: true``)."""

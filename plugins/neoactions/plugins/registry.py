@@ -156,12 +156,44 @@ class Registry:
         return Fetched(self.location, document, artifact)
 
 
-def search(registries: Sequence[Registry], text: str = "") -> list[RegistryEntry]:
-    """Every plugin of every registry whose name, description or handler types contain ``text``."""
+@dataclass(frozen=True, slots=True)
+class Unreachable:
+    """A registry that could not be read (down, or an unreadable index): searches and installs
+    go on with the others and name it."""
+
+    registry: str
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"registry": self.registry, "message": self.message}
+
+
+def _entries(registry: Registry, unreachable: list[Unreachable] | None) -> list[RegistryEntry]:
+    """The registry's entries; when ``unreachable`` is given, a registry that cannot be read
+    is recorded there (and has no entries) instead of failing the whole call."""
+    try:
+        return registry.entries()
+    except (Unavailable, FailedPrecondition) as exc:
+        if unreachable is None:
+            raise
+        unreachable.append(Unreachable(registry.location, exc.message))
+        return []
+
+
+def unreachable_text(unreachable: Sequence[Unreachable]) -> str:
+    return "; ".join(u.message for u in unreachable)
+
+
+def search(
+    registries: Sequence[Registry], text: str = "", unreachable: list[Unreachable] | None = None
+) -> list[RegistryEntry]:
+    """Every plugin of every registry whose name, description or handler types contain ``text``.
+    With ``unreachable`` (a list), the registries that cannot be read are appended to it and
+    the others answer; without it, the first such registry fails the search."""
     needle = text.casefold().strip()
     found = []
     for registry in registries:
-        for entry in registry.entries():
+        for entry in _entries(registry, unreachable):
             hay = " ".join([entry.name, entry.description, *entry.handler_types]).casefold()
             if not needle or needle in hay:
                 found.append(entry)
@@ -170,7 +202,8 @@ def search(registries: Sequence[Registry], text: str = "") -> list[RegistryEntry
 
 def resolve(registries: Sequence[Registry], name: str, wanted: str = "") -> tuple[Registry, str]:
     """The registry and newest version of ``name`` that ``wanted`` (a version or range) allows;
-    the first registry listing a match wins."""
+    the first registry listing a match wins. A registry that cannot be read is skipped when
+    another has a match; otherwise the error names it."""
     try:
         allowed = parse_range(wanted)
     except RangeError as exc:
@@ -178,18 +211,32 @@ def resolve(registries: Sequence[Registry], name: str, wanted: str = "") -> tupl
     if not registries:
         raise FailedPrecondition("no plugin registry is configured (plugin_registries)", reason="NO_PLUGIN_REGISTRY")
     listed: list[str] = []
+    unreachable: list[Unreachable] = []
     for registry in registries:
-        for entry in registry.entries():
+        for entry in _entries(registry, unreachable):
             if entry.name != name:
                 continue
             listed += entry.versions
             best = allowed.best(entry.versions)
             if best is not None:
                 return registry, best
+    down = ""
+    if unreachable:
+        names = ", ".join(u.registry for u in unreachable)
+        if len(unreachable) == len(registries):
+            raise Unavailable(
+                f"no plugin registry could be read: {unreachable_text(unreachable)}",
+                reason="PLUGIN_REGISTRY_UNREACHABLE",
+            )
+        down = f"; unreachable, not searched: {names} ({unreachable_text(unreachable)})"
     if not listed:
-        raise NotFound(f"no configured registry has a plugin named {name!r}", reason="PLUGIN_NOT_FOUND")
+        raise NotFound(
+            f"no configured registry has a plugin named {name!r}{down}",
+            reason="PLUGIN_NOT_FOUND",
+            metadata={"unreachable_registries": ",".join(u.registry for u in unreachable)} if unreachable else None,
+        )
     raise FailedPrecondition(
-        f"no version of {name} satisfies {allowed} (available: {', '.join(sorted(set(listed)))})",
+        f"no version of {name} satisfies {allowed} (available: {', '.join(sorted(set(listed)))}){down}",
         reason="PLUGIN_VERSION_UNSATISFIED",
     )
 
@@ -257,9 +304,11 @@ __all__ = [
     "Fetched",
     "Registry",
     "RegistryEntry",
+    "Unreachable",
     "parse_fetched",
     "publish",
     "resolve",
     "search",
     "sha256",
+    "unreachable_text",
 ]

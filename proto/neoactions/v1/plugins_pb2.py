@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bneoactions/v1/plugins.proto\x12\rneoactions.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"w\n\x11PluginHandlerType\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x1a\n\x12\x63onfig_schema_json\x18\x04 \x01(\t\x12\x15\n\rexamples_json\x18\x05 \x01(\t\"\x8b\x03\n\x06Plugin\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x10\n\x08versions\x18\x03 \x03(\t\x12\x0f\n\x07\x62uiltin\x18\x04 \x01(\x08\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\x0c\n\x04kind\x18\x06 \x01(\t\x12\x37\n\rhandler_types\x18\x07 \x03(\x0b\x32 .neoactions.v1.PluginHandlerType\x12\x1e\n\x16requested_capabilities\x18\x08 \x03(\t\x12\x1c\n\x14granted_capabilities\x18\t \x03(\t\x12\x10\n\x08registry\x18\n \x01(\t\x12\x11\n\tsigned_by\x18\x0b \x01(\t\x12\x14\n\x0cinstalled_by\x18\x0c \x01(\t\x12\x30\n\x0cinstall_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07license\x18\x0e \x01(\t\x12\x10\n\x08homepage\x18\x0f \x01(\t\x12\x15\n\rmanifest_json\x18\x10 \x01(\t\"\xa7\x01\n\x0eRegistryPlugin\x12\x10\n\x08registry\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x10\n\x08versions\x18\x04 \x03(\t\x12\x0e\n\x06latest\x18\x05 \x01(\t\x12\x0c\n\x04kind\x18\x06 \x01(\t\x12\x15\n\rhandler_types\x18\x07 \x03(\t\x12\x19\n\x11installed_version\x18\x08 \x01(\t\"8\n\x15SearchRegistryRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\x10\n\x08registry\x18\x02 \x01(\t\"H\n\x16SearchRegistryResponse\x12.\n\x07plugins\x18\x01 \x03(\x0b\x32\x1d.neoactions.v1.RegistryPlugin\"S\n\x12ListPluginsRequest\x12\x16\n\x0einstalled_only\x18\x01 \x01(\x08\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"V\n\x13ListPluginsResponse\x12&\n\x07plugins\x18\x01 \x03(\x0b\x32\x15.neoactions.v1.Plugin\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\" \n\x10GetPluginRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"W\n\x14InstallPluginRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x10\n\x08registry\x18\x03 \x01(\t\x12\x0e\n\x06grants\x18\x04 \x03(\t\"D\n\x13UpdatePluginRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0e\n\x06grants\x18\x03 \x03(\t\"5\n\x16UninstallPluginRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x66orce\x18\x02 \x01(\x08\"M\n\x17UninstallPluginResponse\x12\x18\n\x10removed_versions\x18\x01 \x03(\t\x12\x18\n\x10\x64isabled_actions\x18\x02 \x03(\t2\x83\x04\n\rPluginService\x12]\n\x0eSearchRegistry\x12$.neoactions.v1.SearchRegistryRequest\x1a%.neoactions.v1.SearchRegistryResponse\x12T\n\x0bListPlugins\x12!.neoactions.v1.ListPluginsRequest\x1a\".neoactions.v1.ListPluginsResponse\x12\x43\n\tGetPlugin\x12\x1f.neoactions.v1.GetPluginRequest\x1a\x15.neoactions.v1.Plugin\x12K\n\rInstallPlugin\x12#.neoactions.v1.InstallPluginRequest\x1a\x15.neoactions.v1.Plugin\x12I\n\x0cUpdatePlugin\x12\".neoactions.v1.UpdatePluginRequest\x1a\x15.neoactions.v1.Plugin\x12`\n\x0fUninstallPlugin\x12%.neoactions.v1.UninstallPluginRequest\x1a&.neoactions.v1.UninstallPluginResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bneoactions/v1/plugins.proto\x12\rneoactions.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"w\n\x11PluginHandlerType\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x1a\n\x12\x63onfig_schema_json\x18\x04 \x01(\t\x12\x15\n\rexamples_json\x18\x05 \x01(\t\"\x8b\x03\n\x06Plugin\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x10\n\x08versions\x18\x03 \x03(\t\x12\x0f\n\x07\x62uiltin\x18\x04 \x01(\x08\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\x0c\n\x04kind\x18\x06 \x01(\t\x12\x37\n\rhandler_types\x18\x07 \x03(\x0b\x32 .neoactions.v1.PluginHandlerType\x12\x1e\n\x16requested_capabilities\x18\x08 \x03(\t\x12\x1c\n\x14granted_capabilities\x18\t \x03(\t\x12\x10\n\x08registry\x18\n \x01(\t\x12\x11\n\tsigned_by\x18\x0b \x01(\t\x12\x14\n\x0cinstalled_by\x18\x0c \x01(\t\x12\x30\n\x0cinstall_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07license\x18\x0e \x01(\t\x12\x10\n\x08homepage\x18\x0f \x01(\t\x12\x15\n\rmanifest_json\x18\x10 \x01(\t\"\xa7\x01\n\x0eRegistryPlugin\x12\x10\n\x08registry\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x10\n\x08versions\x18\x04 \x03(\t\x12\x0e\n\x06latest\x18\x05 \x01(\t\x12\x0c\n\x04kind\x18\x06 \x01(\t\x12\x15\n\rhandler_types\x18\x07 \x03(\t\x12\x19\n\x11installed_version\x18\x08 \x01(\t\"8\n\x15SearchRegistryRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\x10\n\x08registry\x18\x02 \x01(\t\"\x8c\x01\n\x16SearchRegistryResponse\x12.\n\x07plugins\x18\x01 \x03(\x0b\x32\x1d.neoactions.v1.RegistryPlugin\x12\x42\n\x16unreachable_registries\x18\x02 \x03(\x0b\x32\".neoactions.v1.UnreachableRegistry\"8\n\x13UnreachableRegistry\x12\x10\n\x08registry\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"S\n\x12ListPluginsRequest\x12\x16\n\x0einstalled_only\x18\x01 \x01(\x08\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"V\n\x13ListPluginsResponse\x12&\n\x07plugins\x18\x01 \x03(\x0b\x32\x15.neoactions.v1.Plugin\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\" \n\x10GetPluginRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"W\n\x14InstallPluginRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x10\n\x08registry\x18\x03 \x01(\t\x12\x0e\n\x06grants\x18\x04 \x03(\t\"D\n\x13UpdatePluginRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0e\n\x06grants\x18\x03 \x03(\t\"5\n\x16UninstallPluginRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x66orce\x18\x02 \x01(\x08\"M\n\x17UninstallPluginResponse\x12\x18\n\x10removed_versions\x18\x01 \x03(\t\x12\x18\n\x10\x64isabled_actions\x18\x02 \x03(\t2\x83\x04\n\rPluginService\x12]\n\x0eSearchRegistry\x12$.neoactions.v1.SearchRegistryRequest\x1a%.neoactions.v1.SearchRegistryResponse\x12T\n\x0bListPlugins\x12!.neoactions.v1.ListPluginsRequest\x1a\".neoactions.v1.ListPluginsResponse\x12\x43\n\tGetPlugin\x12\x1f.neoactions.v1.GetPluginRequest\x1a\x15.neoactions.v1.Plugin\x12K\n\rInstallPlugin\x12#.neoactions.v1.InstallPluginRequest\x1a\x15.neoactions.v1.Plugin\x12I\n\x0cUpdatePlugin\x12\".neoactions.v1.UpdatePluginRequest\x1a\x15.neoactions.v1.Plugin\x12`\n\x0fUninstallPlugin\x12%.neoactions.v1.UninstallPluginRequest\x1a&.neoactions.v1.UninstallPluginResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,22 +40,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REGISTRYPLUGIN']._serialized_end=766
   _globals['_SEARCHREGISTRYREQUEST']._serialized_start=768
   _globals['_SEARCHREGISTRYREQUEST']._serialized_end=824
-  _globals['_SEARCHREGISTRYRESPONSE']._serialized_start=826
-  _globals['_SEARCHREGISTRYRESPONSE']._serialized_end=898
-  _globals['_LISTPLUGINSREQUEST']._serialized_start=900
-  _globals['_LISTPLUGINSREQUEST']._serialized_end=983
-  _globals['_LISTPLUGINSRESPONSE']._serialized_start=985
-  _globals['_LISTPLUGINSRESPONSE']._serialized_end=1071
-  _globals['_GETPLUGINREQUEST']._serialized_start=1073
-  _globals['_GETPLUGINREQUEST']._serialized_end=1105
-  _globals['_INSTALLPLUGINREQUEST']._serialized_start=1107
-  _globals['_INSTALLPLUGINREQUEST']._serialized_end=1194
-  _globals['_UPDATEPLUGINREQUEST']._serialized_start=1196
-  _globals['_UPDATEPLUGINREQUEST']._serialized_end=1264
-  _globals['_UNINSTALLPLUGINREQUEST']._serialized_start=1266
-  _globals['_UNINSTALLPLUGINREQUEST']._serialized_end=1319
-  _globals['_UNINSTALLPLUGINRESPONSE']._serialized_start=1321
-  _globals['_UNINSTALLPLUGINRESPONSE']._serialized_end=1398
-  _globals['_PLUGINSERVICE']._serialized_start=1401
-  _globals['_PLUGINSERVICE']._serialized_end=1916
+  _globals['_SEARCHREGISTRYRESPONSE']._serialized_start=827
+  _globals['_SEARCHREGISTRYRESPONSE']._serialized_end=967
+  _globals['_UNREACHABLEREGISTRY']._serialized_start=969
+  _globals['_UNREACHABLEREGISTRY']._serialized_end=1025
+  _globals['_LISTPLUGINSREQUEST']._serialized_start=1027
+  _globals['_LISTPLUGINSREQUEST']._serialized_end=1110
+  _globals['_LISTPLUGINSRESPONSE']._serialized_start=1112
+  _globals['_LISTPLUGINSRESPONSE']._serialized_end=1198
+  _globals['_GETPLUGINREQUEST']._serialized_start=1200
+  _globals['_GETPLUGINREQUEST']._serialized_end=1232
+  _globals['_INSTALLPLUGINREQUEST']._serialized_start=1234
+  _globals['_INSTALLPLUGINREQUEST']._serialized_end=1321
+  _globals['_UPDATEPLUGINREQUEST']._serialized_start=1323
+  _globals['_UPDATEPLUGINREQUEST']._serialized_end=1391
+  _globals['_UNINSTALLPLUGINREQUEST']._serialized_start=1393
+  _globals['_UNINSTALLPLUGINREQUEST']._serialized_end=1446
+  _globals['_UNINSTALLPLUGINRESPONSE']._serialized_start=1448
+  _globals['_UNINSTALLPLUGINRESPONSE']._serialized_end=1525
+  _globals['_PLUGINSERVICE']._serialized_start=1528
+  _globals['_PLUGINSERVICE']._serialized_end=2043
 # @@protoc_insertion_point(module_scope)

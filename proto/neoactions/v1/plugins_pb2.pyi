@@ -88,10 +88,20 @@ class SearchRegistryRequest(_message.Message):
     def __init__(self, query: _Optional[str] = ..., registry: _Optional[str] = ...) -> None: ...
 
 class SearchRegistryResponse(_message.Message):
-    __slots__ = ("plugins",)
+    __slots__ = ("plugins", "unreachable_registries")
     PLUGINS_FIELD_NUMBER: _ClassVar[int]
+    UNREACHABLE_REGISTRIES_FIELD_NUMBER: _ClassVar[int]
     plugins: _containers.RepeatedCompositeFieldContainer[RegistryPlugin]
-    def __init__(self, plugins: _Optional[_Iterable[_Union[RegistryPlugin, _Mapping]]] = ...) -> None: ...
+    unreachable_registries: _containers.RepeatedCompositeFieldContainer[UnreachableRegistry]
+    def __init__(self, plugins: _Optional[_Iterable[_Union[RegistryPlugin, _Mapping]]] = ..., unreachable_registries: _Optional[_Iterable[_Union[UnreachableRegistry, _Mapping]]] = ...) -> None: ...
+
+class UnreachableRegistry(_message.Message):
+    __slots__ = ("registry", "message")
+    REGISTRY_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    registry: str
+    message: str
+    def __init__(self, registry: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class ListPluginsRequest(_message.Message):
     __slots__ = ("installed_only", "page_size", "page_token")

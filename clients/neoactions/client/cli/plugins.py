@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -50,6 +51,22 @@ def _split(spec: str) -> tuple[str, str]:
 # --- operator: the server's plugins ------------------------------------------------------
 
 
+def _warn_unreachable(unreachable: list[dict[str, str]], as_json: bool) -> None:
+    """One line on stderr naming the registries that could not be read (with ``--json``, a
+    JSON object ``{"warning": {"message", "unreachable_registries"}}``), so that stdout
+    keeps the plugins the others offer."""
+    if not unreachable:
+        return
+    names = ", ".join(u["registry"] for u in unreachable)
+    message = f"registries not searched (unreachable): {names}"
+    if as_json:
+        doc = {"warning": {"message": message, "unreachable_registries": unreachable}}
+        sys.stderr.write(json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n")
+    else:
+        detail = "; ".join(" ".join(u["message"].split()) for u in unreachable)
+        _render.err().print(f"warning: {escape(message)} ({escape(detail)})", soft_wrap=True)
+
+
 @app.command()
 def search(
     ctx: typer.Context,
@@ -60,7 +77,9 @@ def search(
     """Plugins the server's registries offer."""
     state = CliState.of(ctx, json=json_)
     with state.client() as client:
-        found = client.search_plugins(text, registry=registry)
+        answer = client.search_registries(text, registry=registry)
+    found = answer["plugins"]
+    _warn_unreachable(answer["unreachable_registries"], state.json)
     if state.json:
         _render.emit_json(found)
         return

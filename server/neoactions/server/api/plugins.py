@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 
 from neoactions.domain.model import ADMIN_TENANT
+from neoactions.plugins.registry import Unreachable
 from neoactions.plugins.wire import entry_to_pb, plugin_to_pb
 from neoactions.server.access import Caller
 from neoactions.server.api.callers import caller_of
@@ -27,11 +28,17 @@ class PluginServicer(plugins_pb2_grpc.PluginServiceServicer):
         self, request: plugins_pb2.SearchRegistryRequest, context: grpc.aio.ServicerContext
     ) -> plugins_pb2.SearchRegistryResponse:
         caller = caller_of(context)
-        entries = await self._engine.search_plugins(caller, _home(caller), request.query, request.registry)
+        unreachable: list[Unreachable] = []
+        entries = await self._engine.search_plugins(caller, _home(caller), request.query, request.registry, unreachable)
         installed = {
             p.name: p.version for p in await self._engine.list_plugins(caller, _home(caller), include_builtin=False)
         }
-        return plugins_pb2.SearchRegistryResponse(plugins=[entry_to_pb(e, installed.get(e.name, "")) for e in entries])
+        return plugins_pb2.SearchRegistryResponse(
+            plugins=[entry_to_pb(e, installed.get(e.name, "")) for e in entries],
+            unreachable_registries=[
+                plugins_pb2.UnreachableRegistry(registry=u.registry, message=u.message) for u in unreachable
+            ],
+        )
 
     @unary
     async def ListPlugins(

@@ -39,7 +39,7 @@ from neoactions.domain.model import (
     utcnow,
 )
 from neoactions.domain.secrets import MasterKeyRotation, SecretInfo
-from neoactions.plugins.registry import RegistryEntry
+from neoactions.plugins.registry import RegistryEntry, Unreachable
 from neoactions.server import telemetry
 from neoactions.server.access import AccessPolicy, Caller, OpenAccess, Permission
 from neoactions.server.audit import Auditor, action_change
@@ -202,6 +202,7 @@ class Engine:
             self.scheduler.wakeup if settings.runs_work else None,
             self.tenant_slugs,
             settings.replay_events_per_second,
+            settings.lease_seconds,
         )
         self._tenants: set[str] = set()
         self._tenants_read = 0.0
@@ -217,6 +218,7 @@ class Engine:
         self.dispatcher.start()
         self._heartbeat = asyncio.create_task(self.leases.run(), name="lease-heartbeat")
         loops = [self.outbox.run(), self._maintenance(), self.event_tools.retention.run()]
+        loops.append(self.event_tools.take_over_replays())
         if self.settings.runs_work:
             loops += [self.scheduler.run(), self.consumer.run()]
         self._loops = [asyncio.create_task(c) for c in loops]
@@ -680,11 +682,17 @@ class Engine:
 
     # --- plugins ---------------------------------------------------------------------------
     async def search_plugins(
-        self, caller: Caller, tenant: str, text: str = "", registry: str = ""
+        self,
+        caller: Caller,
+        tenant: str,
+        text: str = "",
+        registry: str = "",
+        unreachable: list[Unreachable] | None = None,
     ) -> list[RegistryEntry]:
-        """The plugins of the configured registries whose name, description or types contain ``text``."""
+        """The plugins of the configured registries whose name, description or types contain ``text``
+        (registries that cannot be read are appended to ``unreachable`` when it is given)."""
         await self.enter(caller, tenant, Permission.READ)
-        return await self.plugins.search(text, registry)
+        return await self.plugins.search(text, registry, unreachable)
 
     async def list_plugins(self, caller: Caller, tenant: str, include_builtin: bool = True) -> list[PluginInfo]:
         await self.enter(caller, tenant, Permission.READ)

@@ -29,7 +29,7 @@ from neoactions.domain.errors import FailedPrecondition, InvalidArgument, NeoAct
 from neoactions.domain.model import utcnow
 from neoactions.plugins.installed import ACTIVE, InstalledPlugin
 from neoactions.plugins.manifest import Manifest, parse_manifest
-from neoactions.plugins.registry import Fetched, Registry, RegistryEntry, resolve, search, sha256
+from neoactions.plugins.registry import Fetched, Registry, RegistryEntry, Unreachable, resolve, search, sha256
 from neoactions.plugins.signing import TrustedKeys
 from neoactions.plugins.versions import RangeError, parse_range, parse_version
 from neoactions.server.changes import ActionChangeFeed, LocalChangeFeed
@@ -165,8 +165,20 @@ class PluginHost:
         locations = [only] if only else self._registries
         return [Registry(location) for location in locations]
 
-    async def search(self, text: str = "", registry: str = "") -> list[RegistryEntry]:
-        return await asyncio.to_thread(search, self.registries(registry), text)
+    async def search(
+        self, text: str = "", registry: str = "", unreachable: list[Unreachable] | None = None
+    ) -> list[RegistryEntry]:
+        """What the reachable registries offer; with ``unreachable`` (a list), the registries
+        that cannot be read are appended to it instead of failing the search."""
+        self._check_configured(registry)
+        return await asyncio.to_thread(search, self.registries(registry), text, unreachable)
+
+    def _check_configured(self, registry: str) -> None:
+        if registry and registry not in self._registries:
+            # only configured registries: an API caller must not make the server fetch any URL
+            raise InvalidArgument.field(
+                "registry", f"{registry!r} is not one of this server's plugin_registries", reason="UNKNOWN_REGISTRY"
+            )
 
     def installed_versions(self, name: str) -> list[str]:
         return sorted((v for n, v in self._loaded if n == name), key=parse_version)
@@ -311,11 +323,7 @@ class PluginHost:
     ) -> InstalledPlugin:
         if not name:
             raise InvalidArgument.field("name", "name the plugin to install")
-        if registry and registry not in self._registries:
-            # only configured registries: an API caller must not make the server fetch any URL
-            raise InvalidArgument.field(
-                "registry", f"{registry!r} is not one of this server's plugin_registries", reason="UNKNOWN_REGISTRY"
-            )
+        self._check_configured(registry)
         found, version = await asyncio.to_thread(resolve, self.registries(registry), name, wanted)
         if newer_than and parse_version(version) <= parse_version(newer_than):
             raise FailedPrecondition(
