@@ -35,9 +35,10 @@ from neoactions.server.access import Caller, Permission
 from neoactions.server.bus import InProcessUpdateBus
 from neoactions.server.engine import Engine
 from neoactions.server.eventstore.port import EventSelection, ReplayJobRecord, ReplayState, RetentionPolicy
-from neoactions.server.eventstore.replay import ReplayReport
+from neoactions.server.eventstore.replay import ReplayReport, plan_replay, selection_to_json
 from neoactions.server.eventstore.retention import RetentionKeeper
 from neoactions.server.matching import NaiveMatcher
+from neoactions.server.persistence.codec import to_micros
 from neoactions.server.runners import ExecutionContext, HandlerRegistry, HandlerType, Result, RunnerUpdate
 from neoactions.server.settings import Settings
 from neoactions.server.store import ExecutionFilter
@@ -219,6 +220,76 @@ async def test_a_slow_replay_can_be_cancelled(engine: Engine, store: ContractSto
     # what it created stays, once each
     created = await all_executions(store)
     assert len(created) == len({x.replay_of for x in created}) == final.progress["executions_created"]
+
+
+def dead_process_job(selection: EventSelection, actions: list[str], **kw: Any) -> ReplayJobRecord:
+    """A running job as a killed process left it: its lease ran out a second ago."""
+    now = utcnow()
+    spec = {"selection": selection_to_json(selection), "actions": actions, "events_per_second": 1000}
+    progress = {"events_scanned": 0, "events_matched": 0, "executions_created": 0, "already_replayed": 0}
+    progress |= {"actions": {}, "error": ""}
+    return ReplayJobRecord(
+        new_id(), ReplayState.RUNNING, spec, progress, now, now, "dead:1", now - timedelta(seconds=1), **kw
+    )
+
+
+async def test_a_replay_whose_process_died_is_taken_over_from_its_recorded_progress(
+    engine: Engine, store: ContractStore
+) -> None:
+    actions = await with_actions(engine)
+    events = history(120)
+    await store_history(store, events)
+    selection = EventSelection(type_pattern="orders.*")
+    chosen = [e for e in events if e.type in ("orders.created", "orders.paid")]
+    expected = naive_counts(actions, chosen)
+    pairs = {(a, e) for a, ids in expected.items() for e in ids}
+    by_name = {a.name: a for a in actions}
+    # the dead process recorded its first 30 events, then created the next 10 events' executions
+    # and died before recording them: that page is done again
+    recorded, unrecorded = chosen[:30], chosen[30:40]
+    made: list[int] = []
+    for part in (recorded, unrecorded):
+        planned = [
+            plan_replay(ADMIN_TENANT, e.envelope(), by_name[a])
+            for e in part
+            for a, hit in expected.items()
+            if e.id in hit
+        ]
+        made.append(len(await store.append_replays(ADMIN_TENANT, planned)))
+    job = dead_process_job(selection, [], resume_after=(to_micros(recorded[-1].time), recorded[-1].id))
+    job.progress |= {"events_scanned": len(recorded), "executions_created": made[0]}
+    await store.create_replay_job(ADMIN_TENANT, job)
+
+    replayer = engine.event_tools.replayer
+    await replayer.take_over(ADMIN_TENANT)  # (or the engine's own take-over loop got it first)
+
+    async def ended() -> ReplayJobRecord | None:
+        got = await engine.get_replay(CALLER, ADMIN_TENANT, job.id)
+        return got if got.state.is_final else None
+
+    final = await eventually(ended, within=30, what="the job taken over and ended")
+    assert final.state is ReplayState.SUCCEEDED, final.progress
+    assert final.owner == replayer.owner and final.lease_expires_at is None
+    assert final.progress["events_scanned"] == len(chosen)
+    assert final.progress["already_replayed"] == made[1]
+    assert final.progress["executions_created"] == len(pairs) - made[1]
+    executions = await all_executions(store)
+    assert {(x.action_name, x.replay_of) for x in executions} == pairs
+    assert len(executions) == len(pairs)
+
+
+async def test_a_taken_over_replay_that_cannot_go_on_fails(engine: Engine, store: ContractStore) -> None:
+    await with_actions(engine)
+    job = dead_process_job(EventSelection(), ["deleted-since"])
+    await store.create_replay_job(ADMIN_TENANT, job)
+    await engine.event_tools.replayer.take_over(ADMIN_TENANT)
+
+    async def failed() -> bool:
+        return (await store.get_replay_job(ADMIN_TENANT, job.id)).state is ReplayState.FAILED
+
+    await eventually(failed, within=20, what="the job failed")
+    final = await store.get_replay_job(ADMIN_TENANT, job.id)
+    assert "cannot go on" in final.progress["error"] and "deleted-since" in final.progress["error"]
 
 
 @pytest.mark.parametrize("n", [100_000])

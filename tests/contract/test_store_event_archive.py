@@ -181,13 +181,56 @@ async def test_deleting_events_forgets_their_dedup_keys(store: ContractStore) ->
     assert found == {kept.dedup_key(): kept.id}
 
 
-async def test_stale_running_replay_jobs_are_failed(store: ContractStore) -> None:
+async def test_a_replay_job_whose_lease_expired_is_taken_over_and_a_live_one_is_not(store: ContractStore) -> None:
     now = datetime.now(UTC)
-    stale = ReplayJobRecord(new_id(), ReplayState.RUNNING, {}, {"events_scanned": 3}, now, now - timedelta(hours=1))
-    fresh = ReplayJobRecord(new_id(), ReplayState.RUNNING, {}, {}, now, now)
-    for job in (stale, fresh):
+    lease = timedelta(seconds=15)
+    dead = ReplayJobRecord(
+        new_id(), ReplayState.RUNNING, {"actions": []}, {"events_scanned": 3}, now, now, "gone:1", now - lease
+    )
+    live = ReplayJobRecord(new_id(), ReplayState.RUNNING, {}, {}, now, now, "alive:2", now + lease)
+    done = ReplayJobRecord(new_id(), ReplayState.SUCCEEDED, {}, {}, now, now, "gone:1", now - lease)
+    for job in (dead, live, done):
         await store.create_replay_job("admin", job)
-    assert await store.fail_stale_replay_jobs("admin", now - timedelta(minutes=5), "gone") == 1
-    got = await store.get_replay_job("admin", stale.id)
-    assert got.state is ReplayState.FAILED and got.progress == {"events_scanned": 3, "error": "gone"}
-    assert (await store.get_replay_job("admin", fresh.id)).state is ReplayState.RUNNING
+    # the dead owner recorded its progress and where it got
+    assert await store.update_replay_job(
+        "admin",
+        dead.id,
+        {"events_scanned": 7},
+        ReplayState.RUNNING,
+        owner="gone:1",
+        until=now - lease,
+        after=(42, dead.id),
+    )
+    claimed = await store.claim_replay_jobs("admin", "next:3", now, now + lease, 10)
+    assert [j.id for j in claimed] == [dead.id]
+    got = claimed[0]
+    assert (got.owner, got.resume_after, got.progress) == ("next:3", (42, dead.id), {"events_scanned": 7})
+    assert got.lease_expires_at is not None and got.lease_expires_at > now
+    # claimed: not claimable again while its new lease is live; the old owner's writes are fenced off
+    assert await store.claim_replay_jobs("admin", "other:4", now, now + lease, 10) == []
+    assert not await store.update_replay_job(
+        "admin", dead.id, {"events_scanned": 9}, ReplayState.RUNNING, owner="gone:1"
+    )
+    assert not await store.release_replay_job("admin", dead.id, "gone:1")
+    assert (await store.get_replay_job("admin", live.id)).owner == "alive:2"
+    # the new owner goes on, gives the lease up (a stop), and the job is claimable at once
+    assert await store.update_replay_job(
+        "admin",
+        dead.id,
+        {"events_scanned": 9},
+        ReplayState.RUNNING,
+        owner="next:3",
+        until=now + lease,
+        after=(43, dead.id),
+    )
+    assert await store.release_replay_job("admin", dead.id, "next:3")
+    again = await store.claim_replay_jobs("admin", "other:4", now, now + lease, 10)
+    assert [(j.id, j.owner, j.resume_after) for j in again] == [(dead.id, "other:4", (43, dead.id))]
+    # a final job is never claimed; the live one is, once its lease has run out
+    assert await store.update_replay_job(
+        "admin", dead.id, {"events_scanned": 9}, ReplayState.SUCCEEDED, owner="other:4"
+    )
+    later = await store.claim_replay_jobs("admin", "x:5", now + 2 * lease, now + 3 * lease, 10)
+    assert [(j.id, j.owner) for j in later] == [(live.id, "x:5")]
+    final = await store.get_replay_job("admin", dead.id)
+    assert final.state is ReplayState.SUCCEEDED and final.lease_expires_at is None

@@ -58,6 +58,24 @@ class ReplayJobRecord:
     progress: dict[str, Any]
     created_at: datetime
     updated_at: datetime
+    #: the process running it (its lease holder) and until when: a running job whose lease
+    #: expired lost its process and is taken over by another
+    owner: str = ""
+    lease_expires_at: datetime | None = None
+    #: the last event it read (recorded with its progress): where it goes on after a take-over
+    resume_after: Cursor | None = None
+
+
+def encode_cursor(cursor: Cursor | None) -> str:
+    """A cursor as stored (``"time µs:id"``; empty for none)."""
+    return "" if cursor is None else f"{cursor[0]}:{cursor[1]}"
+
+
+def decode_cursor(text: str | None) -> Cursor | None:
+    if not text:
+        return None
+    micros, _, event_id = text.partition(":")
+    return int(micros), event_id
 
 
 @dataclass(slots=True)
@@ -106,16 +124,35 @@ class EventArchive(Protocol):
     async def get_replay_job(self, tenant: str, job_id: str) -> ReplayJobRecord:
         """``NotFound`` (REPLAY_NOT_FOUND)."""
 
-    async def update_replay_job(self, tenant: str, job_id: str, progress: dict[str, Any], state: ReplayState) -> bool:
-        """Record a running job's progress (and state); ``False`` when the job is no longer
-        running (cancelled meanwhile), in which case nothing is written."""
+    async def update_replay_job(
+        self,
+        tenant: str,
+        job_id: str,
+        progress: dict[str, Any],
+        state: ReplayState,
+        *,
+        owner: str = "",
+        until: datetime | None = None,
+        after: Cursor | None = None,
+    ) -> bool:
+        """Record the progress (and state) of a running job held by ``owner``, with where it got
+        (``after``), and extend its lease to ``until`` (a final state drops the lease). ``False``,
+        writing nothing, when the job is no longer running (cancelled meanwhile) or no longer
+        held by ``owner`` (taken over after its lease expired)."""
 
     async def cancel_replay_job(self, tenant: str, job_id: str) -> ReplayJobRecord:
         """Mark a running job cancelled (a final job is returned as is). ``NotFound`` (REPLAY_NOT_FOUND)."""
 
-    async def fail_stale_replay_jobs(self, tenant: str, before: datetime, error: str) -> int:
-        """Mark failed (with ``error``) the running jobs whose progress was last recorded before
-        ``before``: their process died without saying so. Returns how many."""
+    async def claim_replay_jobs(
+        self, tenant: str, owner: str, now: datetime, until: datetime, limit: int
+    ) -> list[ReplayJobRecord]:
+        """Take over up to ``limit`` running jobs whose lease expired before ``now`` (or was
+        released): each becomes ``owner``'s until ``until``; returns them as claimed. A job
+        whose lease is live is never claimed."""
+
+    async def release_replay_job(self, tenant: str, job_id: str, owner: str) -> bool:
+        """Give up ``owner``'s lease of a running job (its process stops), so another process
+        takes it over at once; ``False`` when ``owner`` did not hold it."""
 
     async def get_retention(self, tenant: str) -> RetentionPolicy: ...
 
@@ -149,5 +186,7 @@ __all__ = [
     "RetentionPolicy",
     "StoreUsage",
     "TableUsage",
+    "decode_cursor",
+    "encode_cursor",
     "replay_not_found",
 ]

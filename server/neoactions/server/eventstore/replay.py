@@ -2,10 +2,16 @@
 background and at a bounded rate, one new execution per (event, action) linked to the event
 by ``replay_of``, never two (the store's unique (replay_of, action) key).
 
-A replay job runs in the process that started it and records its progress in the tenant's
-``replay_jobs`` table after every page, where ``GetReplay``/``WatchReplay`` read it from any
-process and ``CancelReplay`` marks it cancelled (the job stops at its next page). A job cut by
-its process stopping is marked failed; running it again creates only what is missing.
+A replay job is durable. The process running it holds a lease on its row in the tenant's
+``replay_jobs`` table (an owner and an expiry, like an execution's lease) and, after every page,
+records in one write its progress, the last event it read and the lease extended. A running
+job whose lease expired — its process was killed or hung — is claimed by any process (the
+restarted one included) and goes on from the recorded event; a page done but not yet recorded
+when the process died is read again, and the store's unique (replay_of, action) key makes its
+executions ``already_replayed`` instead of doubles. A process stopping gives its jobs' leases
+up, so the next one takes them over at once. ``GetReplay``/``WatchReplay`` read the row from any
+process; ``CancelReplay`` marks it cancelled (the job stops at its next page). Only a job that
+cannot go on (its filter or its named actions no longer valid) ends ``failed``.
 """
 
 from __future__ import annotations
@@ -13,12 +19,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from neoactions.domain.errors import InvalidArgument, NeoActionsError, NotFound
+from neoactions.domain.errors import FailedPrecondition, InvalidArgument, NeoActionsError, NotFound
 from neoactions.domain.ids import new_id
 from neoactions.domain.model import Action, EventStatus, Execution, ExecutionStatus, utcnow
 from neoactions.server.eventstore.port import EventSelection, ReplayJobRecord, ReplayState
@@ -35,10 +44,19 @@ DEFAULT_EVENTS_PER_SECOND = 1000.0
 MAX_SAMPLE = 100
 #: how often WatchReplay looks at the stored job
 WATCH_INTERVAL_SECONDS = 0.25
-#: a running job records progress at least every page (a second at the slowest rate): one not
-#: updated for this long lost its process
-STALE_AFTER_SECONDS = 300.0
-STALE_ERROR = "the process running the replay stopped; replaying again creates only the rest"
+#: a job's lease: renewed with every page's progress (a page takes about a second at most), so a
+#: job not renewed for this long lost its process and is taken over (the server passes its
+#: ``lease_seconds`` setting)
+LEASE_SECONDS = 15.0
+#: jobs one process takes over per tenant and look
+MAX_CLAIM = 10
+#: errors after which a job cannot go on (anything else: it is taken over again later)
+_CANNOT_GO_ON = (InvalidArgument, NotFound, FailedPrecondition)
+
+
+def new_owner() -> str:
+    """A lease owner name unique to this process (host and pid, readable in the store)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 @dataclass(slots=True)
@@ -140,11 +158,20 @@ class Replayer:
         matcher: Matcher,
         on_created: Callable[[str, list[Execution]], Awaitable[None]],
         max_events_per_second: float = DEFAULT_EVENTS_PER_SECOND,
+        *,
+        lease_seconds: float = LEASE_SECONDS,
+        prepare: Callable[[str], Awaitable[None]] | None = None,
+        owner: str = "",
     ) -> None:
         self._store = store
         self._matcher = matcher
         self._on_created = on_created
         self.max_events_per_second = max_events_per_second
+        #: this process's name on the jobs it runs
+        self.owner = owner or new_owner()
+        self.lease = timedelta(seconds=lease_seconds)
+        #: run before a tenant's job is taken over (loads the tenant's actions into the matcher)
+        self._prepare = prepare
         self._jobs: dict[tuple[str, str], asyncio.Task[None]] = {}
 
     def _matching(self, tenant: str, names: Sequence[str]) -> Callable[[dict[str, Any]], list[Action]]:
@@ -211,12 +238,25 @@ class Replayer:
             progress=_new_progress(),
             created_at=now,
             updated_at=now,
+            owner=self.owner,
+            lease_expires_at=now + self.lease,
         )
         await self._store.create_replay_job(tenant, job)
-        task = asyncio.create_task(self._run(tenant, job, request.selection, matching, rate), name=f"replay-{job.id}")
-        self._jobs[(tenant, job.id)] = task
-        task.add_done_callback(lambda _: self._jobs.pop((tenant, job.id), None))
+        self._launch(tenant, job, request.selection, matching, rate)
         return job
+
+    def _launch(
+        self,
+        tenant: str,
+        job: ReplayJobRecord,
+        selection: EventSelection,
+        matching: Callable[[dict[str, Any]], list[Action]],
+        rate: float,
+    ) -> None:
+        key = (tenant, job.id)
+        task = asyncio.create_task(self._run(tenant, job, selection, matching, rate), name=f"replay-{job.id}")
+        self._jobs[key] = task
+        task.add_done_callback(lambda t: self._jobs.pop(key, None) if self._jobs.get(key) is t else None)
 
     async def _run(
         self,
@@ -229,11 +269,12 @@ class Replayer:
         progress = job.progress
         bucket = TokenBucket(rate, burst=max(1.0, rate))
         page = max(1, min(PAGE_SIZE, int(rate)))
-        cursor = None
+        #: where the recorded progress ends: a take-over goes on from here
+        cursor = job.resume_after
         try:
             while True:
                 await bucket.take(page)
-                envelopes, cursor = await self._store.scan_envelopes(tenant, selection, cursor, page)
+                envelopes, after = await self._store.scan_envelopes(tenant, selection, cursor, page)
                 planned: list[Execution] = []
                 for envelope in envelopes:
                     actions = matching(envelope)
@@ -251,27 +292,80 @@ class Replayer:
                     per_action.setdefault(ex.action_name, {"matched": 0, "created": 0})["matched"] += 1
                 for ex in stored:
                     per_action[ex.action_name]["created"] += 1
-                done = cursor is None or len(envelopes) < page
+                done = after is None or len(envelopes) < page
+                if after is not None:
+                    cursor = after
                 state = ReplayState.SUCCEEDED if done else ReplayState.RUNNING
-                if not await self._store.update_replay_job(tenant, job.id, progress, state):
-                    return  # cancelled meanwhile
-                if done:
-                    return
+                recorded = await self._store.update_replay_job(
+                    tenant, job.id, progress, state, owner=self.owner, until=utcnow() + self.lease, after=cursor
+                )
+                if not recorded or done:
+                    return  # cancelled meanwhile, or taken over after this process stalled; or done
         except asyncio.CancelledError:
-            progress["error"] = "the server stopped before the replay ended; replaying again creates only the rest"
+            # this process stops (or the job was cancelled): another process goes on from the
+            # recorded progress at once
             with contextlib.suppress(Exception):
-                await asyncio.shield(self._store.update_replay_job(tenant, job.id, progress, ReplayState.FAILED))
+                await asyncio.shield(self._store.release_replay_job(tenant, job.id, self.owner))
             raise
-        except NeoActionsError as exc:
+        except _CANNOT_GO_ON as exc:
             log.warning("replay %s of tenant %s failed: %s", job.id, tenant, exc)
-            progress["error"] = str(exc)
-            await self._store.update_replay_job(tenant, job.id, progress, ReplayState.FAILED)
+            await self._fail(tenant, job, str(exc))
+        except Exception as exc:
+            # the store or a hand-on failed for now: the job is taken over again (by this process
+            # or another) once its lease is given up, from its recorded progress
+            log.warning("replay %s of tenant %s stopped, to be taken over: %s", job.id, tenant, exc)
+            with contextlib.suppress(Exception):
+                await self._store.release_replay_job(tenant, job.id, self.owner)
 
-    async def fail_stale(self, tenant: str) -> int:
-        """Jobs no process has recorded progress of for :data:`STALE_AFTER_SECONDS` are marked
-        failed (their process died without saying so), so watchers see them end."""
-        before = utcnow() - timedelta(seconds=STALE_AFTER_SECONDS)
-        return await self._store.fail_stale_replay_jobs(tenant, before, STALE_ERROR)
+    async def _fail(self, tenant: str, job: ReplayJobRecord, error: str) -> None:
+        stored = await self._store.get_replay_job(tenant, job.id)
+        progress = stored.progress
+        progress["error"] = error
+        await self._store.update_replay_job(
+            tenant, job.id, progress, ReplayState.FAILED, owner=self.owner, after=stored.resume_after
+        )
+
+    async def take_over(self, tenant: str) -> list[str]:
+        """Claim the tenant's running jobs whose lease expired (their process died or gave them
+        up) and go on with each from its recorded progress; the ids of those taken over."""
+        now = utcnow()
+        jobs = await self._store.claim_replay_jobs(tenant, self.owner, now, now + self.lease, MAX_CLAIM)
+        if not jobs:
+            return []
+        if self._prepare is not None:
+            await self._prepare(tenant)
+        taken: list[str] = []
+        for job in jobs:
+            if (tenant, job.id) in self._jobs:
+                continue  # still ending here after its lease lapsed; its next update finds it lost
+            try:
+                spec = job.spec
+                selection = selection_from_json(spec["selection"])
+                rate = min(float(spec["events_per_second"]), self.max_events_per_second)
+                matching = self._matching(tenant, tuple(spec.get("actions", ())))
+                for name in ("events_scanned", "events_matched", "executions_created", "already_replayed"):
+                    job.progress.setdefault(name, 0)
+                job.progress.setdefault("actions", {})
+            except (NeoActionsError, KeyError, TypeError, ValueError) as exc:
+                log.warning("replay %s of tenant %s cannot go on: %s", job.id, tenant, exc)
+                await self._fail(tenant, job, f"the replay cannot go on: {exc}")
+                continue
+            log.info("taking over replay %s of tenant %s after event %s", job.id, tenant, job.resume_after)
+            self._launch(tenant, job, selection, matching, rate)
+            taken.append(job.id)
+        return taken
+
+    async def keep(self, tenants: Callable[[], Awaitable[list[str]]]) -> None:
+        """Forever: take over the jobs whose process is gone, every half lease (at once on start,
+        so the jobs a stopped process gave up go on without waiting)."""
+        interval = max(0.5, self.lease.total_seconds() / 2)
+        while True:
+            try:
+                for tenant in await tenants():
+                    await self.take_over(tenant)
+            except NeoActionsError as exc:
+                log.warning("taking over replays failed: %s", exc)
+            await asyncio.sleep(interval)
 
     async def get(self, tenant: str, job_id: str) -> ReplayJobRecord:
         return await self._store.get_replay_job(tenant, job_id)
@@ -305,7 +399,8 @@ class Replayer:
             await asyncio.gather(task, return_exceptions=True)
 
     async def stop(self) -> None:
-        """Stop every job of this process (each is recorded failed, to be run again)."""
+        """Stop every job of this process, giving up their leases: another process (or the next
+        start of this one) goes on with each from its recorded progress."""
         tasks = list(self._jobs.values())
         for task in tasks:
             task.cancel()
@@ -318,6 +413,7 @@ __all__ = [
     "ReplayReport",
     "ReplayRequest",
     "Replayer",
+    "new_owner",
     "plan_replay",
     "replay_key",
     "selection_from_json",

@@ -11,7 +11,13 @@ from neoactions.domain.model import Action, Execution, ExecutionMode, ExecutionS
 from neoactions.server.bus import UpdateBus
 from neoactions.server.eventstore.backtest import BacktestReport, Candidate, backtest
 from neoactions.server.eventstore.port import EventSelection, ReplayJobRecord
-from neoactions.server.eventstore.replay import DEFAULT_EVENTS_PER_SECOND, Replayer, ReplayReport, ReplayRequest
+from neoactions.server.eventstore.replay import (
+    DEFAULT_EVENTS_PER_SECOND,
+    LEASE_SECONDS,
+    Replayer,
+    ReplayReport,
+    ReplayRequest,
+)
 from neoactions.server.eventstore.retention import RetentionKeeper
 from neoactions.server.matching import Matcher
 from neoactions.server.store import Store
@@ -36,6 +42,7 @@ class EventStoreTools:
         scheduler_wakeup: Wakeup | None,
         tenants: Callable[[], Awaitable[list[str]]],
         replay_events_per_second: float = DEFAULT_EVENTS_PER_SECOND,
+        lease_seconds: float = LEASE_SECONDS,
     ) -> None:
         self._store = store
         self._matcher = matcher
@@ -43,8 +50,20 @@ class EventStoreTools:
         self._bus = bus
         self._outbox = outbox
         self._wakeup = scheduler_wakeup
-        self.replayer = Replayer(store, matcher, self._created, replay_events_per_second)
-        self.retention = RetentionKeeper(store, tenants, also=self.replayer.fail_stale)
+        self._tenants = tenants
+        self.replayer = Replayer(
+            store,
+            matcher,
+            self._created,
+            replay_events_per_second,
+            lease_seconds=lease_seconds,
+            prepare=catalog.ensure_loaded,
+        )
+        self.retention = RetentionKeeper(store, tenants)
+
+    async def take_over_replays(self) -> None:
+        """Forever: go on with the replay jobs whose process is gone (see :mod:`.replay`)."""
+        await self.replayer.keep(self._tenants)
 
     async def _created(self, tenant: str, executions: list[Execution]) -> None:
         """Hand replayed executions on as a publish does: announce, queue, wake the scheduler."""

@@ -136,12 +136,24 @@ class MemoryEventArchive:
             raise replay_not_found(tenant, job_id)
         return _job_copy(job)
 
-    async def update_replay_job(self, tenant: str, job_id: str, progress: dict[str, Any], state: ReplayState) -> bool:
+    async def update_replay_job(
+        self,
+        tenant: str,
+        job_id: str,
+        progress: dict[str, Any],
+        state: ReplayState,
+        *,
+        owner: str = "",
+        until: datetime | None = None,
+        after: Cursor | None = None,
+    ) -> bool:
         t = await self._tables(tenant)
         job = t.replay_jobs.get(canonical_id(job_id, "replay.id"))
-        if job is None or job.state is not ReplayState.RUNNING:
+        if job is None or job.state is not ReplayState.RUNNING or job.owner != owner:
             return False
         job.progress, job.state, job.updated_at = _copy(progress), state, utcnow()
+        job.lease_expires_at = None if state.is_final else until
+        job.resume_after = after
         return True
 
     async def cancel_replay_job(self, tenant: str, job_id: str) -> ReplayJobRecord:
@@ -151,16 +163,32 @@ class MemoryEventArchive:
         if job is None:
             raise replay_not_found(tenant, job_id)
         if job.state is ReplayState.RUNNING:
-            job.state, job.updated_at = ReplayState.CANCELLED, utcnow()
+            job.state, job.updated_at, job.lease_expires_at = ReplayState.CANCELLED, utcnow(), None
         return _job_copy(job)
 
-    async def fail_stale_replay_jobs(self, tenant: str, before: datetime, error: str) -> int:
+    async def claim_replay_jobs(
+        self, tenant: str, owner: str, now: datetime, until: datetime, limit: int
+    ) -> list[ReplayJobRecord]:
         t = await self._tables(tenant)
-        stale = [j for j in t.replay_jobs.values() if j.state is ReplayState.RUNNING and j.updated_at < before]
-        for job in stale:
-            job.progress = {**job.progress, "error": error}
-            job.state, job.updated_at = ReplayState.FAILED, utcnow()
-        return len(stale)
+        expired = sorted(
+            (
+                j
+                for j in t.replay_jobs.values()
+                if j.state is ReplayState.RUNNING and (j.lease_expires_at is None or j.lease_expires_at < now)
+            ),
+            key=lambda j: (j.created_at, j.id),
+        )[: max(0, limit)]
+        for job in expired:
+            job.owner, job.lease_expires_at, job.updated_at = owner, until, now
+        return [_job_copy(j) for j in expired]
+
+    async def release_replay_job(self, tenant: str, job_id: str, owner: str) -> bool:
+        t = await self._tables(tenant)
+        job = t.replay_jobs.get(canonical_id(job_id, "replay.id"))
+        if job is None or job.state is not ReplayState.RUNNING or job.owner != owner:
+            return False
+        job.lease_expires_at = None
+        return True
 
     # --- retention ---------------------------------------------------------------------
 
@@ -225,7 +253,7 @@ class MemoryEventArchive:
 
 
 def _job_copy(job: ReplayJobRecord) -> ReplayJobRecord:
-    return ReplayJobRecord(job.id, job.state, _copy(job.spec), _copy(job.progress), job.created_at, job.updated_at)
+    return dataclasses.replace(job, spec=_copy(job.spec), progress=_copy(job.progress))
 
 
 def _copy(doc: dict[str, Any]) -> dict[str, Any]:

@@ -22,6 +22,8 @@ from neoactions.server.eventstore.port import (
     RetentionPolicy,
     StoreUsage,
     TableUsage,
+    decode_cursor,
+    encode_cursor,
     replay_not_found,
 )
 from neoactions.server.persistence.codec import (
@@ -42,6 +44,7 @@ _SCAN_COLUMNS = (
     "id, type, source, subject, aggregate_type, aggregate_id, time, data, metadata, correlation_id, causation_id"
 )
 _FINAL = ", ".join(f"'{s.value}'" for s in sorted(FINAL_STATUSES))
+_JOB_COLUMNS = "id, state, spec, progress, created_at, updated_at, owner, lease_expires_at, resume_after"
 _USAGE_TABLES = ("events", "executions", "attempts", "actions", "action_versions")
 
 
@@ -161,20 +164,26 @@ class SqlEventArchive:
             progress=d.dec_json(row[3]),
             created_at=d.dec_time(row[4]),
             updated_at=d.dec_time(row[5]),
+            owner=row[6],
+            lease_expires_at=d.dec_time(row[7]) if row[7] is not None else None,
+            resume_after=decode_cursor(row[8]),
         )
 
     async def create_replay_job(self, tenant: str, job: ReplayJobRecord) -> None:
         d = self.dialect
         async with self._tx(tenant, write=True) as (tx, q):
             await tx.execute(
-                f"INSERT INTO {q.prefix}replay_jobs (id, state, spec, progress, created_at, updated_at)"
-                " VALUES ($1, $2, $3, $4, $5, $6)",
+                f"INSERT INTO {q.prefix}replay_jobs (id, state, spec, progress, created_at, updated_at,"
+                " owner, lease_expires_at, resume_after) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 canonical_id(job.id, "replay.id"),
                 job.state.value,
                 d.enc_json(job.spec),
                 d.enc_json(job.progress),
                 d.enc_time(job.created_at),
                 d.enc_time(job.updated_at),
+                job.owner,
+                d.enc_time(job.lease_expires_at) if job.lease_expires_at is not None else None,
+                encode_cursor(job.resume_after),
             )
 
     async def get_replay_job(self, tenant: str, job_id: str) -> ReplayJobRecord:
@@ -182,24 +191,36 @@ class SqlEventArchive:
         if key is None:
             raise replay_not_found(tenant, job_id)
         async with self._tx(tenant, write=False) as (tx, q):
-            row = await tx.fetchrow(
-                f"SELECT id, state, spec, progress, created_at, updated_at FROM {q.prefix}replay_jobs WHERE id = $1",
-                key,
-            )
+            row = await tx.fetchrow(f"SELECT {_JOB_COLUMNS} FROM {q.prefix}replay_jobs WHERE id = $1", key)
         if row is None:
             raise replay_not_found(tenant, job_id)
         return self._job(row)
 
-    async def update_replay_job(self, tenant: str, job_id: str, progress: dict[str, Any], state: ReplayState) -> bool:
+    async def update_replay_job(
+        self,
+        tenant: str,
+        job_id: str,
+        progress: dict[str, Any],
+        state: ReplayState,
+        *,
+        owner: str = "",
+        until: datetime | None = None,
+        after: Cursor | None = None,
+    ) -> bool:
         d = self.dialect
+        lease = d.enc_time(until) if until is not None and not state.is_final else None
         async with self._tx(tenant, write=True) as (tx, q):
             row = await tx.fetchrow(
-                f"UPDATE {q.prefix}replay_jobs SET progress = $2, state = $3, updated_at = $4"
-                " WHERE id = $1 AND state = 'running' RETURNING id",
+                f"UPDATE {q.prefix}replay_jobs SET progress = $2, state = $3, updated_at = $4,"
+                " lease_expires_at = $5, resume_after = $6"
+                " WHERE id = $1 AND state = 'running' AND owner = $7 RETURNING id",
                 canonical_id(job_id, "replay.id"),
                 d.enc_json(progress),
                 state.value,
                 d.enc_time(utcnow()),
+                lease,
+                encode_cursor(after),
+                owner,
             )
         return row is not None
 
@@ -209,31 +230,43 @@ class SqlEventArchive:
             raise replay_not_found(tenant, job_id)
         async with self._tx(tenant, write=True) as (tx, q):
             await tx.execute(
-                f"UPDATE {q.prefix}replay_jobs SET state = 'cancelled', updated_at = $2"
+                f"UPDATE {q.prefix}replay_jobs SET state = 'cancelled', updated_at = $2, lease_expires_at = NULL"
                 " WHERE id = $1 AND state = 'running'",
                 key,
                 self.dialect.enc_time(utcnow()),
             )
         return await self.get_replay_job(tenant, job_id)
 
-    async def fail_stale_replay_jobs(self, tenant: str, before: datetime, error: str) -> int:
+    async def claim_replay_jobs(
+        self, tenant: str, owner: str, now: datetime, until: datetime, limit: int
+    ) -> list[ReplayJobRecord]:
+        if limit <= 0:
+            return []
         d = self.dialect
+        # SQLite serializes writers (the claim is one write transaction); PostgreSQL skips rows
+        # another process is claiming at the same moment
+        lock = " FOR UPDATE SKIP LOCKED" if d.name == "postgres" else ""
         async with self._tx(tenant, write=True) as (tx, q):
             rows = await tx.fetch(
-                f"SELECT id, progress FROM {q.prefix}replay_jobs WHERE state = 'running' AND updated_at < $1",
-                d.enc_time(before),
+                f"UPDATE {q.prefix}replay_jobs SET owner = $1, lease_expires_at = $2, updated_at = $3"
+                f" WHERE id IN (SELECT id FROM {q.prefix}replay_jobs WHERE state = 'running'"
+                f" AND (lease_expires_at IS NULL OR lease_expires_at < $3) ORDER BY created_at, id"
+                f" LIMIT {int(limit)}{lock}) AND state = 'running' RETURNING {_JOB_COLUMNS}",
+                owner,
+                d.enc_time(until),
+                d.enc_time(now),
             )
-            for row in rows:
-                progress = dict(d.dec_json(row[1]) or {})
-                progress["error"] = error
-                await tx.execute(
-                    f"UPDATE {q.prefix}replay_jobs SET state = 'failed', progress = $2, updated_at = $3"
-                    " WHERE id = $1 AND state = 'running'",
-                    row[0],
-                    d.enc_json(progress),
-                    d.enc_time(utcnow()),
-                )
-        return len(rows)
+        return sorted((self._job(r) for r in rows), key=lambda j: (j.created_at, j.id))
+
+    async def release_replay_job(self, tenant: str, job_id: str, owner: str) -> bool:
+        async with self._tx(tenant, write=True) as (tx, q):
+            row = await tx.fetchrow(
+                f"UPDATE {q.prefix}replay_jobs SET lease_expires_at = NULL"
+                " WHERE id = $1 AND state = 'running' AND owner = $2 RETURNING id",
+                canonical_id(job_id, "replay.id"),
+                owner,
+            )
+        return row is not None
 
     # --- retention ---------------------------------------------------------------------
 
