@@ -48,6 +48,11 @@ _JOB_COLUMNS = "id, state, spec, progress, created_at, updated_at, owner, lease_
 _USAGE_TABLES = ("events", "executions", "attempts", "actions", "action_versions")
 
 
+def _expired(now: str) -> str:
+    """Running replay jobs whose lease ran out before the parameter ``now`` (or was given up)."""
+    return f"state = 'running' AND (lease_expires_at IS NULL OR lease_expires_at < {now})"
+
+
 def selection_where(d: Dialect, s: EventSelection, after: Cursor | None) -> tuple[str, list[Any]]:
     """The WHERE clause (possibly empty) of ``s`` after ``after``, with its ``$n`` parameters."""
     clauses: list[str] = []
@@ -246,11 +251,18 @@ class SqlEventArchive:
         # SQLite serializes writers (the claim is one write transaction); PostgreSQL skips rows
         # another process is claiming at the same moment
         lock = " FOR UPDATE SKIP LOCKED" if d.name == "postgres" else ""
+        async with self._tx(tenant, write=False) as (tx, q):
+            # every process looks often: a read first, so a look that finds nothing writes nothing
+            found = await tx.fetchrow(
+                f"SELECT id FROM {q.prefix}replay_jobs WHERE {_expired('$1')} LIMIT 1", d.enc_time(now)
+            )
+        if found is None:
+            return []
         async with self._tx(tenant, write=True) as (tx, q):
             rows = await tx.fetch(
                 f"UPDATE {q.prefix}replay_jobs SET owner = $1, lease_expires_at = $2, updated_at = $3"
-                f" WHERE id IN (SELECT id FROM {q.prefix}replay_jobs WHERE state = 'running'"
-                f" AND (lease_expires_at IS NULL OR lease_expires_at < $3) ORDER BY created_at, id"
+                f" WHERE id IN (SELECT id FROM {q.prefix}replay_jobs WHERE {_expired('$3')}"
+                " ORDER BY created_at, id"
                 f" LIMIT {int(limit)}{lock}) AND state = 'running' RETURNING {_JOB_COLUMNS}",
                 owner,
                 d.enc_time(until),
