@@ -146,6 +146,7 @@ class Engine:
             changes=self.changes,
             actions_using=self._actions_using,
             disable_action=self._disable_for_plugin,
+            versions_in_use=self._plugin_versions_in_use,
         )
         self.leases = LeaseKeeper(store, new_owner(), settings.lease_seconds)
         due = self._due = DueWork(outbox=Wakeup(), scheduler=Wakeup() if settings.runs_work else None)
@@ -741,6 +742,22 @@ class Engine:
 
     async def _disable_for_plugin(self, tenant: str, name: str) -> None:
         await self.actions.set_enabled(tenant, name, False)
+
+    async def _plugin_versions_in_use(self, type_names: Sequence[str]) -> tuple[list[str], list[str]]:
+        """The handler versions of unfinished executions of these types ("" unresolved, or when
+        there are too many to look at) and the version ranges of enabled actions using them."""
+        wanted = set(type_names)
+        running: list[str] = []
+        ranges: list[str] = []
+        limit = 10_000
+        for tenant in await self.tenant_slugs():
+            unfinished = await self.store.unfinished_executions(tenant, limit)
+            if len(unfinished) >= limit:
+                running.append("")
+            running += [x.handler_version for x in unfinished if x.handler_type in wanted]
+            actions = await self.store.all_actions(tenant)
+            ranges += [a.handler.version for a in actions if a.enabled and a.handler.type in wanted]
+        return running, ranges
 
     # --- cancel, retry, dead letters ---------------------------------------------------------
     async def cancel_execution(self, caller: Caller, tenant: str, execution_id: str, reason: str = "") -> Execution:

@@ -10,9 +10,12 @@ nothing stored and nothing registered.
 
 Update installs a newer version beside the old ones: executions that started on an old
 version finish on it (an execution resolves its handler version once), and new
-executions take the newest version the action's range allows. Uninstall removes every
-version, refused while enabled actions use the plugin's types unless forced, which
-disables those actions first.
+executions take the newest version the action's range allows. The previous version stays;
+older ones are removed when nothing uses them (:meth:`PluginHost.prune`). Uninstall removes
+every version, refused while enabled actions use the plugin's types unless forced, which
+disables those actions first. Removing a version removes its stored artifact and this
+process's local files of it (:mod:`neoactions.server.pluginhost.cleanup`) once no installed
+version shares the artifact.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from neoactions.plugins.registry import Fetched, Registry, RegistryEntry, Unreac
 from neoactions.plugins.signing import TrustedKeys
 from neoactions.plugins.versions import RangeError, parse_range, parse_version
 from neoactions.server.changes import ActionChangeFeed, LocalChangeFeed
+from neoactions.server.pluginhost.cleanup import remove_local
 from neoactions.server.pluginhost.container import container_handler_types
 from neoactions.server.pluginhost.port import PluginStore
 from neoactions.server.pluginhost.python import python_handler_types
@@ -49,6 +53,9 @@ SUPPORTED_KINDS = ("wasm", "container", "python-sidecar")
 #: ``(tenant, action)`` of the enabled actions using any of the given handler types
 ActionsUsing = Callable[[Sequence[str]], Awaitable[list[tuple[str, str]]]]
 DisableAction = Callable[[str, str], Awaitable[None]]
+#: for the given handler types: the ``handler_version`` of every unfinished execution ("" when
+#: not resolved yet) and the version range of every enabled action
+VersionsInUse = Callable[[Sequence[str]], Awaitable[tuple[list[str], list[str]]]]
 
 
 def server_version() -> str:
@@ -115,6 +122,7 @@ class PluginHost:
         changes: ActionChangeFeed | None = None,
         actions_using: ActionsUsing | None = None,
         disable_action: DisableAction | None = None,
+        versions_in_use: VersionsInUse | None = None,
         version: str = "",
     ) -> None:
         self._store = store
@@ -125,6 +133,7 @@ class PluginHost:
         self._changes: ActionChangeFeed = changes or LocalChangeFeed()
         self._actions_using = actions_using
         self._disable_action = disable_action
+        self._versions_in_use = versions_in_use
         self.server_version = version or server_version()
         #: (name, version) -> the installed record and its registered handler types
         self._loaded: dict[tuple[str, str], tuple[InstalledPlugin, list[HandlerType]]] = {}
@@ -140,8 +149,10 @@ class PluginHost:
         """Follow the store: register versions installed elsewhere, remove those uninstalled."""
         async with self._lock:
             rows = {(p.name, p.version): p for p in await self._store.list_plugins(name)}
+            gone = []
             for key in [k for k in self._loaded if (not name or k[0] == name) and k not in rows]:
-                await self._deactivate(key)
+                gone += await self._deactivate(key)
+            await self._remove_local(gone)
             for key, row in rows.items():
                 if key in self._loaded:
                     continue
@@ -290,7 +301,45 @@ class PluginHost:
         current, _ = self._loaded[(name, versions[-1])]
         given = parse_grants(grants) if grants else list(current.grants)
         registry = current.registry if current.registry in self._registries else ""
-        return await self._install(name, wanted, registry, given, by, newer_than=versions[-1])
+        row = await self._install(name, wanted, registry, given, by, newer_than=versions[-1])
+        if await self.prune(name):
+            await self._changes.publish(TOPIC, name)
+        return row
+
+    async def prune(self, name: str) -> list[str]:
+        """Remove the versions of ``name`` older than the two newest that nothing needs: no
+        unfinished execution resolved to them, and no enabled action's range picks them. The
+        previous version always stays (executions in flight on it finish there); while an
+        unfinished execution has not resolved its version yet, nothing is removed. Returns
+        the versions removed (from the store and from this process, with their local files)."""
+        versions = self.installed_versions(name)
+        if len(versions) <= 2 or self._versions_in_use is None:
+            return []
+        type_names = sorted({t.name for v in versions for t in self._loaded[(name, v)][1]})
+        running, ranges = await self._versions_in_use(type_names)
+        if "" in running:
+            return []
+        keep = set(running)
+        for wanted in ranges:
+            try:
+                best = parse_range(wanted).best(versions)
+            except RangeError:
+                continue
+            if best is not None:
+                keep.add(best)
+        removed: list[str] = []
+        async with self._lock:
+            gone = []
+            for version in versions[:-2]:
+                if version in keep or (name, version) not in self._loaded:
+                    continue
+                await self._store.delete_plugin(name, version)
+                gone += await self._deactivate((name, version))
+                removed.append(version)
+            await self._remove_local(gone)
+        if removed:
+            log.info("plugin %s: removed versions %s, no longer used", name, ", ".join(removed))
+        return removed
 
     async def uninstall(self, name: str, force: bool = False) -> Removed:
         versions = self.installed_versions(name)
@@ -313,8 +362,10 @@ class PluginHost:
                 disabled.append(f"{tenant}/{action}")
         async with self._lock:
             await self._store.delete_plugin(name)
+            gone = []
             for version in versions:
-                await self._deactivate((name, version))
+                gone += await self._deactivate((name, version))
+            await self._remove_local(gone)
         await self._changes.publish(TOPIC, name)
         return Removed(versions, disabled)
 
@@ -444,12 +495,27 @@ class PluginHost:
             raise
         self._loaded[(row.name, row.version)] = (row, types)
 
-    async def _deactivate(self, key: tuple[str, str]) -> None:
+    async def _deactivate(self, key: tuple[str, str]) -> list[InstalledPlugin]:
+        """Unregister (and close) a version's handler types; returns its record ([] when it
+        was not loaded)."""
         entry = self._loaded.pop(key, None)
         if entry is None:
-            return
+            return []
         for handler_type in entry[1]:
             await self._registry.remove(handler_type.name, handler_type.version)
+        return [entry[0]]
+
+    async def _remove_local(self, rows: Sequence[InstalledPlugin]) -> None:
+        """This process's files (and loaded image) of the removed versions whose artifact no
+        loaded version still uses."""
+        used = {row.artifact_sha256 for row, _ in self._loaded.values()}
+        for sha in sorted({r.artifact_sha256 for r in rows} - used):
+            row = next(r for r in rows if r.artifact_sha256 == sha)
+            try:
+                kind = parse_manifest(row.manifest).kind
+            except NeoActionsError:
+                continue
+            await remove_local(self._registry, kind, sha)
 
 
 def with_plugin_changes(

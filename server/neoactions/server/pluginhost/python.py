@@ -157,12 +157,15 @@ class SidecarProcess:
         try:
             await asyncio.wait({serving, exited}, return_when=asyncio.FIRST_COMPLETED)
             died = exited.done()
+            # decided before the loser is cancelled: a task being cancelled is neither done
+            # nor cancelled yet, and asking it for its exception would raise
+            ok = serving.done() and not serving.cancelled() and serving.exception() is None
         finally:
             client.active -= 1
             exited.cancel()
             if not serving.done():
                 serving.cancel()
-        if not serving.cancelled() and serving.exception() is None:
+        if ok:
             return
         await self.close()
         tail = self.log_path.read_text(errors="replace")[-800:].strip() if self.log_path.exists() else ""
