@@ -25,18 +25,29 @@ ACTION = {
 }
 
 
-@pytest.fixture
-def slow_replays_server(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServerProcess]:
+def _slow_replays(store_url: str, log: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServerProcess]:
     # a short lease, so the restarted server takes the killed one's job over within seconds
     monkeypatch.setenv("NEOACTIONS_LEASE_SECONDS", "2")
     monkeypatch.setenv("NEOACTIONS_VISIBILITY_TIMEOUT_SECONDS", "2")
     monkeypatch.setenv("NEOACTIONS_REPLAY_EVENTS_PER_SECOND", str(RATE))
-    proc = ServerProcess(store_url, tmp_path / "server.log")
+    proc = ServerProcess(store_url, log)
     proc.start()
     try:
         yield proc
     finally:
         proc.stop()
+
+
+@pytest.fixture
+def slow_replays_server(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServerProcess]:
+    """Both stores."""
+    yield from _slow_replays(store_url, tmp_path / "server.log", monkeypatch)
+
+
+@pytest.fixture
+def slow_replays_sqlite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServerProcess]:
+    """The embedded store only (the stop path is the same code on both)."""
+    yield from _slow_replays(str(tmp_path / "data"), tmp_path / "server.log", monkeypatch)
 
 
 async def test_a_replay_goes_on_after_its_server_is_killed(slow_replays_server: ServerProcess) -> None:
@@ -80,8 +91,8 @@ async def test_a_replay_goes_on_after_its_server_is_killed(slow_replays_server: 
         assert set(replays.values()) == {1}
 
 
-async def test_a_server_stopping_gives_its_replay_to_the_next_start(slow_replays_server: ServerProcess) -> None:
-    server = slow_replays_server
+async def test_a_server_stopping_gives_its_replay_to_the_next_start(slow_replays_sqlite: ServerProcess) -> None:
+    server = slow_replays_sqlite
     async with tenant_client(server.target) as client:
         tenant = client.tenant
         await client.publish_many([{"type": "orders.created", "data": {"amount": 200}} for _ in range(RATE * 3)])

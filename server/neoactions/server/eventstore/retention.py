@@ -65,7 +65,7 @@ class RetentionKeeper:
         also: Callable[[str], Awaitable[object]] | None = None,
     ) -> None:
         self._store = store
-        #: other per-tenant upkeep run in the same sweep (stale replay jobs)
+        #: other per-tenant upkeep run in the same sweep
         self._also = also
         self._tenants = tenants
         self._interval = interval_seconds
