@@ -23,6 +23,7 @@ from neoactions.domain.errors import FailedPrecondition
 from neoactions.domain.model import ExecutionStatus
 from neoactions.plugins import authoring, registry, signing
 from neoactions.plugins.manifest import MANIFEST_FILE
+from neoactions.server.pluginhost.cleanup import archive_image
 from tests.conftest import ROOT, require_service
 from tests.e2e.conftest import ServerProcess, module_server
 
@@ -141,7 +142,15 @@ async def test_container_plugins_run_sealed_unless_egress_is_granted(
             await admin.uninstall_plugin(name)
 
 
-async def test_the_example_container_plugin_runs_from_an_action(container_server: ServerProcess) -> None:
+def _image_present(ref: str) -> bool:
+    return subprocess.run(["docker", "image", "inspect", ref], capture_output=True, check=False).returncode == 0
+
+
+async def test_the_example_container_plugin_runs_from_an_action(
+    container_server: ServerProcess, container_registry: tuple[Path, Path, str]
+) -> None:
+    (archive,) = (container_registry[0] / "text-stats" / "1.0.0").glob("*.tar")
+    image_id, _ = archive_image(archive)
     async with AsyncClient(container_server.target, timeout=120) as admin:
         found = {p["name"]: p for p in await admin.search_plugins("stats")}
         assert found["text-stats"]["kind"] == "container"
@@ -158,6 +167,8 @@ async def test_the_example_container_plugin_runs_from_an_action(container_server
         assert stored.status is ExecutionStatus.SUCCEEDED, stored
         assert stored.output == {"characters": 32, "words": 5, "lines": 2, "reading_seconds": 3}
         assert stored.handler_version == "1.0.0"
+        assert _image_present(image_id)  # loaded by the run
         removed = await admin.uninstall_plugin("text-stats", force=True)
         assert removed["disabled_actions"] == ["admin/article-stats"]
+        assert not _image_present(image_id)  # uninstall removed the image it loaded
         await admin.delete_action("article-stats")

@@ -31,26 +31,40 @@ def data_dir(registry: HandlerRegistry) -> Path:
     return Path(str(registry.settings.get("data_dir") or Path(tempfile.gettempdir()) / "neoactions"))
 
 
-def archive_image_id(path: Path) -> str:
-    """The id of the image a ``docker save`` archive holds (``sha256:...``), "" when unreadable."""
+def archive_image(path: Path) -> tuple[str, list[str]]:
+    """The id (``sha256:...``) and tags of the image a ``docker save`` archive holds;
+    ("", []) when unreadable."""
     try:
         with tarfile.open(path) as tar:
             member = tar.extractfile("manifest.json")
             if member is None:
-                return ""
+                return "", []
             entries = json.loads(member.read())
     except (OSError, KeyError, tarfile.TarError, json.JSONDecodeError):
-        return ""
+        return "", []
     if not isinstance(entries, list) or not entries or not isinstance(entries[0], dict):
-        return ""
+        return "", []
     config = str(entries[0].get("Config", ""))
     digest = config.rsplit("/", 1)[-1].removesuffix(".json")
-    return f"sha256:{digest}" if len(digest) == 64 else ""
+    tags = [str(t) for t in entries[0].get("RepoTags") or ()]
+    return (f"sha256:{digest}" if len(digest) == 64 else ""), tags
 
 
-def _remove_image(engine: Any, image_id: str) -> str:
+def archive_image_id(path: Path) -> str:
+    return archive_image(path)[0]
+
+
+def _remove_image(engine: Any, image_id: str, tags: list[str]) -> str:
+    """Untag the archive's tags, then remove the image by id: an image another plugin's
+    archive also tagged (the same build) stays, refused by Docker as still referenced."""
     import docker  # the container runner's dependency: only present where it is
 
+    for tag in tags:
+        try:
+            if engine.api.inspect_image(tag).get("Id") == image_id:
+                engine.api.remove_image(tag)
+        except docker.errors.NotFound:
+            pass
     try:
         engine.api.remove_image(image_id)
     except docker.errors.NotFound:
@@ -71,12 +85,12 @@ async def remove_local(registry: HandlerRegistry, kind: str, sha256: str) -> lis
                 removed.append(str(venv))
         elif kind == "container":
             archive = base / "images" / f"{sha256}.tar"
-            image_id = await asyncio.to_thread(archive_image_id, archive) if archive.is_file() else ""
+            image_id, tags = await asyncio.to_thread(archive_image, archive) if archive.is_file() else ("", [])
             runner = registry.get("container", version="").runner if "container" in registry else None
             engine = getattr(runner, "engine", None)
             if image_id and engine is not None:
                 try:
-                    outcome = await engine.call(_remove_image, engine, image_id)
+                    outcome = await engine.call(_remove_image, engine, image_id, tags)
                 except Exception as exc:  # in use, or Docker down: the image stays
                     log.warning("plugin image %s not removed: %s", image_id, exc)
                 else:
@@ -92,4 +106,4 @@ async def remove_local(registry: HandlerRegistry, kind: str, sha256: str) -> lis
     return removed
 
 
-__all__ = ["archive_image_id", "data_dir", "remove_local"]
+__all__ = ["archive_image", "archive_image_id", "data_dir", "remove_local"]
