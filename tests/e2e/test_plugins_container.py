@@ -26,6 +26,7 @@ from neoactions.plugins.manifest import MANIFEST_FILE
 from neoactions.server.pluginhost.cleanup import archive_image
 from tests.conftest import ROOT, require_service
 from tests.e2e.conftest import ServerProcess, module_server
+from tests.integration.dockerenv import docker_images as docker_images  # the fixture: the test images
 
 HANDLER_C = ROOT / "tests" / "integration" / "images" / "oneshot" / "handler.c"
 DOCKERFILE = 'FROM scratch\nCOPY handler /handler\nUSER 65534:65534\nENTRYPOINT ["/handler"]\n'
@@ -172,3 +173,59 @@ async def test_the_example_container_plugin_runs_from_an_action(
         assert removed["disabled_actions"] == ["admin/article-stats"]
         assert not _image_present(image_id)  # uninstall removed the image it loaded
         await admin.delete_action("article-stats")
+
+
+# -- sidecar mode ---------------------------------------------------------------------------
+#
+# The plugin's image is the python-sidecar test image (built locally by
+# scripts/build-test-images.sh, nothing pulled): a warm container serving the Handler
+# protocol through the Python SDK. Its archive is large (a Debian root with python), so this
+# runs on the embedded store only.
+
+
+@pytest.fixture(scope="module")
+def sidecar_registry(tmp_path_factory: pytest.TempPathFactory, docker_images: dict[str, str]) -> tuple[Path, Path]:
+    base = tmp_path_factory.mktemp("sidecar-plugin")
+    private, public = signing.keygen(base / "keys")
+    directory = base / "sidecar-echo"
+    directory.mkdir()
+    (directory / "Dockerfile").write_text(f"FROM {docker_images['python_sidecar']}\n")
+    manifest = {
+        "name": "sidecar-echo",
+        "version": "1.0.0",
+        "description": "the python-sidecar test handler as a container plugin in sidecar mode",
+        "handler_types": [{"name": "sidecar.echo", "kind": "container", "mode": "sidecar"}],
+        "artifact": {"file": "sidecar-echo.tar", "sha256": "0" * 64},
+        "capabilities": {"memory_mb": 256},
+    }
+    (directory / MANIFEST_FILE).write_text(yaml.safe_dump(manifest, sort_keys=False))
+    authoring.build(directory)
+    authoring.sign_plugin(directory, private)
+    registry.publish(directory, base / "registry")
+    return base / "registry", public
+
+
+async def test_a_container_plugin_in_sidecar_mode_runs_warm(
+    sidecar_registry: tuple[Path, Path], docker_images: dict[str, str], tmp_path: Path
+) -> None:
+    folder, public = sidecar_registry
+    env = {"NEOACTIONS_PLUGIN_REGISTRIES": str(folder), "NEOACTIONS_TRUSTED_PLUGIN_KEYS": str(public)}
+    with module_server("sqlite", tmp_path, env) as server:
+        async with AsyncClient(server.target, timeout=180) as admin:
+            installed = await admin.install_plugin("sidecar-echo")
+            assert installed["kind"] == "container" and installed["signed_by"]
+            handler = {"type": "sidecar.echo", "config": {"greeting": "hej"}}
+            first = await admin.run(handler, {"n": 1})
+            assert first.status is ExecutionStatus.SUCCEEDED, first
+            assert first.output["echo"] == {"n": 1} and first.output["greeting"] == "hej", first.output
+            second = await admin.run(handler, {"n": 2})
+            assert second.status is ExecutionStatus.SUCCEEDED, second
+            # warm: the second execution is served by the same container
+            assert second.output["host"] == first.output["host"], (first.output, second.output)
+            failed = await admin.run(handler, {"mode": "fail"})
+            assert failed.status is ExecutionStatus.FAILED and failed.error is not None
+            assert "asked to fail" in failed.error.message
+            await admin.uninstall_plugin("sidecar-echo")
+    # the plugin's image was the test image under another tag: uninstall removed its own tag only
+    assert _image_present(docker_images["python_sidecar"])
+    assert not _image_present("neoactions-plugin/sidecar-echo:1.0.0")
