@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from neoactions.domain.errors import FailedPrecondition
+from neoactions.domain.errors import FailedPrecondition, InvalidArgument
 from neoactions.plugins import authoring, registry, signing
 from neoactions.plugins.manifest import read_manifest
+from neoactions.plugins.registry import Unreachable
 from neoactions.sandboxes.wasm import register as register_wasm
 from neoactions.server.persistence.memory import MemoryStore
 from neoactions.server.persistence.memory_tables import MemoryData
@@ -116,3 +117,21 @@ async def _store(data: MemoryData | None = None) -> MemoryStore:
     store = MemoryStore(data)
     await store.open()
     return store
+
+
+async def test_search_answers_from_the_registries_that_can_be_read(
+    tmp_path: Path, handler_registry: HandlerRegistry
+) -> None:
+    private, public = signing.keygen(tmp_path / "keys")
+    where = str(_publish(tmp_path, "reachable", private))
+    down = str(tmp_path / "no-such-registry")
+    host = PluginHost(await _store(), handler_registry, registries=[down, where], trusted_keys=[str(public)])
+    assert [e.name for e in await host.search()] == ["reachable"]  # (the dashboard asks this way)
+    unreachable: list[Unreachable] = []
+    assert [e.name for e in await host.search("reach", unreachable=unreachable)] == ["reachable"]
+    assert [u.registry for u in unreachable] == [down]
+    with pytest.raises(InvalidArgument) as unknown:
+        await host.search(registry="http://example.invalid/")
+    assert unknown.value.reason == "UNKNOWN_REGISTRY"
+    row = await host.install("reachable")  # the registry that is down is skipped
+    assert row.registry == where

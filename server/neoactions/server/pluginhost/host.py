@@ -179,10 +179,16 @@ class PluginHost:
     async def search(
         self, text: str = "", registry: str = "", unreachable: list[Unreachable] | None = None
     ) -> list[RegistryEntry]:
-        """What the reachable registries offer; with ``unreachable`` (a list), the registries
-        that cannot be read are appended to it instead of failing the search."""
+        """What the reachable registries offer; the registries that cannot be read are
+        appended to ``unreachable`` (when given; logged either way), never failing the search."""
         self._check_configured(registry)
-        return await asyncio.to_thread(search, self.registries(registry), text, unreachable)
+        down: list[Unreachable] = []
+        found = await asyncio.to_thread(search, self.registries(registry), text, down)
+        for u in down:
+            log.warning("plugin registry %s not searched: %s", u.registry, u.message)
+        if unreachable is not None:
+            unreachable += down
+        return found
 
     def _check_configured(self, registry: str) -> None:
         if registry and registry not in self._registries:
