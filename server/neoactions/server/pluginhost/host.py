@@ -514,7 +514,12 @@ class PluginHost:
     async def _remove_local(self, rows: Sequence[InstalledPlugin]) -> None:
         """This process's files (and loaded image) of the removed versions whose artifact no
         loaded version still uses."""
+        if not rows:
+            return
         used = {row.artifact_sha256 for row, _ in self._loaded.values()}
+        # and what the store holds now: a process sharing this data directory may have
+        # installed the same artifact again meanwhile
+        used |= {p.artifact_sha256 for p in await self._store.list_plugins()}
         for sha in sorted({r.artifact_sha256 for r in rows} - used):
             row = next(r for r in rows if r.artifact_sha256 == sha)
             try:
