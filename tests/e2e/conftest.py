@@ -54,6 +54,9 @@ class ServerProcess:
         env.setdefault("NEOACTIONS_PYTHON_HANDLER_MODULES", "shop")
         if self.store_url.startswith("postgresql://"):
             env["NEOACTIONS_DATABASE_URL"] = self.store_url
+            # local files (plugin artifacts, environments) of this server only, never the
+            # repository's .neoactions shared by every test run
+            env.setdefault("NEOACTIONS_DATA_DIR", str(self.log_path.parent / f"{self.log_path.stem}-files"))
         else:
             env["NEOACTIONS_DATA_DIR"] = self.store_url
         log = self.log_path.open("a")
