@@ -920,7 +920,8 @@ class Client:
     def search_plugins(self, query: str = "", *, registry: str = "") -> list[dict[str, Any]]:
         """The plugins the server's registries offer (name, versions, latest, installed_version...);
         registries that cannot be read are left out (:meth:`search_registries` names them)."""
-        return (self.search_registries(query, registry=registry))["plugins"]
+        plugins: list[dict[str, Any]] = (self.search_registries(query, registry=registry))["plugins"]
+        return plugins
 
     def search_registries(self, query: str = "", *, registry: str = "") -> dict[str, Any]:
         """``{"plugins": [...], "unreachable_registries": [{"registry", "message"}]}``: what the
