@@ -271,16 +271,16 @@ async def _call(channel: grpc.aio.Channel, method: str, request: Message) -> tup
     try:
         if descriptor.client_streaming:
             call = channel.stream_stream(path, lambda m: m.SerializeToString(), response_class.FromString)
-            stream = call(iter([request]), timeout=3)
+            stream = call(iter([request]), timeout=10)
             async for item in stream:
                 seen.append(str(item))
         elif descriptor.server_streaming:
             call_us = channel.unary_stream(path, lambda m: m.SerializeToString(), response_class.FromString)
-            async for item in call_us(request, timeout=1.5):
+            async for item in call_us(request, timeout=10):
                 seen.append(str(item))
         else:
             call_uu = channel.unary_unary(path, lambda m: m.SerializeToString(), response_class.FromString)
-            seen.append(str(await call_uu(request, timeout=10)))
+            seen.append(str(await call_uu(request, timeout=30)))
     except grpc.aio.AioRpcError as exc:
         return exc.code(), "\n".join(seen) + (exc.details() or "")
     return grpc.StatusCode.OK, "\n".join(seen)

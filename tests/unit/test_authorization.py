@@ -10,13 +10,13 @@ import pytest
 from google.protobuf import descriptor_pool
 
 from neoactions.domain.errors import NotFound, PermissionDenied, ResourceExhausted, Unauthenticated
-from neoactions.domain.keys import token_hash
+from neoactions.domain.keys import read_token_file, token_hash
 from neoactions.domain.model import ADMIN_TENANT, utcnow
 from neoactions.server import keys as keys_module
 from neoactions.server.access import Caller, Permission, Role
 from neoactions.server.api.authz import OPEN_SERVICES, RPC_PERMISSIONS
 from neoactions.server.api.servicers import SERVICE_NAMES
-from neoactions.server.keys import KeyAccess, KeyRing, bootstrap, new_key, read_token_file
+from neoactions.server.keys import KeyAccess, KeyRing, bootstrap, new_key
 from neoactions.server.persistence.memory import MemoryStore
 from neoactions.v1 import (  # noqa: F401  (imported for their descriptors in the pool)
     actions_pb2,
@@ -207,3 +207,9 @@ def test_the_services_own_work_passes_the_key_policy_in_every_tenant() -> None:
     for tenant in ("shop", ADMIN_TENANT):
         for permission in Permission:
             KeyAccess().check(SERVICE, tenant, permission)
+
+
+def test_the_roles_clients_know_are_the_roles_the_server_grants() -> None:
+    from neoactions.domain.keys import ROLES
+
+    assert ROLES == tuple(role.value for role in Role)

@@ -18,6 +18,7 @@ import grpc
 import yaml
 
 from neoactions.client._config import CHANNEL_OPTIONS
+from neoactions.domain.keys import read_token_file
 
 #: the config file ``neoactions login`` writes (under ``$XDG_CONFIG_HOME`` when set)
 CONFIG_NAME = "neoactions/config.yaml"
@@ -49,16 +50,6 @@ def profile(name: str | None = None) -> dict[str, Any]:
     return found if isinstance(found, dict) else {}
 
 
-def _read_key(path: Path) -> str | None:
-    try:
-        for line in path.read_text().splitlines():
-            if line.strip():
-                return line.strip()
-    except OSError:
-        return None
-    return None
-
-
 def is_local(target: str) -> bool:
     host = target.rsplit(":", 1)[0] if ":" in target else target
     return host in _LOCAL_HOSTS or host.startswith("unix:")
@@ -85,7 +76,10 @@ def resolve_api_key(api_key: str | None, target: str, data_dir: str | Path | Non
         return str(chosen["api_key"])
     if is_local(target):
         for path in local_key_files(data_dir):
-            key = _read_key(path)
+            try:
+                key = read_token_file(path)
+            except OSError:
+                continue
             if key:
                 return key
     return None

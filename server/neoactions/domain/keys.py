@@ -13,6 +13,7 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from neoactions.domain.errors import NotFound
 from neoactions.domain.model import utcnow
@@ -67,8 +68,18 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def read_token_file(path: Path) -> str | None:
+    """The token a key file holds (its first non-empty line); ``None`` when the file does not
+    exist or holds nothing. Other ``OSError`` (unreadable) is the caller's to say."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    return next((line.strip() for line in text.splitlines() if line.strip()), None)
+
+
 def same_hash(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
-__all__ = ["ROLES", "ApiKey", "key_not_found", "new_token", "same_hash", "token_hash", "token_id"]
+__all__ = ["ROLES", "ApiKey", "key_not_found", "new_token", "read_token_file", "same_hash", "token_hash", "token_id"]

@@ -32,7 +32,7 @@ from neoactions.domain.errors import (
     ResourceExhausted,
     Unauthenticated,
 )
-from neoactions.domain.keys import ROLES, ApiKey, new_token, same_hash, token_hash, token_id
+from neoactions.domain.keys import ROLES, ApiKey, new_token, read_token_file, same_hash, token_hash, token_id
 from neoactions.domain.model import ADMIN_TENANT, utcnow
 from neoactions.server.access import Caller, Permission, Role
 from neoactions.server.store import KeyStore
@@ -268,18 +268,6 @@ def new_key(
 # --- the first key ---------------------------------------------------------------------------
 
 
-def read_token_file(path: Path) -> str | None:
-    """The token a key file holds (its first non-empty line), or ``None`` without one."""
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        return None
-    for line in text.splitlines():
-        if line.strip():
-            return line.strip()
-    return None
-
-
 def write_token_file(path: Path, token: str) -> None:
     """Write ``token`` to ``path``, readable by its owner only."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -327,6 +315,5 @@ __all__ = [
     "missing_key",
     "new_key",
     "parse_role",
-    "read_token_file",
     "write_token_file",
 ]

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
@@ -14,30 +12,10 @@ from rich.table import Table
 
 from neoactions.client.cli import _render
 from neoactions.client.cli._context import CliState, JsonOpt, TenantOpt
+from neoactions.client.cli._times import parse_moment
 from neoactions.domain.audit import AuditEntry
 
 app = typer.Typer(help="The audit log: who changed which configuration, when (admin only).", no_args_is_help=True)
-
-_AGO = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
-
-
-def parse_when(text: str | None, option: str, now: datetime | None = None) -> datetime | None:
-    """``30m``, ``1h``, ``2d``, ``1w`` (that long ago) or an ISO 8601 time (UTC unless it says)."""
-    if not text:
-        return None
-    now = now or datetime.now(UTC)
-    ago = _AGO.match(text.strip().lower())
-    if ago:
-        return now - timedelta(seconds=float(ago.group(1)) * _UNIT_SECONDS[ago.group(2)])
-    try:
-        value = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise typer.BadParameter(
-            f"{text!r} is neither a duration (30m, 1h, 2d, 1w) nor an ISO time (2026-03-01T12:00:00Z)",
-            param_hint=option,
-        ) from None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _change_text(entry: AuditEntry, limit: int = 80) -> str:
@@ -90,7 +68,7 @@ def list_(
 ) -> None:
     """Configuration changes of the tenant, newest first."""
     state = CliState.of(ctx, tenant=tenant, json=json_)
-    start, end = parse_when(since, "--since"), parse_when(until, "--until")
+    start, end = parse_moment(since, "--since"), parse_moment(until, "--until")
     entries: list[AuditEntry] = []
     token = ""
     with state.client() as client:
@@ -112,4 +90,4 @@ def list_(
         _render.out().print("no audit entries match")
 
 
-__all__ = ["app", "audit_table", "parse_when"]
+__all__ = ["app", "audit_table"]

@@ -3,9 +3,8 @@ the event store from the command line."""
 
 from __future__ import annotations
 
-import re
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,12 +17,11 @@ from neoactions.client import _replay as _rp
 from neoactions.client._sync import Client
 from neoactions.client.cli import _render
 from neoactions.client.cli._context import CliState, JsonOpt, TenantOpt
+from neoactions.client.cli._times import parse_duration, parse_moment
 from neoactions.client.declarative import load_file
 
 app = typer.Typer(help="Stored events: list, get, replay, retention.", no_args_is_help=True)
 
-_DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 SinceOpt = Annotated[
     str | None,
@@ -36,29 +34,6 @@ UntilOpt = Annotated[
     typer.Option(help="Events before this time (same forms as --since).", show_default=False),
 ]
 TypeOpt = Annotated[str, typer.Option("--type", help="An event-type pattern: orders.created, orders.*, orders.**.")]
-
-
-def parse_duration(text: str, option: str) -> timedelta:
-    """``45s``, ``90m``, ``24h``, ``30d``, ``2w``."""
-    match = _DURATION.match(text.strip())
-    if match is None:
-        raise typer.BadParameter(f"{text!r} is not a duration like 24h, 30d or 2w", param_hint=option)
-    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
-
-
-def parse_moment(text: str | None, option: str) -> datetime | None:
-    """A date, an ISO time (UTC unless it says) or an age before now."""
-    if text is None:
-        return None
-    if _DURATION.match(text.strip()):
-        return datetime.now(UTC) - parse_duration(text, option)
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise typer.BadParameter(
-            f"{text!r} is neither a date (2026-12-01), an ISO time nor an age (24h)", param_hint=option
-        ) from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 @app.command("list")
@@ -252,7 +227,7 @@ def _human(value: timedelta | None) -> str:
     if not value:
         return "kept forever"
     seconds = int(value.total_seconds())
-    for unit, size in (("w", _UNITS["w"]), ("d", 86400), ("h", 3600), ("m", 60)):
+    for unit, size in (("w", 604_800), ("d", 86_400), ("h", 3600), ("m", 60)):
         if seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
@@ -355,4 +330,4 @@ def _condition_text(c: dict[str, Any]) -> str:
     return f"{c.get('location', '')} ({c.get('kind', '')}) not met"
 
 
-__all__ = ["app", "backtest", "backtest_output", "parse_duration", "parse_moment"]
+__all__ = ["app", "backtest", "backtest_output"]

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable
-from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -18,20 +16,10 @@ from neoactions.client._auth import config_path, read_config
 from neoactions.client._config import DEFAULT_TARGET
 from neoactions.client.cli import _render
 from neoactions.client.cli._context import CliState, JsonOpt, TenantOpt
-from neoactions.domain.keys import ROLES, ApiKey
+from neoactions.client.cli._times import parse_duration
+from neoactions.domain.keys import ROLES, ApiKey, read_token_file
 
 app = typer.Typer(help="API keys: create (shown once), list, revoke (admin role).", no_args_is_help=True)
-
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
-
-
-def parse_duration(text: str, option: str) -> timedelta:
-    """``90s``, ``30m``, ``12h``, ``30d``, ``2w``."""
-    found = _DURATION.match(text.strip().lower())
-    if found is None or float(found.group(1)) <= 0:
-        raise typer.BadParameter(f"{text!r} is not a duration such as 30d, 12h or 2w", param_hint=option)
-    return timedelta(seconds=float(found.group(1)) * _UNIT_SECONDS[found.group(2)])
 
 
 def keys_table(keys: Iterable[ApiKey]) -> None:
@@ -132,11 +120,11 @@ def login(
 ) -> None:
     """Save a server and its API key as a profile in your config file, used from then on."""
     try:
-        token = next((line.strip() for line in api_key_file.read_text().splitlines() if line.strip()), "")
+        token = read_token_file(api_key_file)
     except OSError as exc:
         raise typer.BadParameter(f"cannot read {api_key_file}: {exc.strerror}", param_hint="--api-key-file") from None
     if not token:
-        raise typer.BadParameter(f"{api_key_file} holds no key", param_hint="--api-key-file")
+        raise typer.BadParameter(f"{api_key_file} is missing or holds no key", param_hint="--api-key-file")
     base = ctx.find_object(CliState)
     target = server or (base.server if base is not None else DEFAULT_TARGET)
     path = config_path()
@@ -156,4 +144,4 @@ def login(
         _render.out().print(f"profile {profile!r}: {target}, saved in {path}")
 
 
-__all__ = ["app", "login", "parse_duration"]
+__all__ = ["app", "login"]

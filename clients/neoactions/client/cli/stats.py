@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -12,25 +11,9 @@ from rich.table import Table
 from neoactions.client._stats import ActionHealth, ActionStats
 from neoactions.client.cli import _render
 from neoactions.client.cli._context import CliState, JsonOpt, TenantOpt
+from neoactions.client.cli._times import parse_moment
 
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _LEVEL_STYLE = {"healthy": "green", "degraded": "yellow", "critical": "bold red"}
-
-
-def parse_since(text: str, now: datetime | None = None) -> datetime:
-    """``1h``, ``30m``, ``2d``, ``90s`` before now, or an ISO 8601 time (UTC unless it says)."""
-    now = now or datetime.now(UTC)
-    match = _DURATION.match(text.strip())
-    if match:
-        return now - timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
-    try:
-        when = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise typer.BadParameter(
-            f"{text!r} is neither a duration nor a time (e.g. 1h, 30m, 2d or 2026-03-01T12:00)", param_hint="--since"
-        ) from None
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def _seconds(value: float) -> str:
@@ -87,7 +70,7 @@ def stats(
 ) -> None:
     """Executions that ended since --since: count, success rate, duration percentiles,
     throughput, last error and health."""
-    start = parse_since(since)
+    start = parse_moment(since or "1h", "--since") or datetime.now(UTC)
     state = CliState.of(ctx, tenant=tenant, json=json_)
     with state.client() as client:
         if action:
@@ -118,4 +101,4 @@ def stats(
         console.print("no executions ended in this window")
 
 
-__all__ = ["parse_since", "stats"]
+__all__ = ["stats"]
