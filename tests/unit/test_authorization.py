@@ -212,4 +212,4 @@ def test_the_services_own_work_passes_the_key_policy_in_every_tenant() -> None:
 def test_the_roles_clients_know_are_the_roles_the_server_grants() -> None:
     from neoactions.domain.keys import ROLES
 
-    assert ROLES == tuple(role.value for role in Role)
+    assert tuple(role.value for role in Role) == ROLES
