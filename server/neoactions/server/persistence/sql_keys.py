@@ -127,8 +127,5 @@ class SqlKeysMixin:
                 [(key_id, d.enc_time(at)) for key_id, at in sorted(used.items())],
             )
 
-    async def _delete_tenant_keys(self, tx: Tx, q: Statements, tenant: str) -> None:
-        await tx.execute(f"DELETE FROM {q.prefix}api_keys WHERE tenant = $1", tenant)
-
 
 __all__ = ["KEY_COLUMNS", "SqlKeysMixin", "key_not_found"]
